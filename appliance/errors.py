@@ -1,0 +1,140 @@
+"""The one error hierarchy: every error has a stable ``code`` and a message an admin understands.
+
+Messages live in the message catalogs (``appliance/locales``) under ``error.<code>``; an error
+carries only its code and the parameters the message needs, never personal data.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class SprechzimmerError(Exception):
+    """Base of every error the box reports to a person."""
+
+    code: ClassVar[str] = "error"
+    #: the HTTP status the web layer answers with
+    status: ClassVar[int] = 500
+
+    def __init__(self, code: str | None = None, /, **params: Any) -> None:
+        self.code = code or type(self).code
+        self.params = params
+        super().__init__(self.code)
+
+    def message(self, lang: str = "de") -> str:
+        """The message in ``lang`` from the catalogs."""
+        from appliance.i18n import translate
+
+        return translate(f"error.{self.code}", lang, **self.params)
+
+    def __str__(self) -> str:
+        return self.message("de")
+
+
+class ConfigError(SprechzimmerError):
+    """A setting has a value that is not allowed."""
+
+    code = "config_invalid"
+
+
+# --- vault ------------------------------------------------------------------------------------
+
+
+class VaultError(SprechzimmerError):
+    """Something is wrong with the encrypted store."""
+
+    code = "vault_error"
+    status = 503
+
+
+class VaultSealed(VaultError):
+    """The vault is sealed: a staff member must log in first."""
+
+    code = "vault_sealed"
+
+
+class VaultNotInitialized(VaultError):
+    """There is no vault yet: onboarding has not happened."""
+
+    code = "vault_not_initialized"
+
+
+class VaultAlreadyInitialized(VaultError):
+    """A vault exists already; onboarding cannot run twice."""
+
+    code = "vault_already_initialized"
+    status = 409
+
+
+class WrongCredentials(VaultError):
+    """Password (or member) does not open the vault. Same error for both, on purpose."""
+
+    code = "wrong_credentials"
+    status = 401
+
+
+class WrongRecoveryKey(VaultError):
+    """The recovery key is well-formed but does not open this vault."""
+
+    code = "wrong_recovery_key"
+    status = 401
+
+
+class MalformedRecoveryKey(VaultError):
+    """The recovery key was mistyped (bad characters, length or checksum)."""
+
+    code = "recovery_key_malformed"
+    status = 400
+
+
+class VaultTampered(VaultError):
+    """Authentication of stored data failed: a flipped byte, a foreign file, or a wrong key."""
+
+    code = "vault_tampered"
+
+
+class StorageFull(VaultError):
+    """The disk is full; the change was not stored."""
+
+    code = "storage_full"
+    status = 507
+
+
+# --- practice and web -----------------------------------------------------------------------
+
+
+class NotFound(SprechzimmerError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(SprechzimmerError):
+    code = "conflict"
+    status = 409
+
+
+class InvalidInput(SprechzimmerError):
+    """A field has a value that is not allowed; ``field`` names it."""
+
+    code = "invalid_input"
+    status = 400
+
+
+class PermissionDenied(SprechzimmerError):
+    code = "permission_denied"
+    status = 403
+
+
+class AuthenticationFailed(SprechzimmerError):
+    code = "authentication_failed"
+    status = 401
+
+
+class AccountLocked(SprechzimmerError):
+    code = "account_locked"
+    status = 429
+
+
+class RateLimited(SprechzimmerError):
+    code = "rate_limited"
+    status = 429

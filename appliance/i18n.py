@@ -1,0 +1,50 @@
+"""Message catalogs: German first, English second; the UI and every error read from here."""
+
+from __future__ import annotations
+
+import json
+import string
+from functools import cache
+from importlib import resources
+from typing import Any, Final
+
+LANGUAGES: Final = ("de", "en")
+DEFAULT_LANGUAGE: Final = "de"
+
+
+@cache
+def catalog(lang: str) -> dict[str, str]:
+    """The flat ``key → template`` catalog of ``lang`` (unknown languages get German)."""
+    if lang not in LANGUAGES:
+        lang = DEFAULT_LANGUAGE
+    text = resources.files("appliance").joinpath("locales", f"{lang}.json").read_text("utf-8")
+    return json.loads(text)
+
+
+class _Params(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def translate(key: str, lang: str = DEFAULT_LANGUAGE, /, **params: Any) -> str:
+    """The message for ``key`` in ``lang``, falling back to German and then to the key itself."""
+    template = catalog(lang).get(key) or catalog(DEFAULT_LANGUAGE).get(key) or key
+    return string.Formatter().vformat(template, (), _Params(params))
+
+
+def negotiate(accept_language: str | None) -> str:
+    """Pick a supported language from an ``Accept-Language`` header (German if nothing fits)."""
+    if not accept_language:
+        return DEFAULT_LANGUAGE
+    ranked: list[tuple[float, str]] = []
+    for part in accept_language.split(","):
+        tag, _, q = part.strip().partition(";q=")
+        try:
+            weight = float(q) if q else 1.0
+        except ValueError:
+            continue
+        ranked.append((weight, tag.split("-")[0].lower()))
+    for _, lang in sorted(ranked, key=lambda item: -item[0]):
+        if lang in LANGUAGES:
+            return lang
+    return DEFAULT_LANGUAGE
