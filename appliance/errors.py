@@ -138,3 +138,55 @@ class AccountLocked(SprechzimmerError):
 class RateLimited(SprechzimmerError):
     code = "rate_limited"
     status = 429
+
+
+class NotLoggedIn(SprechzimmerError):
+    """A staff route was called without a valid session."""
+
+    code = "not_logged_in"
+    status = 401
+
+
+class CsrfFailed(SprechzimmerError):
+    """A change was requested without the session's CSRF token or from another origin."""
+
+    code = "csrf_failed"
+    status = 403
+
+
+# --- practice ---------------------------------------------------------------------------------
+
+
+class AuditChainBroken(SprechzimmerError):
+    """The audit log's hash chain does not hold at entry ``seq``: someone altered the log."""
+
+    code = "audit_chain_broken"
+    status = 500
+
+
+class TotpRequired(AuthenticationFailed):
+    """The password is right, but this account also needs the code from the authenticator app."""
+
+    code = "totp_required"
+    status = 401
+
+
+class WrongAccessCode(AuthenticationFailed):
+    """The patient's access code does not match; ``remaining`` attempts are left."""
+
+    code = "wrong_access_code"
+    status = 401
+
+
+class LinkLocked(SprechzimmerError):
+    """The patient link is locked after too many wrong codes until the practice reissues it."""
+
+    code = "link_locked"
+    status = 423
+
+
+class AppointmentClosed(SprechzimmerError):
+    """The appointment is over, cancelled or missed: its link and code no longer open it."""
+
+    code = "appointment_closed"
+    status = 410

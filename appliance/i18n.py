@@ -17,8 +17,13 @@ def catalog(lang: str) -> dict[str, str]:
     """The flat ``key → template`` catalog of ``lang`` (unknown languages get German)."""
     if lang not in LANGUAGES:
         lang = DEFAULT_LANGUAGE
-    text = resources.files("appliance").joinpath("locales", f"{lang}.json").read_text("utf-8")
-    return json.loads(text)
+    merged: dict[str, str] = {}
+    for entry in sorted(resources.files("appliance").joinpath("locales").iterdir(),
+                        key=lambda e: e.name):
+        # "<lang>.json" holds the errors, "<area>.<lang>.json" the texts of one UI area
+        if entry.name == f"{lang}.json" or entry.name.endswith(f".{lang}.json"):
+            merged.update(json.loads(entry.read_text("utf-8")))
+    return merged
 
 
 class _Params(dict[str, Any]):

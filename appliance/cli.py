@@ -1,0 +1,325 @@
+"""The ``sprechzimmer`` command: serve the box, onboard it, manage users, inspect the vault."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import sys
+import tomllib
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from appliance import __version__
+from appliance.config import (
+    EMBEDDED_CONFIG,
+    Settings,
+    default_config_path,
+    load_settings,
+    write_embedded_defaults,
+)
+from appliance.errors import ConfigError, SprechzimmerError
+
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG = 0, 1, 2
+
+DESCRIPTION = """\
+Sprechzimmer – die Videosprechstunde im eigenen Praxisnetz.
+
+Ohne Einstellungsdatei startet die Box mit eingebauten Standardwerten: Daten in ./var,
+Praxis-Oberfläche auf http://127.0.0.1:8080, Patientenseite auf http://127.0.0.1:8081.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sprechzimmer", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"sprechzimmer {__version__}")
+    parser.add_argument(
+        "--config", type=Path, metavar="DATEI",
+        help="Einstellungsdatei (Standard: /etc/sprechzimmer/sprechzimmer.toml auf einer Box, "
+        "sonst ./var/sprechzimmer.toml)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="BEFEHL", required=True)
+
+    serve = commands.add_parser("serve", help="die Box starten (beide Seiten)",
+                                description="Startet Praxis- und Patientenseite.")
+    serve.set_defaults(run=_serve)
+
+    init = commands.add_parser(
+        "init", help="Ersteinrichtung ohne Browser (für die Bereitstellung)",
+        description="Richtet die Box ein: Praxisdaten und erster Admin. Der "
+        "Wiederherstellungsschlüssel wird genau einmal ausgegeben (oder als Notfallblatt "
+        "geschrieben). Werte aus --from-file (TOML mit [practice] und [admin]) oder Optionen.",
+    )
+    init.add_argument("--from-file", type=Path, metavar="DATEI",
+                      help="TOML-Datei mit [practice] und [admin]")
+    for option, text in (
+        ("--practice-name", "Name der Praxis"), ("--bsnr", "Betriebsstättennummer (9 Ziffern)"),
+        ("--street", "Straße und Hausnummer"), ("--postal-code", "Postleitzahl"),
+        ("--city", "Ort"), ("--kv-region", "KV-Bezirk, z. B. NO für Nordrhein"),
+        ("--timezone", "Zeitzone (Standard Europe/Berlin)"),
+        ("--admin-username", "Benutzername des ersten Admins"),
+        ("--admin-name", "Anzeigename des ersten Admins"),
+        ("--admin-lanr", "LANR, wenn der Admin auch Arzt ist"),
+    ):
+        init.add_argument(option, help=text)
+    init.add_argument("--public-url", action="append", metavar="URL",
+                      help="Adresse der Patientenseite (mehrfach möglich)")
+    init.add_argument("--admin-password-file", type=Path, metavar="DATEI",
+                      help="Datei mit dem Admin-Passwort (sonst Abfrage oder Standardeingabe)")
+    init.add_argument("--recovery-key-file", type=Path, metavar="DATEI",
+                      help="den Wiederherstellungsschlüssel in diese Datei schreiben (Modus 0600) "
+                      "statt ihn anzuzeigen")
+    init.set_defaults(run=_init)
+
+    user = commands.add_parser("user", help="Mitarbeiterkonten verwalten",
+                               description="Mitarbeiterkonten verwalten. Ändernde Befehle "
+                               "brauchen die Anmeldung eines Admins (--as) und den gestoppten "
+                               "Dienst.")
+    user_cmds = user.add_subparsers(dest="user_command", metavar="AKTION", required=True)
+    add = user_cmds.add_parser("add", help="Konto anlegen")
+    add.add_argument("username")
+    add.add_argument("--name", required=True, help="Anzeigename")
+    add.add_argument("--role", action="append", required=True,
+                     choices=["doctor", "assistant", "admin"], help="Rolle (mehrfach möglich)")
+    add.add_argument("--lanr", help="LANR (9 Ziffern, für Ärztinnen und Ärzte)")
+    add.add_argument("--password-file", type=Path, metavar="DATEI")
+    add.set_defaults(run=_user_add)
+    lst = user_cmds.add_parser("list", help="Konten auflisten")
+    lst.set_defaults(run=_user_list)
+    passwd = user_cmds.add_parser("passwd", help="Passwort setzen")
+    passwd.add_argument("username")
+    passwd.add_argument("--password-file", type=Path, metavar="DATEI")
+    passwd.set_defaults(run=_user_passwd)
+    remove = user_cmds.add_parser("remove", help="Konto entfernen (Tresor wird neu verschlüsselt)")
+    remove.add_argument("username")
+    remove.set_defaults(run=_user_remove)
+    for sub in (add, lst, passwd, remove):
+        sub.add_argument("--as", dest="actor", metavar="ADMIN",
+                         help="Benutzername des Admins, der die Änderung vornimmt")
+        sub.add_argument("--as-password-file", type=Path, metavar="DATEI",
+                         help="Datei mit dem Passwort des Admins (sonst Abfrage)")
+
+    vault = commands.add_parser("vault", help="den Datentresor prüfen")
+    vault_cmds = vault.add_subparsers(dest="vault_command", metavar="AKTION", required=True)
+    status = vault_cmds.add_parser("status", help="eingerichtet? verschlossen?")
+    status.set_defaults(run=_vault_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = _settings(args.config)
+    except ConfigError as exc:
+        print(f"sprechzimmer: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    run: Callable[[argparse.Namespace, Settings], int] = args.run
+    try:
+        return run(args, settings)
+    except SprechzimmerError as exc:
+        print(f"sprechzimmer: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_ERROR
+
+
+def _settings(config: Path | None) -> Settings:
+    path = config or default_config_path()
+    if config is None and path == EMBEDDED_CONFIG:
+        write_embedded_defaults(path)
+    return load_settings(path)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from appliance.runtime import async_serve, build_services
+
+    services = build_services(settings)
+    asyncio.run(async_serve(settings, services))
+    return EXIT_OK
+
+
+def _read_secret(path: Path | None, prompt: str, *, confirm: bool = False) -> str:
+    """A password from a file, from standard input (not a terminal), or asked for."""
+    if path is not None:
+        return path.read_text("utf-8").rstrip("\r\n")
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(prompt)
+    if confirm and getpass.getpass("Noch einmal: ") != first:
+        raise SystemExit("sprechzimmer: die beiden Eingaben stimmen nicht überein")
+    return first
+
+
+def _init(args: argparse.Namespace, settings: Settings) -> int:
+    from appliance.practice.models import PracticeProfile, Role
+    from appliance.practice.onboarding import onboard
+    from appliance.runtime import build_services
+
+    values: dict[str, Any] = {"practice": {}, "admin": {}}
+    if args.from_file:
+        values = tomllib.loads(args.from_file.read_text("utf-8"))
+    practice, admin = values.get("practice", {}), values.get("admin", {})
+    for key, option in (("name", "practice_name"), ("bsnr", "bsnr"), ("street", "street"),
+                        ("postal_code", "postal_code"), ("city", "city"),
+                        ("kv_region", "kv_region"), ("timezone", "timezone")):
+        if getattr(args, option):
+            practice[key] = getattr(args, option)
+    if args.public_url:
+        practice["public_urls"] = args.public_url
+    for key, option in (("username", "admin_username"), ("display_name", "admin_name"),
+                        ("lanr", "admin_lanr")):
+        if getattr(args, option):
+            admin[key] = getattr(args, option)
+    missing = [f"--{n}" for n, v in (
+        ("practice-name", practice.get("name")), ("bsnr", practice.get("bsnr")),
+        ("street", practice.get("street")), ("postal-code", practice.get("postal_code")),
+        ("city", practice.get("city")), ("kv-region", practice.get("kv_region")),
+        ("admin-username", admin.get("username")), ("admin-name", admin.get("display_name")),
+    ) if not v]
+    if missing:
+        print("sprechzimmer init: es fehlen " + ", ".join(missing), file=sys.stderr)
+        return EXIT_CONFIG
+    password = admin.get("password") or _read_secret(
+        args.admin_password_file, "Passwort des Admins: ", confirm=True
+    )
+    profile = PracticeProfile(
+        name=practice["name"], bsnr=str(practice["bsnr"]), street=practice["street"],
+        postal_code=str(practice["postal_code"]), city=practice["city"],
+        kv_region=practice["kv_region"], timezone=practice.get("timezone", "Europe/Berlin"),
+        public_urls=tuple(practice.get("public_urls") or settings.web.public_urls),
+    )
+    lanr = admin.get("lanr")
+    roles = {Role.ADMIN} | ({Role.DOCTOR} if lanr else set())
+    services = build_services(settings)
+    try:
+        key = onboard(services, profile=profile, username=admin["username"],
+                      display_name=admin["display_name"], password=password, roles=roles,
+                      lanr=lanr)
+    finally:
+        services.vault.close()
+    if args.recovery_key_file:
+        args.recovery_key_file.touch(mode=0o600)
+        args.recovery_key_file.write_text(key.formatted + "\n", "utf-8")
+        print(f"Box eingerichtet. Wiederherstellungsschlüssel in {args.recovery_key_file}.")
+    else:
+        print("Box eingerichtet. Wiederherstellungsschlüssel (wird nur jetzt angezeigt, bitte "
+              "ausdrucken und sicher verwahren):\n")
+        print("    " + key.formatted + "\n")
+    return EXIT_OK
+
+
+def _service_status(settings: Settings) -> dict[str, Any] | None:
+    """The running service's own status, or None when it does not answer on the staff site."""
+    host = settings.web.staff_host[0]
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{settings.web.staff_port}/api/status"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - own LAN address
+            return json.loads(response.read())
+    except (OSError, urllib.error.URLError, ValueError):
+        return None
+
+
+def _vault_status(args: argparse.Namespace, settings: Settings) -> int:
+    from appliance.vault import Vault
+
+    status = Vault(settings.vault.path).status()
+    running = _service_status(settings)
+    print(f"Tresor:        {settings.vault.path}")
+    print(f"Eingerichtet:  {'ja' if status.initialized else 'nein'}")
+    if running is None:
+        print("Dienst:        läuft nicht (oder ist auf der Praxisseite nicht erreichbar)")
+        print("Zustand:       verschlossen (ohne laufenden Dienst ist der Tresor immer zu)")
+    else:
+        sealed = running.get("sealed", True)
+        print("Dienst:        läuft")
+        print("Zustand:       " + ("verschlossen – die erste Anmeldung eines Mitarbeiters "
+                                   "öffnet ihn" if sealed else "offen"))
+    print(f"Konten:        {len(status.members)}")
+    return EXIT_OK
+
+
+def _open_as_admin(args: argparse.Namespace, settings: Settings):  # noqa: ANN202
+    from appliance.practice.models import Role
+    from appliance.runtime import build_services
+
+    if _service_status(settings) is not None:
+        print("sprechzimmer: der Dienst läuft. Bitte Konten in der Praxis-Oberfläche verwalten "
+              "oder den Dienst vorher stoppen (systemctl stop sprechzimmer).", file=sys.stderr)
+        raise SystemExit(EXIT_ERROR)
+    if not args.actor:
+        print("sprechzimmer: bitte mit --as ADMIN angeben, wer die Änderung vornimmt.",
+              file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG)
+    services = build_services(settings)
+    password = _read_secret(args.as_password_file, f"Passwort von {args.actor}: ")
+    member = services.staff.login(args.actor, password)
+    if Role.ADMIN not in member.roles:
+        services.vault.close()
+        print("sprechzimmer: nur ein Admin darf Konten ändern.", file=sys.stderr)
+        raise SystemExit(EXIT_ERROR)
+    return services
+
+
+def _user_add(args: argparse.Namespace, settings: Settings) -> int:
+    from appliance.practice.models import Role
+
+    services = _open_as_admin(args, settings)
+    try:
+        password = _read_secret(args.password_file, f"Passwort für {args.username}: ",
+                                confirm=True)
+        services.staff.add(args.actor, username=args.username, display_name=args.name,
+                           roles=frozenset(Role(r) for r in args.role), password=password,
+                           lanr=args.lanr)
+    finally:
+        services.vault.close()
+    print(f"Konto {args.username} angelegt.")
+    return EXIT_OK
+
+
+def _user_list(args: argparse.Namespace, settings: Settings) -> int:
+    from appliance.vault import Vault
+
+    if not args.actor:
+        for member in Vault(settings.vault.path).status().members:
+            print(member)
+        return EXIT_OK
+    services = _open_as_admin(args, settings)
+    try:
+        for member in services.staff.list():
+            roles = ",".join(sorted(r.value for r in member.roles))
+            print(f"{member.username}\t{member.display_name}\t{roles}")
+    finally:
+        services.vault.close()
+    return EXIT_OK
+
+
+def _user_passwd(args: argparse.Namespace, settings: Settings) -> int:
+    services = _open_as_admin(args, settings)
+    try:
+        password = _read_secret(args.password_file, f"Neues Passwort für {args.username}: ",
+                                confirm=True)
+        services.staff.set_password(args.actor, args.username, password)
+    finally:
+        services.vault.close()
+    print(f"Passwort von {args.username} gesetzt.")
+    return EXIT_OK
+
+
+def _user_remove(args: argparse.Namespace, settings: Settings) -> int:
+    services = _open_as_admin(args, settings)
+    try:
+        services.staff.remove(args.actor, args.username)
+    finally:
+        services.vault.close()
+    print(f"Konto {args.username} entfernt; der Tresor wurde neu verschlüsselt.")
+    return EXIT_OK

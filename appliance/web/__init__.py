@@ -1,0 +1,1 @@
+"""The two aiohttp sites of the box: staff (LAN) and public (patients)."""

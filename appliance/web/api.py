@@ -1,0 +1,113 @@
+"""Declared API endpoints: routing, request validation and the OpenAPI document from one table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from aiohttp import web
+
+from appliance import __version__
+from appliance.errors import InvalidInput
+from appliance.web.schema import Schema, obj, string, validate
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_BODY_BYTES: Final = 64 * 1024
+
+ERROR_SCHEMA: Final = obj(
+    {"error": string(), "message": string(), "remaining": {"type": "integer"},
+     "minutes": {"type": "integer"}, "field": string()},
+    required=("error", "message"),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Endpoint:
+    """One API operation: where it lives, who may call it, what goes in and comes out."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    #: "public" (no login), "staff" (any logged-in member) or a role name
+    access: str = "staff"
+    body: Schema | None = None
+    response: Schema | None = None
+    status: int = 200
+    #: a response that is not JSON (e.g. text/event-stream)
+    content_type: str = "application/json"
+
+    @property
+    def operation_id(self) -> str:
+        """A stable name for the operation (the handler's name)."""
+        return self.handler.__name__.removeprefix("_")
+
+
+async def read_body(request: web.Request, endpoint_body: Schema) -> dict[str, Any]:
+    """The request's JSON body, validated against the endpoint's schema."""
+    if request.content_length and request.content_length > MAX_BODY_BYTES:
+        raise InvalidInput(field="body", detail="zu groß")
+    raw = await request.content.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidInput(field="body", detail="zu groß")
+    try:
+        data = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput(field="body", detail="kein gültiges JSON") from None
+    validate(data, endpoint_body)
+    return data
+
+
+def add_endpoints(app: web.Application, endpoints: Iterable[Endpoint]) -> None:
+    """Register ``endpoints`` on ``app``'s router."""
+    for endpoint in endpoints:
+        app.router.add_route(endpoint.method, endpoint.path, endpoint.handler,
+                             name=endpoint.operation_id)
+
+
+def openapi_document(endpoints: Iterable[Endpoint], *, title: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 description of ``endpoints``."""
+    paths: dict[str, dict[str, Any]] = {}
+    for ep in endpoints:
+        operation: dict[str, Any] = {
+            "operationId": ep.operation_id,
+            "summary": ep.summary,
+            "x-access": ep.access,
+            "responses": {
+                str(ep.status): {
+                    "description": "OK",
+                    "content": {ep.content_type: {"schema": ep.response or {}}},
+                },
+                "default": {
+                    "description": "Fehler (Meldung auf Deutsch oder Englisch)",
+                    "content": {"application/json": {"schema": ERROR_SCHEMA}},
+                },
+            },
+        }
+        params = [seg[1:-1] for seg in ep.path.split("/") if seg.startswith("{")]
+        if params:
+            operation["parameters"] = [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in params
+            ]
+        if ep.access != "public":
+            operation["security"] = [{"session": [], "csrf": []}]
+        if ep.body is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": ep.body}},
+            }
+        paths.setdefault(ep.path, {})[ep.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": __version__},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": "sz_staff"},
+                "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"},
+            }
+        },
+    }

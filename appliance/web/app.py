@@ -1,0 +1,170 @@
+"""Both aiohttp applications: the staff site (LAN) and the public site (patients)."""
+
+from __future__ import annotations
+
+import html
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Final
+
+from aiohttp import web
+
+from appliance.config import Settings
+from appliance.i18n import LANGUAGES, catalog
+from appliance.practice.services import PracticeServices
+from appliance.web import public, staff
+from appliance.web.api import add_endpoints, openapi_document
+from appliance.web.context import (
+    CODE_LIMIT,
+    EVENTS,
+    LOGIN_LIMIT,
+    PATIENT_SESSIONS,
+    PUBLIC_LIMIT,
+    SERVICES,
+    STAFF_SESSIONS,
+)
+from appliance.web.events import EventHub
+from appliance.web.security import RateLimiter, setup_security
+from appliance.web.sessions import (
+    PATIENT_COOKIE,
+    STAFF_COOKIE,
+    PatientSession,
+    SessionStore,
+    StaffSession,
+)
+
+STATIC: Final = Path(str(resources.files("appliance.web").joinpath("static")))
+PUBLIC_STATIC_DIRS: Final = ("common", "patient")
+#: a staff session lasts a working day; idle after 2 h
+STAFF_IDLE_S: Final = 2 * 3600.0
+STAFF_MAX_S: Final = 12 * 3600.0
+PATIENT_IDLE_S: Final = 2 * 3600.0
+PATIENT_MAX_S: Final = 6 * 3600.0
+#: requests per minute and burst, per client address
+LOGIN_RATE: Final = (10, 10)
+PUBLIC_RATE: Final = (120, 60)
+CODE_RATE: Final = (10, 10)
+
+
+def _page(name: str) -> web.FileResponse:
+    return web.FileResponse(STATIC / name, headers={"Cache-Control": "no-store"})
+
+
+async def _locale(request: web.Request) -> web.Response:
+    lang = request.match_info["lang"]
+    if lang not in LANGUAGES:
+        raise web.HTTPNotFound()
+    return web.json_response(catalog(lang))
+
+
+def build_staff_app(settings: Settings, services: PracticeServices) -> web.Application:
+    """The staff site: UI shell, JSON API, OpenAPI document, live events."""
+    app = web.Application(client_max_size=256 * 1024)
+    setup_security(app)
+    app[SERVICES] = services
+    app[EVENTS] = EventHub()
+    app[STAFF_SESSIONS] = SessionStore[StaffSession](
+        STAFF_COOKIE, idle_s=STAFF_IDLE_S, max_s=STAFF_MAX_S
+    )
+    app[LOGIN_LIMIT] = RateLimiter(*LOGIN_RATE)
+    services.appointments.add_state_listener(
+        lambda appt: app[EVENTS].publish({"type": "appointment", "id": appt.id})
+    )
+    document = openapi_document(staff.ENDPOINTS, title="Sprechzimmer – Praxis-API")
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    async def index(request: web.Request) -> web.FileResponse:
+        return _page("staff.html")
+
+    async def recovery_sheet(request: web.Request) -> web.Response:
+        session = request.app[STAFF_SESSIONS].get(request)
+        if session is None or session.pending_recovery_key is None:
+            raise web.HTTPNotFound()
+        profile = services.office.profile()
+        return web.Response(
+            text=_recovery_sheet(profile.name if profile else "", session.pending_recovery_key,
+                                 services.clock.now().date()),
+            content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-store"},
+        )
+
+    app.router.add_get("/", index)
+    app.router.add_get("/notfallblatt", recovery_sheet)
+    app.router.add_get("/api/openapi.json", openapi)
+    app.router.add_get("/locales/{lang}.json", _locale)
+    add_endpoints(app, staff.ENDPOINTS)
+    app.router.add_static("/static/", STATIC, follow_symlinks=False)
+    app.on_shutdown.append(_close_events)
+    return app
+
+
+def build_public_app(
+    settings: Settings, services: PracticeServices, staff_app: web.Application
+) -> web.Application:
+    """The public site: the patient link, its assets, terms and privacy; 404 for all else."""
+    app = web.Application(client_max_size=16 * 1024)
+    setup_security(app)
+    app[SERVICES] = services
+    app[EVENTS] = staff_app[EVENTS]  # one hub: the dashboard sees what patients do
+    app[PATIENT_SESSIONS] = SessionStore[PatientSession](
+        PATIENT_COOKIE, idle_s=PATIENT_IDLE_S, max_s=PATIENT_MAX_S
+    )
+    app[PUBLIC_LIMIT] = RateLimiter(*PUBLIC_RATE)
+    app[CODE_LIMIT] = RateLimiter(*CODE_RATE)
+
+    async def patient_page(request: web.Request) -> web.FileResponse:
+        return _page("patient.html")
+
+    async def terms(request: web.Request) -> web.FileResponse:
+        return _page("nutzungsbedingungen.html")
+
+    async def privacy(request: web.Request) -> web.FileResponse:
+        return _page("datenschutz.html")
+
+    app.router.add_get("/v/{token}", patient_page)
+    app.router.add_get("/nutzungsbedingungen", terms)
+    app.router.add_get("/datenschutz", privacy)
+    app.router.add_get("/locales/{lang}.json", _locale)
+    add_endpoints(app, public.ENDPOINTS)
+    for folder in PUBLIC_STATIC_DIRS:
+        app.router.add_static(f"/static/{folder}/", STATIC / folder, follow_symlinks=False)
+    app.on_shutdown.append(_close_events)
+    return app
+
+
+async def _close_events(app: web.Application) -> None:
+    app[EVENTS].close()
+
+
+def _recovery_sheet(practice_name: str, key: str, today: date) -> str:
+    """The printable emergency sheet with the recovery key (HTML print view)."""
+    groups = key.split("-")
+    lines = ["-".join(groups[i:i + 4]) for i in range(0, len(groups), 4)]
+    key_html = "<br>".join(html.escape(line) for line in lines)
+    return _SHEET.format(practice=html.escape(practice_name), key=key_html,
+                         date=today.strftime("%d.%m.%Y"))
+
+
+_SHEET: Final = """<!doctype html>
+<html lang="de"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Notfallblatt – Wiederherstellungsschlüssel</title>
+<link rel="stylesheet" href="/static/common/base.css">
+<link rel="stylesheet" href="/static/staff/sheet.css"></head>
+<body class="sheet"><main>
+<h1>Notfallblatt</h1>
+<p class="sheet-practice">{practice}</p>
+<p>Erstellt am {date}. Dieser Wiederherstellungsschlüssel öffnet alle Daten der Sprechzimmer-Box,
+auch auf einer neuen Box, wenn alle Passwörter verloren sind.</p>
+<p class="recovery-key" id="recovery-key">{key}</p>
+<ul>
+<li>Bewahren Sie dieses Blatt verschlossen auf (z.&nbsp;B. im Praxistresor), nicht am Computer.</li>
+<li>Wer diesen Schlüssel hat, kann alle Termindaten lesen. Machen Sie keine Fotos und keine Kopien
+auf dem Computer.</li>
+<li>Der Schlüssel wird nur dieses eine Mal angezeigt. Die Box kann ihn nicht erneut erzeugen.</li>
+</ul>
+<p class="no-print"><button type="button" id="print">Drucken</button></p>
+</main><script type="module" src="/static/staff/sheet.js"></script></body></html>
+"""

@@ -1,0 +1,20 @@
+"""Typed keys under which both sites find the box's services."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+
+from appliance.practice.services import PracticeServices
+from appliance.web.events import EventHub
+from appliance.web.security import RateLimiter
+from appliance.web.sessions import PatientSession, SessionStore, StaffSession
+
+SERVICES: Final = web.AppKey("services", PracticeServices)
+EVENTS: Final = web.AppKey("events", EventHub)
+STAFF_SESSIONS: Final = web.AppKey("staff_sessions", SessionStore[StaffSession])
+PATIENT_SESSIONS: Final = web.AppKey("patient_sessions", SessionStore[PatientSession])
+LOGIN_LIMIT: Final = web.AppKey("login_limit", RateLimiter)
+CODE_LIMIT: Final = web.AppKey("code_limit", RateLimiter)
+PUBLIC_LIMIT: Final = web.AppKey("public_limit", RateLimiter)

@@ -1,0 +1,75 @@
+"""Live updates for open pages: appointment changes fanned out to subscribers (dashboard, patient)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+from aiohttp import web
+
+HEARTBEAT_S: Final = 15.0
+QUEUE_LIMIT: Final = 256
+
+
+class EventHub:
+    """Queues of subscribed streams; publishing never blocks the caller."""
+
+    def __init__(self) -> None:
+        self._queues: set[asyncio.Queue[dict[str, Any] | None]] = set()
+
+    def publish(self, event: dict[str, Any]) -> None:
+        """Hand ``event`` to every subscriber; a subscriber that does not keep up is dropped."""
+        for queue in list(self._queues):
+            try:
+                queue.put_nowait(event)
+            except asyncio.QueueFull:
+                self._queues.discard(queue)
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(None)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[dict[str, Any] | None]]:
+        """A queue receiving every event until the context ends."""
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(QUEUE_LIMIT)
+        self._queues.add(queue)
+        try:
+            yield queue
+        finally:
+            self._queues.discard(queue)
+
+    def close(self) -> None:
+        """End every open stream (on shutdown)."""
+        for queue in list(self._queues):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
+        self._queues.clear()
+
+
+async def stream_events(request: web.Request, hub: EventHub, accept, render) -> web.StreamResponse:  # noqa: ANN001
+    """Serve ``text/event-stream``: events that ``accept`` keeps, rendered by ``render``."""
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream", "Cache-Control": "no-store",
+        "X-Accel-Buffering": "no",
+    })
+    await response.prepare(request)
+    await response.write(b"retry: 2000\n\n")
+    async with hub.subscribe() as queue:
+        while True:
+            try:
+                event = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+            except TimeoutError:
+                await response.write(b": keep-alive\n\n")
+                continue
+            if event is None:
+                break
+            if not accept(event):
+                continue
+            payload = render(event)
+            if payload is None:
+                continue
+            data = json.dumps(payload, ensure_ascii=False)
+            await response.write(f"event: {event['type']}\ndata: {data}\n\n".encode())
+    return response
