@@ -1,0 +1,1 @@
+"""The practice domain: staff, patients, consent, appointments, access codes, audit, retention."""
