@@ -289,6 +289,7 @@ class AppointmentBook:
         self._listeners.append(callback)
 
         def remove() -> None:
+            """Stop calling ``callback``."""
             if callback in self._listeners:
                 self._listeners.remove(callback)
 

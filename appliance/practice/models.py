@@ -127,7 +127,7 @@ class StaffMember:
         return {
             "username": self.username,
             "display_name": self.display_name,
-            "roles": sorted(self.roles),
+            "roles": sorted(str(role) for role in self.roles),
             "lanr": self.lanr,
             "totp_enabled": self.totp_enabled,
             "created_at": to_utc_text(self.created_at),

@@ -194,7 +194,7 @@ class StaffDirectory:
             self._keep_an_admin(username)
         self._update_doc(username, {
             "display_name": changed.display_name,
-            "roles": sorted(changed.roles),
+            "roles": sorted(str(role) for role in changed.roles),
             "lanr": changed.lanr,
         })
         self._audit.record(actor, "staff.update", username)

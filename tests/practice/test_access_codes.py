@@ -92,6 +92,7 @@ def test_codes_match_compares_in_constant_time(monkeypatch: pytest.MonkeyPatch) 
     real = access_codes.hmac.compare_digest
 
     def spy(a: bytes, b: bytes) -> bool:
+        """Record the compared values."""
         calls.append((a, b))
         return real(a, b)
 
