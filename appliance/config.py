@@ -117,7 +117,8 @@ def _public_urls(value: Any) -> tuple[str, ...]:
     urls = _str_list(value)
     for url in urls:
         parts = urlsplit(url)
-        if parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/"):
+        bad_path = parts.path not in ("", "/")
+        if parts.scheme not in ("https", "http") or not parts.hostname or bad_path:
             raise ValueError(
                 "Adressen der Form \"https://videosprechstunde.praxis-beispiel.de\" "
                 "(ohne Pfad)"

@@ -147,6 +147,13 @@ class NotLoggedIn(SprechzimmerError):
     status = 401
 
 
+class PracticeOffline(SprechzimmerError):
+    """The patient page while the vault is sealed: the practice is not online yet."""
+
+    code = "practice_offline"
+    status = 503
+
+
 class CsrfFailed(SprechzimmerError):
     """A change was requested without the session's CSRF token or from another origin."""
 

@@ -7,8 +7,6 @@ import logging
 import signal
 from collections.abc import Callable
 
-from aiohttp import web
-
 from appliance.clock import Clock
 from appliance.config import Settings
 from appliance.practice.appointments import AppointmentBook
@@ -19,7 +17,7 @@ from appliance.practice.retention import RetentionPolicy
 from appliance.practice.services import PracticeServices
 from appliance.practice.staff import StaffDirectory
 from appliance.vault import KdfParams, Vault
-from appliance.web.app import build_public_app, build_staff_app
+from appliance.web.server import async_run_sites
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -51,7 +49,7 @@ async def async_serve(
     settings: Settings, services: PracticeServices, *, ready: Callable[[], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Run both sites until ``stop`` is set (or SIGTERM/SIGINT), then shut down in reverse order."""
+    """Run the box until ``stop`` is set (or SIGTERM/SIGINT); shut down in reverse order."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -60,28 +58,7 @@ async def async_serve(
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
     await services.async_start()
-    staff_app = build_staff_app(settings, services)
-    public_app = build_public_app(settings, services, staff_app)
-    runners: list[web.AppRunner] = []
     try:
-        for app, hosts, port in (
-            (staff_app, settings.web.staff_host, settings.web.staff_port),
-            (public_app, settings.web.public_host, settings.web.public_port),
-        ):
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            runners.append(runner)
-            for host in hosts:
-                await web.TCPSite(runner, host, port).start()
-        _LOGGER.info(
-            "staff site on %s port %d, public site on %s port %d",
-            ",".join(settings.web.staff_host), settings.web.staff_port,
-            ",".join(settings.web.public_host), settings.web.public_port,
-        )
-        if ready:
-            ready()
-        await stop.wait()
+        await async_run_sites(settings, services, ready=ready, stop=stop)
     finally:
-        for runner in reversed(runners):
-            await runner.cleanup()
         await services.async_stop()

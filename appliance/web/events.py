@@ -1,4 +1,4 @@
-"""Live updates for open pages: appointment changes fanned out to subscribers (dashboard, patient)."""
+"""Live updates for open pages: appointment changes fanned out to the dashboard and patients."""
 
 from __future__ import annotations
 

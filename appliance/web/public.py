@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from appliance.errors import CsrfFailed, NotFound, NotLoggedIn, VaultSealed
+from appliance.errors import CsrfFailed, NotFound, NotLoggedIn, PracticeOffline
 from appliance.practice.models import Appointment
 from appliance.practice.services import PracticeServices
 from appliance.web.api import Endpoint, read_body
@@ -50,7 +50,7 @@ def _verified(request: web.Request) -> tuple[PatientSession, Appointment]:
     session = request.app[PATIENT_SESSIONS].get(request)
     services = _services(request)
     if services.vault.sealed:
-        raise VaultSealed()
+        raise PracticeOffline()
     if session is None or session.token != token:
         raise NotLoggedIn()
     appt = services.appointments.find_by_token(token)
@@ -88,7 +88,7 @@ async def _code(request: web.Request) -> web.Response:
     data = await read_body(request, CODE)
     services = _services(request)
     if services.vault.sealed:
-        raise VaultSealed()
+        raise PracticeOffline()
     token = request.match_info["token"]
     appt = services.appointments.verify_code(token, data["code"])
     response = web.json_response({"ok": True})

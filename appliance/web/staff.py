@@ -624,7 +624,7 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
     Endpoint(method="GET", path="/api/status", handler=_status, access="public",
              summary="Zustand der Box: eingerichtet, Tresor offen, angemeldet", response=STATUS),
     Endpoint(method="POST", path="/api/onboarding", handler=_onboarding, access="public",
-             summary="Ersteinrichtung: Praxis, erster Admin; liefert den Wiederherstellungsschlüssel",
+             summary="Ersteinrichtung: Praxis, erster Admin, Wiederherstellungsschlüssel",
              body=ONBOARDING,
              response=obj({"ok": boolean(), "recovery_key": string()}, required=("ok",))),
     Endpoint(method="POST", path="/api/onboarding/recovery-key-stored",

@@ -1,0 +1,131 @@
+// The own account: change password, set up or switch off two-factor login (TOTP).
+
+import { api } from '/static/common/api.js';
+import { h, clear } from '/static/common/dom.js';
+import { t } from '/static/common/i18n.js';
+import {
+  busy, checkRules, clearErrors, confirmDialog, copyField, field, filled, showApiError,
+} from './forms.js';
+
+export async function render(root, ctx) {
+  const totpBox = h('div', { class: 'totp' });
+  root.append(
+    h('div', { class: 'view-head' }, h('h1', { tabindex: '-1' }, t('ui.account.title'))),
+    h('p', { class: 'muted' }, t('ui.account.intro', { name: ctx.user.display_name, username: ctx.user.username })),
+    h('section', { class: 'panel', 'aria-labelledby': 'account-password' },
+      h('h2', { id: 'account-password' }, t('ui.account.password')), passwordForm(ctx)),
+    h('section', { class: 'panel', 'aria-labelledby': 'account-totp' },
+      h('h2', { id: 'account-totp' }, t('ui.account.totp')), totpBox));
+  renderTotp(totpBox, ctx);
+}
+
+function passwordForm(ctx) {
+  const done = h('p', { class: 'notice ok', role: 'status', hidden: true });
+  const form = h('form', { novalidate: true, 'data-test': 'password-form' },
+    field({ label: t('ui.user.old_password'), name: 'old_password', type: 'password', required: true,
+      attrs: { autocomplete: 'current-password' } }),
+    field({ label: t('ui.user.new_password'), name: 'new_password', type: 'password', required: true,
+      hint: t('ui.user.password_hint'), fields: ['new_password', 'password'],
+      attrs: { autocomplete: 'new-password' } }),
+    field({ label: t('ui.user.password_repeat'), name: 'password_repeat', type: 'password', required: true,
+      attrs: { autocomplete: 'new-password' } }),
+    done,
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, t('ui.account.change_password'))));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    done.hidden = true;
+    const el = (name) => form.elements.namedItem(name);
+    if (!checkRules(form, [
+      [el('old_password'), filled, t('ui.validation.required')],
+      [el('new_password'), () => el('new_password').value.length >= 10, t('ui.validation.password_length')],
+      [el('password_repeat'), () => el('password_repeat').value === el('new_password').value,
+        t('ui.validation.password_mismatch')],
+    ])) return;
+    try {
+      await busy(form.querySelector('[type=submit]'), t('ui.account.changing'), () => api(
+        `/api/staff/${encodeURIComponent(ctx.user.username)}/password`,
+        { method: 'POST', body: { old_password: el('old_password').value, new_password: el('new_password').value } }));
+      form.reset();
+      done.textContent = t('ui.account.password_changed');
+      done.hidden = false;
+    } catch (error) {
+      showApiError(form, error);
+    }
+  });
+  return form;
+}
+
+function renderTotp(root, ctx) {
+  clear(root);
+  if (ctx.user.totp_enabled) {
+    root.append(
+      h('p', { class: 'notice ok' }, t('ui.account.totp_on')),
+      h('button', { type: 'button', class: 'danger', onclick: async () => {
+        const ok = await confirmDialog({
+          title: t('ui.account.totp_disable_title'), message: t('ui.account.totp_disable_text'),
+          confirmLabel: t('ui.account.totp_disable'), danger: true,
+        });
+        if (!ok) return;
+        try {
+          await api('/api/me/totp', { method: 'DELETE' });
+          await ctx.refreshSession();
+          renderTotp(root, ctx);
+        } catch (error) {
+          root.append(h('p', { class: 'form-error', role: 'alert' }, error.message));
+        }
+      } }, t('ui.account.totp_disable')));
+    return;
+  }
+  const start = h('button', { type: 'button', class: 'primary', 'data-test': 'totp-begin' }, t('ui.account.totp_begin'));
+  const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
+  root.append(h('p', {}, t('ui.account.totp_off')), error, start);
+  start.addEventListener('click', async () => {
+    error.hidden = true;
+    try {
+      const setup = await busy(start, null, () => api('/api/me/totp', { method: 'POST' }));
+      showSetup(root, ctx, setup);
+    } catch (err) {
+      error.textContent = err.message;
+      error.hidden = false;
+    }
+  });
+}
+
+function showSetup(root, ctx, setup) {
+  clear(root);
+  const grouped = setup.secret.replace(/(.{4})/g, '$1 ').trim();
+  const form = h('form', { novalidate: true, 'data-test': 'totp-confirm' },
+    field({ label: t('ui.account.totp_code'), name: 'code', required: true, narrow: true,
+      fields: ['code', 'totp_code'], hint: t('ui.account.totp_code_hint'),
+      attrs: { inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: 10 } }),
+    h('div', { class: 'actions' },
+      h('button', { type: 'submit', class: 'primary' }, t('ui.account.totp_confirm')),
+      h('button', { type: 'button', onclick: () => renderTotp(root, ctx) }, t('ui.action.cancel_dialog'))));
+  root.append(
+    h('ol', { class: 'totp-steps' },
+      h('li', {}, t('ui.account.totp_step_app')),
+      h('li', {}, t('ui.account.totp_step_secret'))),
+    copyField({ label: t('ui.account.totp_secret'), value: grouped, test: 'totp-secret', mono: true }),
+    h('details', {},
+      h('summary', {}, t('ui.account.totp_uri')),
+      h('p', { class: 'hint muted' }, t('ui.account.totp_uri_hint')),
+      h('p', { class: 'mono wrap', 'data-test': 'totp-uri' }, setup.otpauth_uri)),
+    h('p', {}, t('ui.account.totp_step_code')),
+    form);
+  form.elements.namedItem('code').focus();
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const code = form.elements.namedItem('code');
+    if (!checkRules(form, [[code, (v) => /^\d{6,8}$/.test(v.replace(/\s/g, '')), t('ui.validation.totp')]])) return;
+    try {
+      await busy(form.querySelector('[type=submit]'), null, () => api('/api/me/totp/confirm',
+        { method: 'POST', body: { code: code.value.replace(/\s/g, '') } }));
+      await ctx.refreshSession();
+      renderTotp(root, ctx);
+    } catch (error) {
+      showApiError(form, error);
+    }
+  });
+}

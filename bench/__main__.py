@@ -1,0 +1,66 @@
+"""Run every benchmark in bench/ and write bench/RESULTS.md with the machine's description."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), "
+            f"Python {platform.python_version()}")
+
+
+def _table(rows: list[dict[str, object]]) -> str:
+    if not rows:
+        return "(no rows)\n"
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row.get(c, "")) for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def main(names: list[str]) -> int:
+    """Run the named benchmarks (all ``*_bench.py`` without names) and write the results."""
+    modules = names or sorted(p.stem for p in HERE.glob("*_bench.py"))
+    sections = []
+    for name in modules:
+        module = importlib.import_module(f"bench.{name}")
+        print(f"== {name}", flush=True)
+        started = time.perf_counter()
+        rows = module.run()
+        took = time.perf_counter() - started
+        doc = (module.__doc__ or "").strip()
+        sections.append(f"## {name}\n\n{doc}\n\n{_table(rows)}\n_took {took:.0f} s_\n")
+        print(_table(rows), flush=True)
+    header = (f"# Benchmark results\n\nWritten by `make bench` on "
+              f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC.\nMachine: {_machine()}.\n"
+              "Figures are medians; ratios compare against baselines measured in the same run.\n")
+    (HERE / "RESULTS.md").write_text(header + "\n" + "\n".join(sections), "utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
