@@ -1,0 +1,167 @@
+"""Pure cryptographic helpers of the vault: AES-256-GCM, Argon2id, HKDF and X25519 sealed boxes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import unicodedata
+from dataclasses import dataclass
+from typing import Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+_LOGGER = logging.getLogger(__name__)
+
+KEY_BYTES: Final = 32
+NONCE_BYTES: Final = 12
+TAG_BYTES: Final = 16
+SALT_BYTES: Final = 16
+#: ephemeral public key + nonce + sealed 32-byte key + tag
+SEALED_KEY_BYTES: Final = KEY_BYTES + NONCE_BYTES + KEY_BYTES + TAG_BYTES
+
+_SEALED_BOX_INFO: Final = b"sprechzimmer/sealed-box/v1"
+
+# Upper bounds for parameters read from disk: a forged header must not make an unseal
+# allocate gigabytes or spin for minutes.
+_MAX_MEMORY_KIB: Final = 1 << 20
+_MAX_ITERATIONS: Final = 64
+_MAX_LANES: Final = 64
+
+
+class Unauthentic(Exception):
+    """A ciphertext failed authentication: wrong key, wrong context, or modified bytes."""
+
+
+@dataclass(frozen=True, slots=True)
+class KdfParams:
+    """Argon2id costs; the default is RFC 9106's second recommendation (64 MiB, t=3, p=4)."""
+
+    memory_kib: int = 65536
+    iterations: int = 3
+    lanes: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("memory_kib", "iterations", "lanes"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise ValueError(f"KdfParams.{name} must be a positive int, not {value!r}")
+        if self.memory_kib < 8 * self.lanes:
+            raise ValueError("KdfParams.memory_kib must be at least 8 KiB per lane")
+
+    @property
+    def plausible(self) -> bool:
+        """Whether the parameters are within the bounds an unseal is willing to spend."""
+        return (
+            self.memory_kib <= _MAX_MEMORY_KIB
+            and self.iterations <= _MAX_ITERATIONS
+            and self.lanes <= _MAX_LANES
+        )
+
+    def to_dict(self) -> dict[str, int]:
+        """The JSON form stored in the snapshot header."""
+        return {"memory_kib": self.memory_kib, "iterations": self.iterations, "lanes": self.lanes}
+
+    @classmethod
+    def from_dict(cls, data: object) -> KdfParams:
+        """Parse the JSON form; raises ``ValueError`` on anything else."""
+        if not isinstance(data, dict) or set(data) != {"memory_kib", "iterations", "lanes"}:
+            raise ValueError("not a KdfParams object")
+        return cls(data["memory_kib"], data["iterations"], data["lanes"])
+
+
+def random_key() -> bytes:
+    """A fresh random 256-bit key."""
+    return os.urandom(KEY_BYTES)
+
+
+def seal(key: bytes | AESGCM, plaintext: bytes, aad: bytes) -> bytes:
+    """AES-256-GCM encrypt with a random 96-bit nonce; returns ``nonce || ciphertext || tag``."""
+    aead = key if isinstance(key, AESGCM) else AESGCM(key)
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + aead.encrypt(nonce, plaintext, aad)
+
+
+def unseal(key: bytes | AESGCM, blob: bytes, aad: bytes) -> bytes:
+    """Decrypt what :func:`seal` made; raises :class:`Unauthentic` on any mismatch."""
+    if len(blob) < NONCE_BYTES + TAG_BYTES:
+        raise Unauthentic("ciphertext too short")
+    aead = key if isinstance(key, AESGCM) else AESGCM(key)
+    try:
+        return aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+    except InvalidTag:
+        raise Unauthentic("authentication failed") from None
+
+
+def normalize_password(password: str) -> bytes:
+    """The bytes a password stands for: NFC-normalised UTF-8 (umlauts typed either way match)."""
+    return unicodedata.normalize("NFC", password).encode("utf-8")
+
+
+def derive_password_key(password: str, salt: bytes, params: KdfParams) -> bytes:
+    """A 256-bit key from a password with Argon2id."""
+    kdf = Argon2id(
+        salt=salt,
+        length=KEY_BYTES,
+        iterations=params.iterations,
+        lanes=params.lanes,
+        memory_cost=params.memory_kib,
+    )
+    return kdf.derive(normalize_password(password))
+
+
+def hkdf(ikm: bytes, info: bytes, *, salt: bytes | None = None, length: int = KEY_BYTES) -> bytes:
+    """HKDF-SHA256."""
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
+
+
+def generate_private_key() -> X25519PrivateKey:
+    """A fresh X25519 private key."""
+    return X25519PrivateKey.generate()
+
+
+def private_key_from_bytes(raw: bytes) -> X25519PrivateKey:
+    """An X25519 private key from its 32 raw bytes."""
+    return X25519PrivateKey.from_private_bytes(raw)
+
+
+def private_key_bytes(key: X25519PrivateKey) -> bytes:
+    """The 32 raw bytes of an X25519 private key."""
+    return key.private_bytes_raw()
+
+
+def public_key_bytes(key: X25519PrivateKey | X25519PublicKey) -> bytes:
+    """The 32 raw bytes of the public half of ``key``."""
+    public = key.public_key() if isinstance(key, X25519PrivateKey) else key
+    return public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def _box_key(shared: bytes, ephemeral_public: bytes, recipient_public: bytes) -> bytes:
+    return hkdf(shared, _SEALED_BOX_INFO, salt=ephemeral_public + recipient_public)
+
+
+def seal_to_public_key(recipient_public: bytes, plaintext: bytes, context: bytes) -> bytes:
+    """Encrypt to an X25519 public key (ephemeral X25519 + HKDF + AES-GCM, ``context`` as AAD)."""
+    recipient = X25519PublicKey.from_public_bytes(recipient_public)
+    ephemeral = X25519PrivateKey.generate()
+    ephemeral_public = public_key_bytes(ephemeral)
+    key = _box_key(ephemeral.exchange(recipient), ephemeral_public, recipient_public)
+    return ephemeral_public + seal(key, plaintext, context)
+
+
+def open_sealed_box(private: X25519PrivateKey, blob: bytes, context: bytes) -> bytes:
+    """Open what :func:`seal_to_public_key` made; raises :class:`Unauthentic` on any mismatch."""
+    if len(blob) < KEY_BYTES + NONCE_BYTES + TAG_BYTES:
+        raise Unauthentic("sealed box too short")
+    ephemeral_public = blob[:KEY_BYTES]
+    try:
+        shared = private.exchange(X25519PublicKey.from_public_bytes(ephemeral_public))
+    except ValueError:  # an all-zero shared secret: a forged ephemeral key
+        raise Unauthentic("bad ephemeral key") from None
+    key = _box_key(shared, ephemeral_public, public_key_bytes(private))
+    return unseal(key, blob[KEY_BYTES:], context)
