@@ -107,7 +107,9 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--as-password-file", type=Path, metavar="DATEI",
                          help="Datei mit dem Passwort des Admins (sonst Abfrage)")
 
-    vault = commands.add_parser("vault", help="den Datentresor prüfen")
+    vault = commands.add_parser("vault", help="den Datentresor prüfen",
+                                description="Der Tresor mit allen Praxisdaten: eingerichtet, "
+                                "verschlossen, offen.")
     vault_cmds = vault.add_subparsers(dest="vault_command", metavar="AKTION", required=True)
     status = vault_cmds.add_parser("status", help="eingerichtet? verschlossen?")
     status.set_defaults(run=_vault_status)
@@ -210,12 +212,12 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
         services.vault.close()
     if args.recovery_key_file:
         args.recovery_key_file.touch(mode=0o600)
-        args.recovery_key_file.write_text(key.formatted + "\n", "utf-8")
+        args.recovery_key_file.write_text(str(key) + "\n", "utf-8")
         print(f"Box eingerichtet. Wiederherstellungsschlüssel in {args.recovery_key_file}.")
     else:
         print("Box eingerichtet. Wiederherstellungsschlüssel (wird nur jetzt angezeigt, bitte "
               "ausdrucken und sicher verwahren):\n")
-        print("    " + key.formatted + "\n")
+        print("    " + str(key) + "\n")
     return EXIT_OK
 
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from appliance.errors import CsrfFailed, NotFound, NotLoggedIn, PracticeOffline
+from appliance.errors import CsrfFailed, NotFound, NotLoggedIn, PracticeOffline, VaultSealed
 from appliance.practice.models import Appointment
 from appliance.practice.services import PracticeServices
 from appliance.web.api import Endpoint, read_body
@@ -134,8 +134,10 @@ async def _events(request: web.Request) -> web.StreamResponse:
     appointment_id = appt.id
 
     def render(event: dict[str, Any]) -> dict[str, Any] | None:
-        current = services.appointments.get(appointment_id) if not services.vault.sealed else None
-        return _patient_state(current) if current else {"state": "closed", "name": None}
+        try:
+            return _patient_state(services.appointments.get(appointment_id))
+        except (NotFound, VaultSealed):
+            return {"state": "closed", "name": None}
 
     return await stream_events(
         request, request.app[EVENTS], lambda e: e.get("id") == appointment_id, render

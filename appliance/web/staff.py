@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -40,6 +41,7 @@ from appliance.web.security import (
 )
 from appliance.web.sessions import StaffSession
 
+T = TypeVar("T")
 DEFAULT_TIMEZONE: Final = "Europe/Berlin"
 ROLE_NAMES: Final = [role.value for role in Role]
 STATE_NAMES: Final = [
@@ -166,9 +168,10 @@ def _authorize(request: web.Request, *roles: Role) -> tuple[StaffSession, StaffM
     services = _services(request)
     if session is None or services.vault.sealed:
         raise NotLoggedIn()
-    member = services.staff.get(session.username)
-    if member is None:
-        raise NotLoggedIn()
+    try:
+        member = services.staff.get(session.username)
+    except NotFound:
+        raise NotLoggedIn() from None
     if request.method in UNSAFE_METHODS and (
         not check_same_origin(request) or request.headers.get("X-CSRF-Token") != session.csrf
     ):
@@ -219,8 +222,8 @@ def patient_json(patient: Patient) -> dict[str, Any]:
 def appointment_json(services: PracticeServices, appt: Appointment) -> dict[str, Any]:
     """An appointment as staff see it: with link and code (they live in the vault)."""
     tz = _timezone(services)
-    doctor = services.staff.get(appt.doctor)
-    patient = services.patients.get(appt.patient_id)
+    doctor = _maybe(services.staff.get, appt.doctor)
+    patient = _maybe(services.patients.get, appt.patient_id)
     return {
         "id": appt.id, "doctor": appt.doctor,
         "doctor_name": doctor.display_name if doctor else appt.doctor,
@@ -237,11 +240,12 @@ def appointment_json(services: PracticeServices, appt: Appointment) -> dict[str,
     }
 
 
-def _appointment_or_404(services: PracticeServices, appointment_id: str) -> Appointment:
-    appt = services.appointments.get(appointment_id)
-    if appt is None:
-        raise NotFound()
-    return appt
+def _maybe(getter: Callable[[str], T], key: str) -> T | None:
+    """``getter(key)``, or None where it is gone (e.g. a removed member)."""
+    try:
+        return getter(key)
+    except NotFound:
+        return None
 
 
 def _publish(request: web.Request, appt: Appointment) -> None:
@@ -280,8 +284,8 @@ async def _onboarding(request: web.Request) -> web.Response:
         display_name=admin["display_name"], password=admin["password"], roles=roles,
         lanr=admin.get("lanr") or None,
     )
-    response = web.json_response({"ok": True, "recovery_key": recovery_key.formatted})
-    session = StaffSession(username=admin["username"], pending_recovery_key=recovery_key.formatted)
+    response = web.json_response({"ok": True, "recovery_key": str(recovery_key)})
+    session = StaffSession(username=admin["username"], pending_recovery_key=str(recovery_key))
     request.app[STAFF_SESSIONS].create(response, request, session)
     return response
 
@@ -499,8 +503,6 @@ def _record_consent(services: PracticeServices, actor: StaffMember, patient_id: 
 async def _get_patient(request: web.Request) -> web.Response:
     _authorize(request)
     patient = _services(request).patients.get(request.match_info["patient_id"])
-    if patient is None:
-        raise NotFound()
     return web.json_response(patient_json(patient))
 
 
@@ -560,7 +562,7 @@ async def _add_appointment(request: web.Request) -> web.Response:
 async def _get_appointment(request: web.Request) -> web.Response:
     _authorize(request)
     services = _services(request)
-    appt = _appointment_or_404(services, request.match_info["appointment_id"])
+    appt = services.appointments.get(request.match_info["appointment_id"])
     return web.json_response(appointment_json(services, appt))
 
 
@@ -600,7 +602,7 @@ async def _events(request: web.Request) -> web.StreamResponse:
     services = _services(request)
 
     def render(event: dict[str, Any]) -> dict[str, Any] | None:
-        appt = services.appointments.get(event["id"]) if not services.vault.sealed else None
+        appt = None if services.vault.sealed else _maybe(services.appointments.get, event["id"])
         if appt is None:
             return {"id": event["id"], "removed": True}
         return appointment_json(services, appt)
