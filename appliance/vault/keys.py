@@ -243,6 +243,8 @@ class KeyRing:
     # --- opening -------------------------------------------------------------------------------
 
     def _member_private_key(self, member_id: str, password: str) -> crypto.X25519PrivateKey:
+        if not isinstance(password, str):
+            raise WrongCredentials()
         wrap = self.members.get(member_id)
         if wrap is None:
             # Spend the same time as for a real member: the answer must not reveal who exists.

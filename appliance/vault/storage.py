@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from typing import Any, Final, Protocol, cast
 
 from tinydb import TinyDB
@@ -302,6 +302,50 @@ class VaultTable(Table):
             self._next_id = None  # the IDs handed out for the failed write were never stored
             raise
         self.clear_cache()
+
+    # TinyDB's updaters for a condition read every document through the updater's view, which
+    # copies each one it hands out. Finding the matches on the stored documents first (read
+    # only) and updating just those by ID gives the same result: a document that no condition
+    # matches is never changed, so no later condition can match it either.
+
+    def _matching_ids(self, conditions: list[Any]) -> list[int]:
+        id_class = self.document_id_class
+        return [
+            id_class(doc_id)
+            for doc_id, doc in self._read_table().items()
+            if any(cond(doc) for cond in conditions)
+        ]
+
+    def update(self, fields: Any, cond: Any = None, doc_ids: Any = None) -> list[int]:
+        if doc_ids is None and cond is not None:
+            return super().update(fields, doc_ids=self._matching_ids([cond]))
+        return super().update(fields, cond, doc_ids)
+
+    def update_multiple(self, updates: Any) -> list[int]:
+        if not isinstance(updates, Sequence):
+            # TinyDB walks ``updates`` once per document: an iterator is used up by the first
+            # one. Keep exactly that behaviour (slow path).
+            return super().update_multiple(updates)
+        candidates = self._matching_ids([cond for _, cond in updates])
+        updated_ids: list[int] = []
+
+        def updater(table: MutableMapping[int, Doc]) -> None:
+            for doc_id in candidates:  # the same loop as TinyDB's, over the candidates only
+                for fields, cond in updates:
+                    if cond(table[doc_id]):
+                        updated_ids.append(doc_id)
+                        if callable(fields):
+                            fields(table[doc_id])
+                        else:
+                            table[doc_id].update(fields)
+
+        self._update_table(updater)
+        return updated_ids
+
+    def remove(self, cond: Any = None, doc_ids: Any = None) -> list[int]:
+        if doc_ids is None and cond is not None:
+            return super().remove(doc_ids=self._matching_ids([cond]))
+        return super().remove(cond, doc_ids)
 
     def search(self, cond: Any) -> list[Document]:
         return [_unshare(doc) for doc in super().search(cond)]

@@ -90,7 +90,7 @@ def test_tamper_snapshot_and_journal(
             assert file_hashes(box) == before, f"{name}[{position}]: files changed"
             shutil.rmtree(box)
             checked += 1
-    assert checked > 200
+    assert checked > 200, checked
     assert outcomes["VaultTampered"] > 150 and outcomes["WrongCredentials"] > 0
 
 

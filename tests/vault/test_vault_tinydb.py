@@ -95,6 +95,11 @@ SCENARIOS: dict[str, list[Any]] = {
         lambda db: db.update_multiple([({"multi": "a"}, q.n == 1), ({"multi": "b"}, q.n > 5)]),
         lambda db: db.update_multiple([(increment("count"), q.n == 1),
                                        (increment("count"), q.count == 3)]),
+        lambda db: db.update_multiple(iter([({"flag": 1}, q.n == 2),
+                                            ({"chained": True}, q.flag == 1)])),
+        lambda db: db.update_multiple([]),
+        lambda db: db.update(lambda doc: doc.update(n=doc["n"] + 100), q.n < 2),
+        lambda db: db.update({"both": 1}, q.n == 3, doc_ids=[4]),
         lambda db: db.all(),
         REOPEN,
         lambda db: db.all(),
@@ -332,8 +337,13 @@ def test_a_write_touches_only_its_documents(vault: Vault, monkeypatch: Any) -> N
     table.insert({"n": "new"})
     table.update({"u": 1}, doc_ids=[17])
     table.remove(doc_ids=[18])
+    table.update({"u": 2}, q.n == 30)
+    table.remove(q.n == 31)
+    table.update_multiple([({"u": 3}, q.n == 40)])
+    table.upsert({"n": 50, "u": 4}, q.n == 50)
     assert table.get(doc_id=17) == {"n": 16, "u": 1}
-    assert len(copies) == 1  # the one document the update changed
+    assert table.search(q.u >= 2) == [{"n": 30, "u": 2}, {"n": 40, "u": 3}, {"n": 50, "u": 4}]
+    assert len(copies) == 4  # only the documents the updates changed were copied
     assert all(len(payload) < 100 for payload in payloads), payloads
 
 
