@@ -1,0 +1,380 @@
+"""Staff accounts and login: roles, passwords, lockout, second factor, re-keying on removal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import pytest
+
+from appliance.clock import ManualClock
+from appliance.errors import (
+    AccountLocked,
+    AuthenticationFailed,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    TotpRequired,
+    WrongCredentials,
+)
+from appliance.practice import store, totp
+from appliance.practice.audit import AuditLog
+from appliance.practice.models import Role, StaffMember
+from appliance.practice.staff import StaffDirectory
+
+if TYPE_CHECKING:
+    from appliance.vault import Vault
+
+
+def _fail(staff: StaffDirectory, username: str, times: int) -> list[type[Exception]]:
+    """Log in ``times`` times with a wrong password; the error classes raised."""
+    raised: list[type[Exception]] = []
+    for _ in range(times):
+        with pytest.raises((AuthenticationFailed, AccountLocked)) as info:
+            staff.login(username, "falsches-passwort")
+        raised.append(type(info.value))
+    return raised
+
+
+# --- accounts ---------------------------------------------------------------------------------
+
+
+def test_first_admin_creates_the_vault(staff: StaffDirectory, vault: Vault,
+                                       audit: AuditLog) -> None:
+    """Onboarding creates the vault with the first admin, who is then a member."""
+    member, recovery_key = staff.create_first_admin(
+        username="chefin", display_name="Dr. Chefin", password="chefin-passwort",
+        roles=[Role.DOCTOR], lanr="123456601")
+    assert recovery_key
+    assert member.roles == {Role.ADMIN, Role.DOCTOR}
+    assert not vault.sealed
+    assert "chefin" in vault.members()
+    assert staff.get("chefin") == member
+    assert audit.entries(limit=1)[0].action == "staff.add"
+
+
+def test_add_member(staff: StaffDirectory, doctor: StaffMember, vault: Vault,
+                    passwords: dict[str, str]) -> None:
+    """An admin adds a doctor; the doctor's password opens the vault from now on."""
+    assert doctor.roles == {Role.DOCTOR}
+    assert doctor.lanr == "123456601"
+    assert [m.username for m in staff.list()] == ["admin", "dr.weber"]
+    vault.seal()
+    vault.unseal("dr.weber", passwords["dr.weber"])
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"username": "A"}, "username"),
+        ({"username": "Anna Weber"}, "username"),
+        ({"username": "x" * 33}, "username"),
+        ({"password": "kurz"}, "password"),
+        ({"password": "123456789"}, "password"),
+        ({"roles": set()}, "roles"),
+        ({"roles": {"chef"}}, "roles"),
+        ({"roles": {Role.DOCTOR}, "lanr": None}, "lanr"),
+        ({"roles": {Role.DOCTOR}, "lanr": "12345"}, "lanr"),
+        ({"display_name": "  "}, "display_name"),
+    ],
+)
+def test_add_validates(staff: StaffDirectory, admin: StaffMember, changes: dict,
+                       field: str) -> None:
+    """Usernames [a-z0-9._-]{2,32}, passwords ≥ 10, roles, a doctor's 9-digit LANR."""
+    arguments = {"username": "neu", "display_name": "Neu", "roles": {Role.ASSISTANT},
+                 "password": "lang-genug-1", **changes}
+    with pytest.raises(InvalidInput) as raised:
+        staff.add("admin", **arguments)
+    assert raised.value.params["field"] == field
+    with pytest.raises(NotFound):
+        staff.get("neu")
+
+
+def test_add_needs_an_admin_and_a_new_name(staff: StaffDirectory, doctor: StaffMember,
+                                           assistant: StaffMember) -> None:
+    """R2: only an admin manages accounts; a username exists once."""
+    with pytest.raises(PermissionDenied):
+        staff.add("mfa.klein", username="neu", display_name="Neu", roles={Role.ASSISTANT},
+                  password="lang-genug-1")
+    with pytest.raises(Conflict):
+        staff.add("admin", username="dr.weber", display_name="Zweite", roles={Role.ASSISTANT},
+                  password="lang-genug-1")
+
+
+def test_update(staff: StaffDirectory, doctor: StaffMember, assistant: StaffMember) -> None:
+    """Members rename themselves; roles and LANR are for admins; a doctor keeps a LANR."""
+    assert staff.update("dr.weber", "dr.weber", display_name="Dr. A. Weber").display_name == \
+        "Dr. A. Weber"
+    with pytest.raises(PermissionDenied):
+        staff.update("mfa.klein", "mfa.klein", roles={Role.DOCTOR})
+    with pytest.raises(PermissionDenied):
+        staff.update("mfa.klein", "dr.weber", display_name="Weber")
+    with pytest.raises(InvalidInput):
+        staff.update("admin", "mfa.klein", roles={Role.DOCTOR})
+    changed = staff.update("admin", "mfa.klein", roles={Role.DOCTOR}, lanr="111111100")
+    assert changed == staff.get("mfa.klein")
+    assert changed.roles == {Role.DOCTOR} and changed.lanr == "111111100"
+
+
+def test_last_admin_stays(staff: StaffDirectory, admin: StaffMember,
+                          doctor: StaffMember) -> None:
+    """The practice always keeps an admin, and nobody removes their own account."""
+    with pytest.raises(Conflict):
+        staff.update("admin", "admin", roles={Role.ASSISTANT})
+    with pytest.raises(Conflict):
+        staff.remove("admin", "admin")
+    staff.update("admin", "dr.weber", roles={Role.DOCTOR, Role.ADMIN})
+    staff.update("admin", "admin", roles={Role.ASSISTANT})
+    assert Role.ADMIN not in staff.get("admin").roles
+
+
+def test_remove_rekeys_the_vault(staff: StaffDirectory, doctor: StaffMember,
+                                 assistant: StaffMember, vault: Vault,
+                                 passwords: dict[str, str]) -> None:
+    """A removed member's password no longer opens the vault; the others still log in."""
+    staff.remove("admin", "mfa.klein")
+    with pytest.raises(NotFound):
+        staff.get("mfa.klein")
+    assert "mfa.klein" not in vault.members()
+    vault.seal()
+    with pytest.raises(WrongCredentials):
+        vault.unseal("mfa.klein", passwords["mfa.klein"])
+    with pytest.raises(AuthenticationFailed):
+        staff.login("mfa.klein", passwords["mfa.klein"])
+    assert vault.sealed
+    assert staff.login("dr.weber", passwords["dr.weber"]).username == "dr.weber"
+    assert not vault.sealed
+    vault.seal()
+    assert staff.login("admin", passwords["admin"]).username == "admin"
+
+
+def test_remove_needs_an_admin(staff: StaffDirectory, doctor: StaffMember,
+                               assistant: StaffMember) -> None:
+    """Only an admin removes accounts."""
+    with pytest.raises(PermissionDenied):
+        staff.remove("mfa.klein", "dr.weber")
+    with pytest.raises(NotFound):
+        staff.remove("admin", "niemand")
+
+
+# --- passwords --------------------------------------------------------------------------------
+
+
+def test_change_own_password_needs_the_old_one(staff: StaffDirectory, doctor: StaffMember,
+                                               vault: Vault, passwords: dict[str, str]) -> None:
+    """A member changing their own password must give the old one."""
+    with pytest.raises(AuthenticationFailed):
+        staff.set_password("dr.weber", "dr.weber", "neues-passwort-1")
+    with pytest.raises(AuthenticationFailed):
+        staff.set_password("dr.weber", "dr.weber", "neues-passwort-1",
+                           old_password="falsches-passwort")
+    staff.set_password("dr.weber", "dr.weber", "neues-passwort-1",
+                       old_password=passwords["dr.weber"])
+    assert vault.check_password("dr.weber", "neues-passwort-1")
+    assert not vault.check_password("dr.weber", passwords["dr.weber"])
+
+
+def test_admin_resets_a_password(staff: StaffDirectory, doctor: StaffMember,
+                                 assistant: StaffMember, vault: Vault) -> None:
+    """An admin resets someone else's password without the old one; an assistant cannot."""
+    with pytest.raises(PermissionDenied):
+        staff.set_password("mfa.klein", "dr.weber", "neues-passwort-1")
+    with pytest.raises(InvalidInput):
+        staff.set_password("admin", "dr.weber", "kurz")
+    staff.set_password("admin", "dr.weber", "neues-passwort-1")
+    vault.seal()
+    assert staff.login("dr.weber", "neues-passwort-1").username == "dr.weber"
+
+
+def test_no_password_in_the_audit_log(staff: StaffDirectory, doctor: StaffMember,
+                                      vault: Vault, passwords: dict[str, str]) -> None:
+    """Every change is audited, and no password ever appears in the log."""
+    staff.set_password("admin", "dr.weber", "neues-passwort-1")
+    staff.login("dr.weber", "neues-passwort-1")
+    with pytest.raises(AuthenticationFailed):
+        staff.login("dr.weber", "falsches-passwort")
+    actions = [doc["action"] for doc in vault.db.table(store.AUDIT).all()]
+    assert actions[-4:] == ["staff.add", "staff.password", "login", "login.failed"]
+    dump = str(vault.db.table(store.AUDIT).all())
+    for secret in (*passwords.values(), "neues-passwort-1", "falsches-passwort"):
+        assert secret not in dump
+
+
+# --- login and lockout ------------------------------------------------------------------------
+
+
+def test_login(staff: StaffDirectory, doctor: StaffMember, passwords: dict[str, str]) -> None:
+    """Right password: the member; wrong password or unknown name: the same error."""
+    assert staff.login("dr.weber", passwords["dr.weber"]) == doctor
+    assert staff.login(" Dr.Weber ", passwords["dr.weber"]) == doctor
+    with pytest.raises(AuthenticationFailed) as wrong:
+        staff.login("dr.weber", "falsches-passwort")
+    with pytest.raises(AuthenticationFailed) as unknown:
+        staff.login("niemand", passwords["dr.weber"])
+    assert type(wrong.value) is type(unknown.value) is AuthenticationFailed
+    assert wrong.value.message() == unknown.value.message()
+
+
+def test_login_unseals_the_vault(staff: StaffDirectory, doctor: StaffMember, vault: Vault,
+                                 make_vault: Callable[[], Vault], clock: ManualClock,
+                                 passwords: dict[str, str]) -> None:
+    """After boot the vault is sealed; the first staff login opens it, a wrong one does not."""
+    vault.seal()
+    rebooted = make_vault()
+    assert rebooted.sealed
+    directory = StaffDirectory(rebooted, AuditLog(rebooted, clock), clock)
+    with pytest.raises(AuthenticationFailed):
+        directory.login("dr.weber", "falsches-passwort")
+    assert rebooted.sealed
+    assert directory.login("dr.weber", passwords["dr.weber"]) == doctor
+    assert not rebooted.sealed
+
+
+def test_lockout_after_five_failures(staff: StaffDirectory, doctor: StaffMember,
+                                     clock: ManualClock, passwords: dict[str, str]) -> None:
+    """R9: the fifth wrong password locks the account 15 minutes, even for the right one."""
+    assert _fail(staff, "dr.weber", 5) == [AuthenticationFailed] * 4 + [AccountLocked]
+    with pytest.raises(AccountLocked) as locked:
+        staff.login("dr.weber", passwords["dr.weber"])
+    assert locked.value.params == {"minutes": 15}
+    clock.advance(timedelta(minutes=14, seconds=59))
+    with pytest.raises(AccountLocked):
+        staff.login("dr.weber", passwords["dr.weber"])
+    clock.advance(timedelta(seconds=1))
+    assert staff.login("dr.weber", passwords["dr.weber"]) == doctor
+
+
+def test_lockout_on_a_sealed_vault(staff: StaffDirectory, doctor: StaffMember, vault: Vault,
+                                   passwords: dict[str, str]) -> None:
+    """R9: guessing passwords against the sealed vault is throttled just the same."""
+    vault.seal()
+    assert _fail(staff, "dr.weber", 5)[-1] is AccountLocked
+    with pytest.raises(AccountLocked):
+        staff.login("dr.weber", passwords["dr.weber"])
+    assert vault.sealed
+
+
+def test_unknown_usernames_are_throttled_alike(staff: StaffDirectory, admin: StaffMember,
+                                               clock: ManualClock) -> None:
+    """R9: an unknown name locks exactly like a real one, so names cannot be probed."""
+    assert _fail(staff, "niemand", 5) == [AuthenticationFailed] * 4 + [AccountLocked]
+    with pytest.raises(AccountLocked):
+        staff.login("niemand", "irgendwas-1")
+    clock.advance(timedelta(minutes=15))
+    with pytest.raises(AuthenticationFailed):
+        staff.login("niemand", "irgendwas-1")
+
+
+def test_success_resets_the_count(staff: StaffDirectory, doctor: StaffMember,
+                                  passwords: dict[str, str]) -> None:
+    """Four failures, a success, four failures: no lock."""
+    _fail(staff, "dr.weber", 4)
+    staff.login("dr.weber", passwords["dr.weber"])
+    assert _fail(staff, "dr.weber", 4) == [AuthenticationFailed] * 4
+
+
+def test_wrong_old_password_counts_as_a_failure(staff: StaffDirectory, doctor: StaffMember,
+                                                passwords: dict[str, str]) -> None:
+    """R9: the change-password form is no way around the lockout."""
+    for _ in range(4):
+        with pytest.raises(AuthenticationFailed):
+            staff.set_password("dr.weber", "dr.weber", "neues-passwort-1",
+                               old_password="falsch-falsch")
+    with pytest.raises(AccountLocked):
+        staff.login("dr.weber", "falsches-passwort")
+
+
+# --- second factor ----------------------------------------------------------------------------
+
+
+def _enable_totp(staff: StaffDirectory, clock: ManualClock, username: str) -> str:
+    secret, uri = staff.begin_totp(username)
+    assert secret in uri
+    assert not staff.get(username).totp_enabled
+    code = totp.code_at_step(secret, totp.time_step(clock.now()))
+    assert staff.confirm_totp(username, code).totp_enabled
+    clock.advance(timedelta(seconds=30))
+    return secret
+
+
+def _code(secret: str, clock: ManualClock) -> str:
+    return totp.code_at_step(secret, totp.time_step(clock.now()))
+
+
+def test_totp_happy_path(staff: StaffDirectory, doctor: StaffMember, clock: ManualClock,
+                         passwords: dict[str, str]) -> None:
+    """With TOTP on, login needs the code; a right code lets the member in, once."""
+    secret = _enable_totp(staff, clock, "dr.weber")
+    with pytest.raises(TotpRequired):
+        staff.login("dr.weber", passwords["dr.weber"])
+    code = _code(secret, clock)
+    assert staff.login("dr.weber", passwords["dr.weber"], code) == staff.get("dr.weber")
+    with pytest.raises(AuthenticationFailed):  # RFC 6238 §5.2: no replay of a used code
+        staff.login("dr.weber", passwords["dr.weber"], code)
+    clock.advance(timedelta(seconds=30))
+    staff.login("dr.weber", passwords["dr.weber"], _code(secret, clock))
+
+
+def test_totp_confirm_needs_a_right_code(staff: StaffDirectory, doctor: StaffMember) -> None:
+    """Setting up TOTP only finishes with a code from the app."""
+    with pytest.raises(Conflict):
+        staff.confirm_totp("dr.weber", "123456")
+    staff.begin_totp("dr.weber")
+    with pytest.raises(InvalidInput):
+        staff.confirm_totp("dr.weber", "000000x")
+    assert not staff.get("dr.weber").totp_enabled
+
+
+def test_totp_wrong_code(staff: StaffDirectory, doctor: StaffMember, clock: ManualClock,
+                         passwords: dict[str, str]) -> None:
+    """A wrong code is an authentication failure and counts towards the lockout."""
+    secret = _enable_totp(staff, clock, "dr.weber")
+    wrong = "000000" if _code(secret, clock) != "000000" else "111111"
+    with pytest.raises(AuthenticationFailed) as raised:
+        staff.login("dr.weber", passwords["dr.weber"], wrong)
+    assert type(raised.value) is AuthenticationFailed
+    for _ in range(3):
+        with pytest.raises(AuthenticationFailed):
+            staff.login("dr.weber", passwords["dr.weber"], wrong)
+    with pytest.raises(AccountLocked):
+        staff.login("dr.weber", passwords["dr.weber"], wrong)
+
+
+def test_totp_failure_reseals_a_vault_this_login_opened(
+    staff: StaffDirectory, doctor: StaffMember, vault: Vault, clock: ManualClock,
+    passwords: dict[str, str],
+) -> None:
+    """A password without the right code never leaves the vault open."""
+    secret = _enable_totp(staff, clock, "dr.weber")
+    vault.seal()
+    with pytest.raises(TotpRequired):
+        staff.login("dr.weber", passwords["dr.weber"])
+    assert vault.sealed
+    with pytest.raises(AuthenticationFailed):
+        staff.login("dr.weber", passwords["dr.weber"], "000000" if _code(secret, clock)
+                    != "000000" else "111111")
+    assert vault.sealed
+    staff.login("dr.weber", passwords["dr.weber"], _code(secret, clock))
+    assert not vault.sealed
+
+
+def test_totp_failure_leaves_an_open_vault_open(staff: StaffDirectory, doctor: StaffMember,
+                                                vault: Vault, clock: ManualClock,
+                                                passwords: dict[str, str]) -> None:
+    """If the vault was already open, another member's failed code does not seal it."""
+    _enable_totp(staff, clock, "dr.weber")
+    with pytest.raises(TotpRequired):
+        staff.login("dr.weber", passwords["dr.weber"])
+    assert not vault.sealed
+
+
+def test_disable_totp(staff: StaffDirectory, doctor: StaffMember, assistant: StaffMember,
+                      clock: ManualClock, passwords: dict[str, str]) -> None:
+    """A member or an admin switches TOTP off; an assistant cannot for someone else."""
+    _enable_totp(staff, clock, "dr.weber")
+    with pytest.raises(PermissionDenied):
+        staff.disable_totp("mfa.klein", "dr.weber")
+    assert not staff.disable_totp("admin", "dr.weber").totp_enabled
+    assert staff.login("dr.weber", passwords["dr.weber"]) == staff.get("dr.weber")
