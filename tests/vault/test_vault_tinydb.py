@@ -277,8 +277,7 @@ def test_plain_tinydb_over_vault_storage_persists(vault: Vault) -> None:
 
 
 def test_nested_values_are_not_shared(vault: Vault, tmp_path: Path) -> None:
-    """Like a JSON file (not like MemoryStorage): changing a returned or given value in place
-    changes nothing stored, and stored values are JSON (tuples become lists)."""
+    """As with a JSON file (not MemoryStorage): in-place edits of given or read values stay out."""
     table = vault.db.table("t")
     reference = TinyDB(tmp_path / "reference.json", storage=JSONStorage).table("t")
     for db_table in (table, reference):
