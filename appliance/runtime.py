@@ -36,7 +36,9 @@ def build_services(
         vault, audit, clock, staff, patients, office,
         default_public_url=settings.web.public_urls[0],
     )
-    retention = RetentionPolicy(vault, audit, clock, days=settings.practice.retention_days)
+    retention = RetentionPolicy(
+        vault, audit, clock, days=settings.practice.retention_days, book=appointments
+    )
     services = PracticeServices(
         clock=clock, vault=vault, audit=audit, office=office, staff=staff,
         patients=patients, appointments=appointments, retention=retention,

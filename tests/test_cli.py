@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,12 +22,19 @@ def _run(*args: str, cwd: Path, stdin: str = "", env: dict[str, str] | None = No
     )
 
 
-def _config(tmp_path: Path, port: int = 18080) -> Path:
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _config(tmp_path: Path) -> Path:
+    port = _free_port()
     path = tmp_path / "box.toml"
     path.write_text(f"""
 [web]
 staff_port = {port}
-public_port = {port + 1}
+public_port = {_free_port()}
 public_urls = ["https://videosprechstunde.praxis-beispiel.de"]
 [vault]
 path = "{tmp_path / 'vault'}"
