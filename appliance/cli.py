@@ -113,6 +113,18 @@ def _parser() -> argparse.ArgumentParser:
     vault_cmds = vault.add_subparsers(dest="vault_command", metavar="AKTION", required=True)
     status = vault_cmds.add_parser("status", help="eingerichtet? verschlossen?")
     status.set_defaults(run=_vault_status)
+    recover = vault_cmds.add_parser(
+        "recover", help="mit dem Wiederherstellungsschlüssel ein neues Passwort setzen",
+        description="Notfall: Alle Passwörter sind verloren, oder der Tresor wurde auf eine neue "
+        "Box kopiert. Der Wiederherstellungsschlüssel vom Notfallblatt öffnet den Tresor; danach "
+        "wird für ein bestehendes Admin-Konto ein neues Passwort gesetzt.",
+    )
+    recover.add_argument("username", help="das Admin-Konto, das ein neues Passwort bekommt")
+    recover.add_argument("--recovery-key-file", type=Path, metavar="DATEI",
+                         help="Datei mit dem Wiederherstellungsschlüssel (sonst Abfrage)")
+    recover.add_argument("--password-file", type=Path, metavar="DATEI",
+                         help="Datei mit dem neuen Passwort (sonst Abfrage)")
+    recover.set_defaults(run=_vault_recover)
     return parser
 
 
@@ -325,4 +337,24 @@ def _user_remove(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         services.vault.close()
     print(f"Konto {args.username} entfernt; der Tresor wurde neu verschlüsselt.")
+    return EXIT_OK
+
+
+def _vault_recover(args: argparse.Namespace, settings: Settings) -> int:
+    from appliance.runtime import build_services
+
+    if _service_status(settings) is not None:
+        print("sprechzimmer: der Dienst läuft. Bitte vorher stoppen "
+              "(systemctl stop sprechzimmer).", file=sys.stderr)
+        return EXIT_ERROR
+    key = _read_secret(args.recovery_key_file, "Wiederherstellungsschlüssel: ")
+    password = _read_secret(args.password_file, f"Neues Passwort für {args.username}: ",
+                            confirm=True)
+    services = build_services(settings)
+    try:
+        services.staff.recover(key, args.username, password)
+    finally:
+        services.vault.close()
+    print(f"Tresor mit dem Wiederherstellungsschlüssel geöffnet; {args.username} hat ein neues "
+          "Passwort.")
     return EXIT_OK

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -153,3 +158,107 @@ def test_init_with_bad_bsnr_leaves_no_vault(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "BSNR" in result.stderr or "bsnr" in result.stderr
     assert not (tmp_path / "vault" / "snapshot").exists()
+
+
+def test_recovery_key_alone_opens_the_vault_on_a_new_box(tmp_path: Path) -> None:
+    """All passwords lost, vault copied to a new box: the recovery key sets a new admin password."""
+    old_box = tmp_path / "old"
+    old_box.mkdir()
+    config = _config(old_box)
+    key_file = tmp_path / "recovery.txt"
+    assert _run("--config", str(config), *INIT, "--recovery-key-file", str(key_file),
+                cwd=old_box, stdin="admin-passwort-123\n").returncode == 0
+    new_box = tmp_path / "new"
+    new_box.mkdir()
+    shutil.copytree(old_box / "vault", new_box / "vault")
+    new_config = _config(new_box)
+
+    typo = key_file.read_text().replace("-", " ").lower().strip()[:-1] + "\n"
+    bad = _run("--config", str(new_config), "vault", "recover", "admin", cwd=new_box,
+               stdin=typo + "neues-passwort-789\n")
+    assert bad.returncode == 1 and "Tippfehler" in bad.stderr
+
+    key = key_file.read_text().replace("-", " ").lower()  # as typed from the sheet
+    result = _run("--config", str(new_config), "vault", "recover", "admin", cwd=new_box,
+                  stdin=key + "neues-passwort-789\n")
+    assert result.returncode == 0, result.stderr
+    listed = _run("--config", str(new_config), "user", "list", "--as", "admin", cwd=new_box,
+                  stdin="neues-passwort-789\n")
+    assert listed.returncode == 0, listed.stderr
+    assert "admin\tAnna Admin" in listed.stdout
+    old_password = _run("--config", str(new_config), "user", "list", "--as", "admin",
+                        cwd=new_box, stdin="admin-passwort-123\n")
+    assert old_password.returncode == 1
+
+
+def test_init_from_file(tmp_path: Path) -> None:
+    """Provisioning passes the onboarding as a TOML file."""
+    answers = tmp_path / "onboarding.toml"
+    answers.write_text("""
+[practice]
+name = "Praxis am Markt"
+bsnr = "987654321"
+street = "Markt 2"
+postal_code = "80331"
+city = "München"
+kv_region = "BY"
+public_urls = ["https://video.praxis-am-markt.de"]
+[admin]
+username = "it"
+display_name = "IT-Dienstleister"
+""", "utf-8")
+    config = _config(tmp_path)
+    result = _run("--config", str(config), "init", "--from-file", str(answers), cwd=tmp_path,
+                  stdin="it-passwort-12345\n")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.split("\n\n")[1].strip()) > 40  # the key is shown once
+    listed = _run("--config", str(config), "user", "list", cwd=tmp_path)
+    assert listed.stdout.split() == ["it"]
+
+
+def _post_json(url: str, data: dict) -> int:
+    request = urllib.request.Request(url, data=json.dumps(data).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_vault_status_asks_the_running_service(tmp_path: Path) -> None:
+    """`vault status` says sealed after the start and open after the first staff login."""
+    config = _config(tmp_path)
+    assert _run("--config", str(config), *INIT, cwd=tmp_path,
+                stdin="admin-passwort-123\n").returncode == 0
+    port = int(config.read_text().split("staff_port = ")[1].split()[0])
+    server = subprocess.Popen([sys.executable, "-m", "appliance", "--config", str(config),
+                               "serve"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=1)
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read() if server.stderr else ""
+                assert time.monotonic() < deadline, "the box did not start"
+                time.sleep(0.1)
+        sealed = _run("--config", str(config), "vault", "status", cwd=tmp_path)
+        assert "Dienst:        läuft" in sealed.stdout and "verschlossen" in sealed.stdout
+        busy = _run("--config", str(config), "user", "list", "--as", "admin", cwd=tmp_path,
+                    stdin="admin-passwort-123\n")
+        assert busy.returncode == 1 and "Dienst läuft" in busy.stderr
+        assert _post_json(f"http://127.0.0.1:{port}/api/login",
+                          {"username": "admin", "password": "admin-passwort-123"}) == 200
+        opened = _run("--config", str(config), "vault", "status", cwd=tmp_path)
+        assert "Zustand:       offen" in opened.stdout
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    assert server.returncode == 0  # a clean shutdown on SIGTERM

@@ -232,6 +232,15 @@ class StaffDirectory:
         self._vault.set_password(username, _password(new_password))
         self._audit.record(actor, "staff.password", username)
 
+    def recover(self, recovery_key: RecoveryKey | str, username: str, new_password: str) -> None:
+        """Emergency: open the vault with the recovery key and give an admin a new password."""
+        self._vault.unseal_with_recovery_key(recovery_key)
+        member = self.get(username)
+        if Role.ADMIN not in member.roles:
+            raise PermissionDenied()
+        self._vault.set_password(username, _password(new_password))
+        self._audit.record("recovery-key", "staff.password.recovered", username)
+
     # --- login --------------------------------------------------------------------------------
 
     def login(self, username: str, password: str, totp_code: str | None = None) -> StaffMember:
