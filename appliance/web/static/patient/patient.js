@@ -20,6 +20,7 @@ let offlineTimer = null;
 let source = null;
 let pollTimer = null;
 let lastName = '';
+let leaving = false;
 
 // --- screens -------------------------------------------------------------------------------------
 
@@ -210,12 +211,14 @@ function followState(state, name) {
   } else if (CLOSED_STATES.has(state)) {
     showEnded(state);
   } else if (state === 'scheduled') {
-    if (current === 'waiting' || current === 'admitted') {
+    if (leaving || current === 'left' || current === 'name' || current === 'code') {
+      // the patient left on purpose, or is on the way in: nothing to change
+    } else if (current === 'waiting' || current === 'admitted') {
       // moved back by the practice (or a new link was issued): ask the box what holds now
       stopWatching();
       show('loading', { focus: false });
       loadInfo();
-    } else if (current !== 'name') {
+    } else {
       show('name');
       $('full-name').value = lastName;
     }
@@ -293,6 +296,7 @@ async function poll() {
 async function leave() {
   const button = $('leave');
   button.disabled = true;
+  leaving = true;
   try {
     const result = await api(`${base}/leave`, { method: 'POST' });
     stopWatching();
@@ -303,6 +307,7 @@ async function leave() {
     else if (error.code === 'conflict') { stopWatching(); show('loading', { focus: false }); loadInfo(); }
     else showError('waiting-error', error.message);
   } finally {
+    leaving = false;
     button.disabled = false;
   }
 }

@@ -106,7 +106,10 @@ function showSetup(root, ctx, setup) {
     h('ol', { class: 'totp-steps' },
       h('li', {}, t('ui.account.totp_step_app')),
       h('li', {}, t('ui.account.totp_step_secret'))),
-    copyField({ label: t('ui.account.totp_secret'), value: grouped, test: 'totp-secret', mono: true }),
+    copyField({
+      label: t('ui.account.totp_secret'), copyLabel: t('ui.copy.secret'), value: grouped,
+      test: 'totp-secret', mono: true,
+    }),
     h('details', {},
       h('summary', {}, t('ui.account.totp_uri')),
       h('p', { class: 'hint muted' }, t('ui.account.totp_uri_hint')),

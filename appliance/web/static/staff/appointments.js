@@ -27,8 +27,11 @@ export async function doctors() {
 /** Link and access code with copy buttons. */
 export function linkAndCode(appt) {
   return h('div', { class: 'link-and-code' },
-    copyField({ label: t('ui.appointment.link'), value: appt.link, test: 'appointment-link' }),
-    copyField({ label: t('ui.appointment.code'), value: appt.access_code, test: 'appointment-code', mono: true }),
+    copyField({ label: t('ui.appointment.link'), copyLabel: t('ui.copy.link'), value: appt.link, test: 'appointment-link' }),
+    copyField({
+      label: t('ui.appointment.code'), copyLabel: t('ui.copy.code'), value: appt.access_code,
+      test: 'appointment-code', mono: true,
+    }),
     appt.code_expires_at ? h('p', { class: 'hint muted' }, t('ui.appointment.code_valid_until', {
       date: formatShortDate(appt.code_expires_at), time: formatTime(appt.code_expires_at),
     })) : null);
@@ -81,7 +84,7 @@ export function showDetails(appt, ctx, { onChanged } = {}) {
       h('dl', { class: 'facts' },
         h('dt', {}, t('ui.appointment.when_label')), h('dd', {}, when(appt)),
         h('dt', {}, t('ui.appointment.doctor')), h('dd', {}, appt.doctor_name),
-        h('dt', {}, t('ui.appointment.duration')),
+        h('dt', {}, t('ui.appointment.duration_label')),
         h('dd', {}, t('ui.appointment.minutes', { minutes: appt.duration_minutes })),
         h('dt', {}, t('ui.appointment.state')), h('dd', {}, stateBadge(appt.state)),
         appt.checked_in_name ? [h('dt', {}, t('ui.appointment.checked_in_name')),

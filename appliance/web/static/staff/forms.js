@@ -31,7 +31,7 @@ export function field({
     control = h('input', { ...common, type, value: value ?? '' });
   }
   return h('div', { class: ['field', narrow && 'narrow'] },
-    h('label', { for: id }, label, required ? h('span', { class: 'muted' }, ` (${t('ui.form.required')})`) : null),
+    h('label', { for: id }, label),
     hint ? h('p', { class: 'hint', id: hintId }, hint) : null,
     control,
     h('p', { class: 'field-error', id: errorId, hidden: true, 'aria-live': 'polite' }));
@@ -162,7 +162,7 @@ export function checkRules(form, rules) {
   let first = null;
   for (const [control, ok, message] of rules) {
     if (!control || control.closest('[hidden]')) continue;
-    const value = control.type === 'checkbox' ? control.checked : control.value.trim();
+    const value = control.type === 'checkbox' ? control.checked : String(control.value ?? '').trim();
     if (!ok(value)) {
       showFieldError(form, control, message);
       first = first || control;
@@ -235,8 +235,8 @@ export function confirmDialog({ title, message, confirmLabel, danger = false }) 
 
 // --- copy ----------------------------------------------------------------------------------------
 
-/** A read-only text with a copy button: {label, value, test}. */
-export function copyField({ label, value, test, mono = false }) {
+/** A read-only text with a copy button: {label, copyLabel, value, test}. */
+export function copyField({ label, copyLabel, value, test, mono = false }) {
   const id = uid('copy');
   const input = h('input', {
     id, type: 'text', readonly: true, value, class: mono ? 'mono' : null, 'data-test': test || null,
@@ -250,7 +250,7 @@ export function copyField({ label, value, test, mono = false }) {
       status.textContent = ok ? t('ui.copy.done') : t('ui.copy.failed');
       setTimeout(() => { status.textContent = ''; }, 2500);
     },
-  }, t('ui.copy.button', { what: label }));
+  }, copyLabel);
   return h('div', { class: 'field copy-field' },
     h('label', { for: id }, label),
     h('div', { class: 'copy-row' }, input, button, status));
