@@ -1,4 +1,4 @@
-// Building DOM without innerHTML: h('p', {class: 'x'}, 'text', child, ...).
+// Building DOM from elements and text nodes (no HTML strings): h('p', {class: 'x'}, 'text', child, ...).
 
 const PROPERTIES = new Set(['value', 'checked', 'indeterminate']);
 

@@ -68,7 +68,7 @@ function renderAudit(root, entries) {
       h('th', { scope: 'col' }, t('ui.settings.audit_target')))),
     h('tbody', {}, sorted.map((entry) => h('tr', {},
       h('td', { class: 'mono' }, String(entry.seq)),
-      h('td', {}, `${formatShortDate(entry.at)} ${wallClock(entry.at)?.time || ''}`),
+      h('td', { class: 'nowrap' }, `${formatShortDate(entry.at)} ${wallClock(entry.at)?.time || ''}`),
       h('td', { class: 'mono' }, entry.actor),
       h('td', {}, auditAction(entry.action)),
       h('td', { class: 'mono muted' }, entry.target || '–'))))));

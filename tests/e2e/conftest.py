@@ -1,0 +1,116 @@
+"""Fixtures for browser tests: the real box as a subprocess and headless Debian Chromium."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+#: TESTING.md: fake camera and microphone, no sandbox (root), nothing that phones home
+CHROMIUM_FLAGS = [
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--no-sandbox",
+    "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns", "--disable-quic",
+]
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class RunningBox:
+    """A box started with ``sprechzimmer serve``: where its two sites listen."""
+
+    staff_url: str
+    public_url: str
+    log: Path
+
+    def log_text(self) -> str:
+        """What the box printed so far (for failure messages)."""
+        return self.log.read_text("utf-8", errors="replace") if self.log.exists() else ""
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Iterator[RunningBox]:
+    """The real box as a subprocess on two free loopback ports, with a fresh vault."""
+    staff_port, public_port = _free_port(), _free_port()
+    while public_port == staff_port:
+        public_port = _free_port()
+    public_url = f"http://127.0.0.1:{public_port}"
+    config = tmp_path / "sprechzimmer.toml"
+    config.write_text(
+        "[web]\n"
+        'staff_host = "127.0.0.1"\n'
+        f"staff_port = {staff_port}\n"
+        'public_host = "127.0.0.1"\n'
+        f"public_port = {public_port}\n"
+        f'public_urls = ["{public_url}"]\n'
+        "[vault]\n"
+        f'path = "{tmp_path / "vault"}"\n',
+        "utf-8",
+    )
+    log = tmp_path / "box.log"
+    running = RunningBox(f"http://127.0.0.1:{staff_port}", public_url, log)
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "appliance", "--config", str(config), "serve"],
+            stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
+        )
+        try:
+            _wait_until_up(process, running)
+            yield running
+        finally:
+            process.terminate()
+            try:
+                process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(STOP_TIMEOUT_S)
+
+
+def _wait_until_up(process: subprocess.Popen[bytes], running: RunningBox) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the box exited with {process.returncode}:\n{running.log_text()}")
+        try:
+            with urllib.request.urlopen(f"{running.staff_url}/api/status", timeout=2) as answer:
+                if "initialized" in json.load(answer):
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"the box did not answer within {START_TIMEOUT_S} s:\n{running.log_text()}")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Headless Debian Chromium driven by Playwright (never ``playwright install``)."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        playwright.selectors.set_test_id_attribute("data-test")
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
