@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,18 +99,27 @@ def _wait_until_up(process: subprocess.Popen[bytes], running: RunningBox) -> Non
     pytest.fail(f"the box did not answer within {START_TIMEOUT_S} s:\n{running.log_text()}")
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
-    """Headless Debian Chromium driven by Playwright (never ``playwright install``)."""
+@pytest.fixture
+def chromium() -> Path:
+    """The Debian chromium binary, or a skip saying how to get it."""
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: Path) -> AsyncIterator[object]:
+    """Headless Debian Chromium driven by Playwright (never ``playwright install``).
+
+    The async API shares pytest-asyncio's loop, so the async tests that run after it keep theirs.
+    """
+    async_api = pytest.importorskip("playwright.async_api")
+    async with async_api.async_playwright() as playwright:
         playwright.selectors.set_test_id_attribute("data-test")
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True
+        browser = await playwright.chromium.launch(
+            executable_path=str(chromium), args=CHROMIUM_FLAGS, headless=True
         )
         try:
             yield browser
         finally:
-            browser.close()
+            await browser.close()

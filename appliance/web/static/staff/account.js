@@ -5,6 +5,7 @@ import { h, clear } from '/static/common/dom.js';
 import { t } from '/static/common/i18n.js';
 import {
   busy, checkRules, clearErrors, confirmDialog, copyField, field, filled, showApiError,
+  showFieldError,
 } from './forms.js';
 
 export async function render(root, ctx) {
@@ -50,7 +51,12 @@ function passwordForm(ctx) {
       done.textContent = t('ui.account.password_changed');
       done.hidden = false;
     } catch (error) {
-      showApiError(form, error);
+      if (error.code === 'authentication_failed') {
+        showFieldError(form, el('old_password'), t('ui.account.old_password_wrong'));
+        el('old_password').select();
+      } else {
+        showApiError(form, error);
+      }
     }
   });
   return form;
