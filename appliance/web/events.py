@@ -55,21 +55,23 @@ async def stream_events(request: web.Request, hub: EventHub, accept, render) -> 
         "X-Accel-Buffering": "no",
     })
     await response.prepare(request)
-    await response.write(b"retry: 2000\n\n")
-    async with hub.subscribe() as queue:
-        while True:
-            try:
-                event = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
-            except TimeoutError:
-                await response.write(b": keep-alive\n\n")
-                continue
-            if event is None:
-                break
-            if not accept(event):
-                continue
-            payload = render(event)
-            if payload is None:
-                continue
-            data = json.dumps(payload, ensure_ascii=False)
-            await response.write(f"event: {event['type']}\ndata: {data}\n\n".encode())
+    # a closed tab or a lost connection shows up as a failed write: the stream simply ends
+    with contextlib.suppress(ConnectionResetError):
+        await response.write(b"retry: 2000\n\n")
+        async with hub.subscribe() as queue:
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                if event is None:
+                    break
+                if not accept(event):
+                    continue
+                payload = render(event)
+                if payload is None:
+                    continue
+                data = json.dumps(payload, ensure_ascii=False)
+                await response.write(f"event: {event['type']}\ndata: {data}\n\n".encode())
     return response
