@@ -197,3 +197,9 @@ class AppointmentClosed(SprechzimmerError):
 
     code = "appointment_closed"
     status = 410
+
+
+class TotpReused(AuthenticationFailed):
+    """A second-factor code that was already used (replay protection)."""
+
+    code = "totp_reused"

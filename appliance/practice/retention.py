@@ -53,7 +53,7 @@ class RetentionPolicy:
         self.days = days
 
     def purge(self) -> PurgeReport:
-        """Delete what is older than ``days``; audits one ``retention.purge`` with the counts."""
+        """Delete what is older than ``days``; audit a ``retention.purge`` if anything went."""
         cutoff = self._clock.now() - timedelta(days=self.days)
         db = self._vault.db
         appointments = db.table(store.APPOINTMENTS)
@@ -75,11 +75,12 @@ class RetentionPolicy:
         report = PurgeReport(
             appointments=len(old), patients=len(idle), audit_entries=audit_entries
         )
-        self._audit.record(
-            SYSTEM_ACTOR,
-            "retention.purge",
-            f"appointments={report.appointments} patients={report.patients} "
-            f"audit_entries={report.audit_entries}",
-        )
-        _LOGGER.info("retention purge: %s", report)
+        if report.appointments or report.patients or report.audit_entries:
+            self._audit.record(
+                SYSTEM_ACTOR,
+                "retention.purge",
+                f"appointments={report.appointments} patients={report.patients} "
+                f"audit_entries={report.audit_entries}",
+            )
+            _LOGGER.info("retention purge: %s", report)
         return report

@@ -20,6 +20,7 @@ from appliance.errors import (
     NotFound,
     PermissionDenied,
     TotpRequired,
+    TotpReused,
     WrongCredentials,
 )
 from appliance.practice import store, totp
@@ -271,9 +272,12 @@ class StaffDirectory:
                 raise TotpRequired()
             step = totp.matching_step(doc["totp_secret"], totp_code, self._clock.now())
             last = doc.get("totp_last_step")
-            if step is None or (last is not None and step <= last):
+            if step is None:
                 self._fail(name, audit=True, reseal=unsealed_here)
                 raise AuthenticationFailed()
+            if last is not None and step <= last:  # a replayed code
+                self._fail(name, audit=True, reseal=unsealed_here)
+                raise TotpReused()
             self._update_doc(name, {"totp_last_step": step})
         self._throttle.succeeded(name)
         self._audit.record(name, "login")

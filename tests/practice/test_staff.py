@@ -17,6 +17,7 @@ from appliance.errors import (
     NotFound,
     PermissionDenied,
     TotpRequired,
+    TotpReused,
     WrongCredentials,
 )
 from appliance.practice import store, totp
@@ -311,7 +312,7 @@ def test_totp_happy_path(staff: StaffDirectory, doctor: StaffMember, clock: Manu
         staff.login("dr.weber", passwords["dr.weber"])
     code = _code(secret, clock)
     assert staff.login("dr.weber", passwords["dr.weber"], code) == staff.get("dr.weber")
-    with pytest.raises(AuthenticationFailed):  # RFC 6238 §5.2: no replay of a used code
+    with pytest.raises(TotpReused):  # RFC 6238 §5.2: no replay of a used code
         staff.login("dr.weber", passwords["dr.weber"], code)
     clock.advance(timedelta(seconds=30))
     staff.login("dr.weber", passwords["dr.weber"], _code(secret, clock))
