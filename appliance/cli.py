@@ -125,6 +125,19 @@ def _parser() -> argparse.ArgumentParser:
     recover.add_argument("--password-file", type=Path, metavar="DATEI",
                          help="Datei mit dem neuen Passwort (sonst Abfrage)")
     recover.set_defaults(run=_vault_recover)
+
+    turn = commands.add_parser(
+        "turn-config", help="Konfiguration des TURN-Relays (coturn) oder der Firewall schreiben",
+        description="Schreibt die coturn-Konfiguration aus den Einstellungen unter [turn] "
+        "(Entwurf C aus docs/turn.md) – oder mit --nft die Firewall-Regel der Box. Die "
+        "coturn-Konfiguration enthält das TURN-Geheimnis: mit --output wird sie atomar und mit "
+        "Modus 0600 geschrieben.",
+    )
+    turn.add_argument("--output", type=Path, metavar="DATEI",
+                      help="in diese Datei schreiben (Modus 0600) statt auf die Standardausgabe")
+    turn.add_argument("--nft", action="store_true",
+                      help="die nft-Regeln der Box statt der coturn-Konfiguration")
+    turn.set_defaults(run=_turn_config)
     return parser
 
 
@@ -357,4 +370,26 @@ def _vault_recover(args: argparse.Namespace, settings: Settings) -> int:
         services.vault.close()
     print(f"Tresor mit dem Wiederherstellungsschlüssel geöffnet; {args.username} hat ein neues "
           "Passwort.")
+    return EXIT_OK
+
+
+def _turn_config(args: argparse.Namespace, settings: Settings) -> int:
+    from appliance.rtc.turn import coturn_config, nft_rules
+    from appliance.vault.journal import write_atomic
+
+    if not settings.turn.enabled:
+        print(f"sprechzimmer: {SprechzimmerError('turn_not_configured', source=settings.source)}",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    text = nft_rules(settings.turn) if args.nft else coturn_config(settings.turn)
+    if args.output is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        write_atomic(args.output.parent, args.output.name, [text.encode("utf-8")])
+    except OSError as exc:
+        print(f"sprechzimmer: {args.output} lässt sich nicht schreiben ({exc.strerror})",
+              file=sys.stderr)
+        return EXIT_ERROR
+    print(f"{'nft-Regeln' if args.nft else 'coturn-Konfiguration'} in {args.output} geschrieben.")
     return EXIT_OK

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,22 @@ path = "./var/vault"
 
 [practice]
 retention_days = 90           # appointment metadata is purged after this (at most 90, R8)
+
+[turn]
+enabled = false               # the box's own coturn relay (docs/turn.md); off on a laptop
+# On a box: the TURN secret lives only there, in secret_file (mode 0600, 32+ characters),
+# never in a page or a log. `sprechzimmer turn-config` writes coturn's configuration from this.
+# secret_file = "/etc/sprechzimmer/turn-secret"
+# realm = "praxis-beispiel.de"
+# lan_address = "192.168.50.10"   # the box's LAN address: the doctor's turn: URL
+# min_port = 61000                # relay ports; keep them outside the kernel's ephemeral range
+# max_port = 65535
+# credential_ttl_s = 600          # at most 3600
+# One [[turn.uplinks]] per internet line; the router forwards UDP 3478 to its lan_address.
+# [[turn.uplinks]]
+# public_host = "videosprechstunde.praxis-beispiel.de"
+# public_address = "203.0.113.1"
+# lan_address = "192.168.50.10"
 """
 
 
@@ -64,12 +81,50 @@ class PracticeSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TurnUplink:
+    """One internet line as TURN sees it: the name patients use, its public and its LAN address."""
+
+    public_host: str
+    public_address: str
+    lan_address: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnSettings:
+    """The box's own coturn relay (design C of TURN.md) and the credentials it accepts."""
+
+    enabled: bool = False
+    #: never shown: not in repr, not in errors, not in logs
+    secret: str = field(default="", repr=False)
+    secret_file: Path = Path("/etc/sprechzimmer/turn-secret")
+    realm: str = "sprechzimmer.local"
+    lan_address: str = ""
+    uplinks: tuple[TurnUplink, ...] = ()
+    port: int = 3478
+    tls_port: int = 443
+    certificate: Path | None = None
+    private_key: Path | None = None
+    min_port: int = 61000
+    max_port: int = 65535
+    credential_ttl_s: int = 600
+    user_quota: int = 16
+    total_quota: int = 200
+
+    @property
+    def lan_addresses(self) -> tuple[str, ...]:
+        """Every LAN address of the box that coturn uses, the doctor's first, without repeats."""
+        found = [self.lan_address, *(uplink.lan_address for uplink in self.uplinks)]
+        return tuple(dict.fromkeys(a for a in found if a))
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """All settings of the box."""
 
     web: WebSettings = field(default_factory=WebSettings)
     vault: VaultSettings = field(default_factory=VaultSettings)
     practice: PracticeSettings = field(default_factory=PracticeSettings)
+    turn: TurnSettings = field(default_factory=TurnSettings)
     source: str = "eingebaute Standardwerte"
 
 
@@ -143,6 +198,158 @@ def _retention_days(value: Any) -> int:
     return days
 
 
+#: the TURN secret's alphabet: it ends up on one line of coturn's configuration file
+_SECRET_RE: Final = re.compile(r"[A-Za-z0-9+/=._~-]{32,256}")
+_HOST_RE: Final = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                             r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+#: settings whose value never appears in an error message
+SECRET_SETTINGS: Final = frozenset({"turn.secret"})
+MAX_CREDENTIAL_TTL_S: Final = 3600
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "ja", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", "nein", "off"):
+        return False
+    raise ValueError("true oder false")
+
+
+def turn_secret(value: Any) -> str:
+    """A TURN secret as coturn's configuration can hold it (also used for ``secret_file``)."""
+    if not isinstance(value, str) or not (value == "" or _SECRET_RE.fullmatch(value)):
+        raise ValueError(
+            "leer (dann gilt secret_file) oder 32 bis 256 Zeichen aus A–Z, a–z, 0–9 und +/=._~- "
+            "(z. B. aus `openssl rand -base64 48`)"
+        )
+    return value
+
+
+def _host_name(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            if _HOST_RE.fullmatch(value):
+                return value.lower()
+    raise ValueError(
+        "ein Hostname wie \"videosprechstunde.praxis-beispiel.de\" oder eine IP-Adresse"
+    )
+
+
+def _ip(value: Any) -> str:
+    if isinstance(value, str):
+        if value == "":
+            return value
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            pass
+    raise ValueError("eine IP-Adresse (z. B. \"192.168.50.10\")")
+
+
+def _file(value: Any) -> Path:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("ein Dateipfad")
+    return Path(value)
+
+
+def _optional_file(value: Any) -> Path | None:
+    return None if value == "" else _file(value)
+
+
+def _int_in(low: int, high: int, why: str = "") -> _Validator:
+    allowed = f"eine ganze Zahl von {low} bis {high}{why}"
+
+    def validate(value: Any) -> int:
+        if isinstance(value, bool | float):
+            raise ValueError(allowed)
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ValueError(allowed) from None
+        if not low <= number <= high:
+            raise ValueError(allowed)
+        return number
+
+    return validate
+
+
+def _uplinks(value: Any) -> tuple[TurnUplink, ...]:
+    """``[[turn.uplinks]]`` tables, or (environment) ``HOST=PUBLIC/LAN`` separated by commas."""
+    allowed = (
+        "[[turn.uplinks]]-Abschnitte mit public_host, public_address und lan_address "
+        "(als Umgebungsvariable: HOST=ÖFFENTLICHE-IP/LAN-IP, durch Kommas getrennt)"
+    )
+    if isinstance(value, str):
+        entries: list[Any] = []
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            host, _, addresses = part.partition("=")
+            public, _, lan = addresses.partition("/")
+            entries.append({"public_host": host, "public_address": public, "lan_address": lan})
+    elif isinstance(value, list):
+        entries = value
+    else:
+        raise ValueError(allowed)
+    uplinks = []
+    for entry in entries:
+        if not isinstance(entry, dict) or set(entry) != {
+            "public_host", "public_address", "lan_address"
+        }:
+            raise ValueError(allowed)
+        try:
+            uplink = TurnUplink(
+                public_host=_host_name(entry["public_host"]),
+                public_address=_ip(entry["public_address"]),
+                lan_address=_ip(entry["lan_address"]),
+            )
+        except ValueError as exc:
+            raise ValueError(f"{allowed}; {exc}") from None
+        if not uplink.public_address or not uplink.lan_address:
+            raise ValueError(allowed)
+        uplinks.append(uplink)
+    return tuple(uplinks)
+
+
+class _Contradiction(ValueError):
+    """Two settings of one section that do not fit together; ``key`` names the one to change."""
+
+    def __init__(self, key: str, value: Any, allowed: str) -> None:
+        super().__init__(allowed)
+        self.key, self.value = key, value
+
+
+def _check_turn(turn: TurnSettings) -> None:
+    """The rules between TURN settings; only an enabled relay must be complete."""
+    if not turn.enabled:
+        return
+    if not turn.lan_address:
+        raise _Contradiction("lan_address", "", "bei enabled = true nötig: die LAN-Adresse "
+                             "der Box (für die Ärztin / den Arzt in der Praxis)")
+    if not turn.uplinks:
+        raise _Contradiction("uplinks", "[]", "bei enabled = true mindestens ein "
+                             "[[turn.uplinks]]-Abschnitt (für die Patienten im Internet)")
+    lans = [u.lan_address for u in turn.uplinks]
+    if len(set(lans)) != len(lans):
+        raise _Contradiction("uplinks", ", ".join(lans), "jede Leitung braucht ihre eigene "
+                             "LAN-Adresse der Box (UPLINKS.md)")
+    hosts = [u.public_host for u in turn.uplinks]
+    if len(set(hosts)) != len(hosts):
+        raise _Contradiction("uplinks", ", ".join(hosts), "jede Leitung hat ihren eigenen "
+                             "public_host")
+    if turn.min_port >= turn.max_port:
+        raise _Contradiction("min_port", turn.min_port, f"kleiner als max_port ({turn.max_port})")
+    for key in ("port", "tls_port"):
+        if turn.min_port <= getattr(turn, key) <= turn.max_port:
+            raise _Contradiction(key, getattr(turn, key), "außerhalb der Relay-Ports "
+                                 f"{turn.min_port}–{turn.max_port}")
+    if (turn.certificate is None) != (turn.private_key is None):
+        raise _Contradiction("certificate" if turn.certificate is None else "private_key", "",
+                             "certificate und private_key nur gemeinsam (TURN über TLS)")
+
+
 _Validator = Callable[[Any], Any]
 SCHEMA: Final[dict[str, tuple[type, dict[str, _Validator]]]] = {
     "web": (
@@ -157,7 +364,31 @@ SCHEMA: Final[dict[str, tuple[type, dict[str, _Validator]]]] = {
     ),
     "vault": (VaultSettings, {"path": _path}),
     "practice": (PracticeSettings, {"retention_days": _retention_days}),
+    "turn": (
+        TurnSettings,
+        {
+            "enabled": _bool,
+            "secret": turn_secret,
+            "secret_file": _file,
+            "realm": _host_name,
+            "lan_address": _ip,
+            "uplinks": _uplinks,
+            "port": _port,
+            "tls_port": _port,
+            "certificate": _optional_file,
+            "private_key": _optional_file,
+            "min_port": _int_in(1024, 65535),
+            "max_port": _int_in(1024, 65535),
+            "credential_ttl_s": _int_in(
+                60, MAX_CREDENTIAL_TTL_S, " Sekunden (kurz, TURN.md Punkt 7)"
+            ),
+            "user_quota": _int_in(1, 1000),
+            "total_quota": _int_in(1, 100000),
+        },
+    ),
 }
+#: rules between the settings of one section, checked after each value on its own
+SECTION_CHECKS: Final[dict[str, Callable[[Any], None]]] = {"turn": _check_turn}
 
 
 def default_config_path() -> Path:
@@ -223,12 +454,21 @@ def _build(raw: dict[str, Any], environ: Mapping[str, str], source: str) -> Sett
                     section, key, environ[env_name], validators, f" (aus {env_name})"
                 )
         sections[section] = cls(**values)
+        if section in SECTION_CHECKS:
+            try:
+                SECTION_CHECKS[section](sections[section])
+            except _Contradiction as exc:
+                raise ConfigError(
+                    setting=f"{section}.{exc.key}", value=exc.value, source=f" (in {source})",
+                    allowed=str(exc),
+                ) from None
     for env_name in environ:
         if env_name.startswith(ENV_PREFIX) and "__" in env_name:
             section, _, key = env_name[len(ENV_PREFIX):].lower().partition("__")
             if section not in SCHEMA or key not in SCHEMA[section][1]:
                 raise ConfigError(
-                    setting=env_name, value=environ[env_name], source="",
+                    setting=env_name, source="",
+                    value="…" if "SECRET" in env_name else environ[env_name],
                     allowed="diese Umgebungsvariable kennt die Box nicht",
                 )
     return Settings(**sections, source=source)
@@ -245,6 +485,7 @@ def _validate(
     try:
         return validators[key](value)
     except ValueError as exc:
+        shown = "…" if f"{section}.{key}" in SECRET_SETTINGS else value
         raise ConfigError(
-            setting=f"{section}.{key}", value=value, source=source, allowed=str(exc)
+            setting=f"{section}.{key}", value=shown, source=source, allowed=str(exc)
         ) from None

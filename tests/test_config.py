@@ -9,6 +9,7 @@ import pytest
 from appliance.config import (
     EMBEDDED_DEFAULTS,
     Settings,
+    TurnUplink,
     load_settings,
     write_embedded_defaults,
 )
@@ -99,3 +100,129 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_no_file_gives_builtin_defaults() -> None:
     """Without a file the dataclass defaults apply."""
     assert load_settings(None, environ={}) == Settings(source="eingebaute Standardwerte")
+
+
+TURN_BOX = """
+[turn]
+enabled = true
+secret_file = "/etc/sprechzimmer/turn-secret"
+realm = "praxis-beispiel.de"
+lan_address = "192.168.50.10"
+certificate = "/etc/sprechzimmer/tls/turn.crt"
+private_key = "/etc/sprechzimmer/tls/turn.key"
+credential_ttl_s = 900
+[[turn.uplinks]]
+public_host = "videosprechstunde.praxis-beispiel.de"
+public_address = "203.0.113.1"
+lan_address = "192.168.50.10"
+[[turn.uplinks]]
+public_host = "lte.praxis-beispiel.de"
+public_address = "192.0.2.1"
+lan_address = "192.168.50.11"
+"""
+TURN_SECRET = "praxis-test-secret-0123456789abcdef"
+
+
+def test_turn_is_off_in_the_embedded_default(tmp_path: Path) -> None:
+    """The laptop default runs without TURN and needs no secret."""
+    path = tmp_path / "var" / "sprechzimmer.toml"
+    write_embedded_defaults(path)
+    turn = load_settings(path, environ={}).turn
+    assert not turn.enabled
+    assert (turn.port, turn.tls_port, turn.credential_ttl_s) == (3478, 443, 600)
+    assert turn.secret_file == Path("/etc/sprechzimmer/turn-secret")
+
+
+def test_turn_box_settings_with_two_uplinks(tmp_path: Path) -> None:
+    """[[turn.uplinks]] tables become TurnUplink entries; LAN addresses are collected once."""
+    turn = load_settings(_write(tmp_path, TURN_BOX), environ={}).turn
+    assert turn.enabled and turn.realm == "praxis-beispiel.de"
+    assert [u.public_host for u in turn.uplinks] == ["videosprechstunde.praxis-beispiel.de",
+                                                     "lte.praxis-beispiel.de"]
+    assert turn.uplinks[1] == TurnUplink(public_host="lte.praxis-beispiel.de",
+                                         public_address="192.0.2.1", lan_address="192.168.50.11")
+    assert turn.lan_addresses == ("192.168.50.10", "192.168.50.11")
+    assert turn.certificate == Path("/etc/sprechzimmer/tls/turn.crt")
+    assert turn.credential_ttl_s == 900
+
+
+def test_turn_from_environment(tmp_path: Path) -> None:
+    """Uplinks as HOST=PUBLIC/LAN, a secret and a switch from the environment."""
+    env = {"SPRECHZIMMER_TURN__ENABLED": "true", "SPRECHZIMMER_TURN__SECRET": TURN_SECRET,
+           "SPRECHZIMMER_TURN__LAN_ADDRESS": "192.168.50.10",
+           "SPRECHZIMMER_TURN__UPLINKS": "a.praxis-beispiel.de=203.0.113.1/192.168.50.10"}
+    turn = load_settings(None, environ=env).turn
+    assert turn.enabled and turn.secret == TURN_SECRET
+    assert turn.uplinks == (TurnUplink(public_host="a.praxis-beispiel.de",
+                                       public_address="203.0.113.1",
+                                       lan_address="192.168.50.10"),)
+
+
+@pytest.mark.parametrize(("change", "names"), [
+    ("credential_ttl_s = 7200", ("turn.credential_ttl_s", "3600")),
+    ("min_port = 70000", ("turn.min_port", "1024 bis 65535")),
+    ("min_port = 3000\nmax_port = 4000", ("turn.port", "außerhalb der Relay-Ports")),
+    ("min_port = 62000\nmax_port = 61000", ("turn.min_port", "kleiner als max_port")),
+    ("lan_address = \"box.local\"", ("turn.lan_address", "IP-Adresse")),
+    ("lan_address = \"\"", ("turn.lan_address", "LAN-Adresse")),
+    ("private_key = \"\"", ("turn.private_key", "nur gemeinsam")),
+    ("enabled = \"vielleicht\"", ("turn.enabled", "true oder false")),
+    ("user_quota = 0", ("turn.user_quota", "1 bis 1000")),
+    ("realm = \"praxis beispiel\"", ("turn.realm", "Hostname")),
+])
+def test_bad_turn_value_names_setting(
+    tmp_path: Path, change: str, names: tuple[str, ...]
+) -> None:
+    """A wrong [turn] value, or two that contradict each other, names the setting and the rule."""
+    head, _, uplinks = TURN_BOX.partition("[[turn.uplinks]]")
+    keys = {line.partition("=")[0].strip() for line in change.splitlines()}
+    kept = [line for line in head.splitlines() if line.partition("=")[0].strip() not in keys]
+    text = "\n".join([*kept, change, "[[turn.uplinks]]"]) + uplinks
+    with pytest.raises(ConfigError) as info:
+        load_settings(_write(tmp_path, text), environ={})
+    for name in names:
+        assert name in str(info.value)
+
+
+@pytest.mark.parametrize(("uplinks", "names"), [
+    ("", ("turn.uplinks", "mindestens ein")),
+    ("[[turn.uplinks]]\npublic_host = \"a.de\"\npublic_address = \"203.0.113.1\"\n",
+     ("turn.uplinks", "lan_address")),
+    ("[[turn.uplinks]]\npublic_host = \"a.de/x\"\npublic_address = \"203.0.113.1\"\n"
+     "lan_address = \"192.168.50.10\"\n", ("turn.uplinks", "Hostname")),
+    ("[[turn.uplinks]]\npublic_host = \"a.de\"\npublic_address = \"203.0.113.1\"\n"
+     "lan_address = \"192.168.50.10\"\n[[turn.uplinks]]\npublic_host = \"b.de\"\n"
+     "public_address = \"192.0.2.1\"\nlan_address = \"192.168.50.10\"\n",
+     ("turn.uplinks", "eigene LAN-Adresse")),
+])
+def test_bad_turn_uplinks(tmp_path: Path, uplinks: str, names: tuple[str, ...]) -> None:
+    """Each uplink needs a host, a public and its own LAN address; an enabled relay needs one."""
+    text = TURN_BOX[:TURN_BOX.index("[[turn.uplinks]]")] + uplinks
+    with pytest.raises(ConfigError) as info:
+        load_settings(_write(tmp_path, text), environ={})
+    for name in names:
+        assert name in str(info.value)
+
+
+@pytest.mark.parametrize("secret", ["zu-kurz-und-geheim", TURN_SECRET + "\nno-auth",
+                                    TURN_SECRET + " x"])
+def test_turn_secret_is_never_echoed(tmp_path: Path, secret: str) -> None:
+    """R9: a bad TURN secret (short, or a line break that would inject coturn options) is
+    refused, and neither file nor environment value appears in the message."""
+    path = _write(tmp_path, "[turn]\nsecret = \"\"\"" + secret + "\"\"\"\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    assert "turn.secret" in str(info.value) and secret not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, environ={"SPRECHZIMMER_TURN__SECRET": secret})
+    assert secret not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, environ={"SPRECHZIMMER_TURN__SECRETS": secret})
+    assert secret not in str(info.value)
+
+
+def test_disabled_turn_may_be_incomplete(tmp_path: Path) -> None:
+    """Half-filled [turn] settings are fine while enabled = false (prepared, not switched on)."""
+    turn = load_settings(_write(tmp_path, "[turn]\nlan_address = \"192.168.50.10\"\n"),
+                         environ={}).turn
+    assert not turn.enabled and turn.uplinks == ()

@@ -1,0 +1,340 @@
+"""The box's TURN relay: short-lived credentials, coturn's configuration, firewall rule, probe.
+
+Design C of ``TURN.md`` (``docs/turn.md`` describes it as built): coturn on the box's LAN address,
+``external-ip=PUBLIC/LAN`` per uplink, only the box's own LAN addresses allowed as peers (relay ↔
+relay inside the box), every private and special range denied, no TCP relay, and an nft rule on
+the box's input hook that keeps relayed packets away from the box's own services. Patients get
+``turn:`` URLs with the public host of each uplink, the doctor gets the box's LAN address.
+
+The TURN secret lives only on the box: it is in coturn's configuration file (mode 0600) and in
+the credentials' HMAC, never in a log line, a ``repr`` or a page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import ipaddress
+import logging
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Final
+
+from aioice import stun
+from aioice.turn import TurnClientUdpProtocol
+
+from appliance.clock import Clock
+from appliance.config import TurnSettings, turn_secret
+from appliance.errors import ConfigError
+from appliance.i18n import translate
+
+_LOGGER = logging.getLogger(__name__)
+
+#: roles whose browser (or peer) sits in the practice LAN and reaches the box directly
+LAN_ROLES: Final = frozenset({"doctor", "box"})
+#: one part of a credential's binding: record ids and participant ids, nothing personal
+_BINDING_PART: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: what the relay must never reach (TURN.md design C, plus multicast); coturn wants from-to
+DENIED_PEER_NETWORKS: Final = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+    "172.16.0.0/12", "192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4",
+    "240.0.0.0/4",
+    "::1/128", "64:ff9b::/96", "::ffff:0:0/96", "fc00::/7", "fe80::/10", "ff00::/8",
+))
+HEALTH_CHECK_BINDING: Final = ("box", "health")
+
+
+# --- credentials ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnCredentials:
+    """A TURN REST API credential: ``<expiry>:<appointment>.<participant>`` and its HMAC."""
+
+    username: str
+    password: str = field(repr=False)
+    expires_at: int
+
+    @classmethod
+    def issue(
+        cls, secret: str, bound_to: tuple[str, str], *, ttl_s: int, now: float
+    ) -> TurnCredentials:
+        """A credential for one participant of one appointment, valid ``ttl_s`` from ``now``."""
+        for part in bound_to:
+            if not _BINDING_PART.fullmatch(part):
+                raise ValueError("bound_to: (appointment id, participant id) from A-Z a-z 0-9 _ -")
+        expires_at = int(now) + ttl_s
+        username = f"{expires_at}:{'.'.join(bound_to)}"
+        return cls(username=username, password=password_for(secret, username),
+                   expires_at=expires_at)
+
+    @property
+    def bound_to(self) -> tuple[str, str]:
+        """The (appointment id, participant id) the credential was issued for."""
+        appointment, _, participant = self.username.partition(":")[2].partition(".")
+        return appointment, participant
+
+    def expired(self, now: float) -> bool:
+        """Whether coturn refuses the credential at ``now`` (it accepts it up to the second)."""
+        return now > self.expires_at
+
+
+def password_for(secret: str, username: str) -> str:
+    """``base64(HMAC-SHA1(secret, username))``: what coturn's ``use-auth-secret`` computes."""
+    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def read_turn_secret(settings: TurnSettings) -> str:
+    """The TURN secret: ``[turn] secret`` if set, else the contents of ``secret_file``."""
+    if settings.secret:
+        return settings.secret
+    path = settings.secret_file
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text("utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(setting="turn.secret_file", value=str(path), source="",
+                          allowed=f"eine lesbare Datei mit dem TURN-Geheimnis ({exc.strerror})",
+                          ) from None
+    if mode & 0o007:
+        raise ConfigError(setting="turn.secret_file", value=str(path), source="",
+                          allowed="die Datei darf nicht für alle lesbar sein (chmod 600)")
+    try:
+        if not turn_secret(text):
+            raise ValueError("die Datei ist leer")
+    except ValueError as exc:
+        raise ConfigError(setting="turn.secret_file", value=str(path), source="",
+                          allowed=f"ihr Inhalt: {exc}") from None
+    return text
+
+
+class TurnRelay:
+    """Who gets which TURN URLs: patients the public hosts, the doctor the box's LAN address."""
+
+    def __init__(self, settings: TurnSettings, *, secret: str | None = None,
+                 clock: Clock | None = None) -> None:
+        self._settings = settings
+        self._clock = clock or Clock()
+        self._secret = (secret or read_turn_secret(settings)) if settings.enabled else ""
+        self._healthy: frozenset[str] | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether calls get a relay at all (off in the embedded laptop default)."""
+        return self._settings.enabled
+
+    def mark_healthy(self, public_hosts: Iterable[str] | None) -> None:
+        """Advertise only these uplinks to patients (None: all); from the uplink monitor."""
+        self._healthy = None if public_hosts is None else frozenset(public_hosts)
+
+    def credentials_for(self, bound_to: tuple[str, str]) -> TurnCredentials:
+        """A fresh credential for (appointment id, participant id)."""
+        return TurnCredentials.issue(self._secret, bound_to, ttl_s=self._settings.credential_ttl_s,
+                                     now=self._clock.now().timestamp())
+
+    def ice_servers_for(self, role: str, bound_to: tuple[str, str]) -> list[dict[str, Any]]:
+        """RTCIceServer dicts for a participant; ``[]`` when the box runs without TURN.
+
+        ``role`` ``"doctor"`` (or ``"box"``, a peer on the box itself) gets the box's LAN address:
+        without hairpin NAT the public address gives the doctor no relay candidate. Every other
+        role is on the internet and gets the public host of each healthy uplink.
+        """
+        if not self.enabled:
+            return []
+        turn = self._settings
+        if role in LAN_ROLES:
+            urls = [f"turn:{_url_host(turn.lan_address)}:{turn.port}"]
+        else:
+            uplinks = [u for u in turn.uplinks
+                       if self._healthy is None or u.public_host in self._healthy]
+            hosts = [_url_host(u.public_host) for u in uplinks or turn.uplinks]
+            urls = [f"turn:{host}:{turn.port}?transport=udp" for host in hosts]
+            if tls_enabled(turn):
+                urls += [f"turns:{host}:{turn.tls_port}?transport=tcp" for host in hosts]
+        credentials = self.credentials_for(bound_to)
+        return [{"urls": urls, "username": credentials.username,
+                 "credential": credentials.password}]
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def tls_enabled(settings: TurnSettings) -> bool:
+    """TURN over TLS only when certificate and private key are configured and exist."""
+    return bool(settings.certificate and settings.private_key
+                and settings.certificate.is_file() and settings.private_key.is_file())
+
+
+# --- coturn and the box firewall -------------------------------------------------------------
+
+
+def _range(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    if network.num_addresses == 1:
+        return str(network.network_address)
+    return f"{network.network_address}-{network.broadcast_address}"
+
+
+def coturn_config(settings: TurnSettings, *, secret: str | None = None) -> str:
+    """coturn's configuration file for ``settings`` (design C); it holds the secret: mode 0600."""
+    secret = secret or read_turn_secret(settings)
+    lans = settings.lan_addresses
+    lines = [
+        "# coturn for Sprechzimmer, written by `sprechzimmer turn-config` (docs/turn.md).",
+        "# Holds the TURN secret: keep it mode 0600, readable only by coturn.",
+        f"realm={settings.realm}",
+        "use-auth-secret",
+        f"static-auth-secret={secret}",
+        "fingerprint",
+        "no-cli",
+        "no-software-attribute",
+        "no-rfc5780",
+        "no-multicast-peers",
+        "# no TCP relay: an RFC 6062 probe could otherwise open TCP connections into the LAN",
+        "no-tcp-relay",
+        "no-dtls",
+        f"listening-port={settings.port}",
+    ]
+    if len(lans) == 1:
+        lines += [f"listening-ip={lans[0]}", f"relay-ip={lans[0]}"]
+    else:
+        lines.append("# several uplinks: no listening-ip/relay-ip, so that an allocation gets the "
+                     "public address of the line the client came in by (UPLINKS.md)")
+    lines += [f"external-ip={u.public_address}/{u.lan_address}" for u in settings.uplinks
+              if u.public_address != u.lan_address]
+    lines += [
+        f"min-port={settings.min_port}",
+        f"max-port={settings.max_port}",
+        f"user-quota={settings.user_quota}",
+        f"total-quota={settings.total_quota}",
+        "stale-nonce=600",
+    ]
+    if tls_enabled(settings):
+        lines += [f"tls-listening-port={settings.tls_port}", f"cert={settings.certificate}",
+                  f"pkey={settings.private_key}", "no-tlsv1", "no-tlsv1_1"]
+    else:
+        lines.append("no-tls")
+    lines.append("# relay <-> relay inside the box; the nft rule keeps the box's services closed")
+    lines += [f"allowed-peer-ip={address}" for address in lans]
+    lines += [f"denied-peer-ip={_range(network)}" for network in DENIED_PEER_NETWORKS]
+    return "\n".join(lines) + "\n"
+
+
+def nft_rules(settings: TurnSettings) -> str:
+    """The box firewall of design C: relayed UDP reaches other relay ports, no box service."""
+    relay = f"{settings.min_port}-{settings.max_port}"
+    families: dict[int, list[str]] = {4: [], 6: []}
+    for address in settings.lan_addresses:
+        families[ipaddress.ip_address(address).version].append(address)
+    rules = [
+        f"\t\tiifname \"lo\" {'ip' if version == 4 else 'ip6'} saddr "
+        f"{{ {', '.join(addresses)} }} udp sport {relay} udp dport != {relay} counter drop"
+        for version, addresses in families.items() if addresses
+    ]
+    return "\n".join([
+        "#!/usr/sbin/nft -f",
+        "# Sprechzimmer, written by `sprechzimmer turn-config --nft` (docs/turn.md).",
+        "# coturn may relay to the box's own LAN address (relay <-> relay without hairpin NAT);",
+        "# this drops what a relay port sends to any other port of the box, coturn's included.",
+        "# On input, not output: an output drop fails coturn's send and stops the allocation.",
+        "table inet sprechzimmer_turn",
+        "delete table inet sprechzimmer_turn",
+        "table inet sprechzimmer_turn {",
+        "\tchain input {",
+        "\t\ttype filter hook input priority filter; policy accept;",
+        *rules,
+        "\t}",
+        "}",
+        "",
+    ])
+
+
+# --- health check ----------------------------------------------------------------------------
+
+
+class TurnState(StrEnum):
+    """What a real TURN Allocate against the relay gave."""
+
+    OK = "ok"
+    WRONG_SECRET = "wrong_secret"
+    WRONG_REALM = "wrong_realm"
+    REFUSED = "refused"
+    UNREACHABLE = "unreachable"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnHealth:
+    """The outcome of :func:`check_turn`, with a message an admin understands."""
+
+    state: TurnState
+    host: str
+    port: int
+    elapsed_s: float
+    relayed_address: tuple[str, int] | None = None
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the relay hands out allocations with the box's secret."""
+        return self.state is TurnState.OK
+
+    def message(self, lang: str = "de") -> str:
+        """The outcome in plain words (German first)."""
+        return translate(f"turn.health.{self.state}", lang, host=self.host, port=self.port,
+                         ms=round(self.elapsed_s * 1000), seconds=round(self.elapsed_s, 1),
+                         detail=self.detail)
+
+
+async def check_turn(host: str, port: int, secret: str, realm: str, *,
+                     timeout_s: float = 3.0) -> TurnHealth:
+    """A real TURN Allocate with a fresh credential: ok, wrong secret, refused or unreachable.
+
+    A wrong secret otherwise fails silently (no relay candidates, calls time out), so the box
+    runs this after starting coturn and whenever an admin asks.
+    """
+    credentials = TurnCredentials.issue(secret, HEALTH_CHECK_BINDING, ttl_s=60, now=time.time())
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    def result(state: TurnState, **values: Any) -> TurnHealth:
+        health = TurnHealth(state=state, host=host, port=port,
+                            elapsed_s=loop.time() - started, **values)
+        _LOGGER.info("TURN check %s:%d: %s (%.0f ms)", host, port, state, health.elapsed_s * 1000)
+        return health
+
+    try:
+        transport, protocol = await loop.create_datagram_endpoint(
+            lambda: TurnClientUdpProtocol((host, port), username=credentials.username,
+                                          password=credentials.password, lifetime=60,
+                                          channel_refresh_time=50),
+            remote_addr=(host, port),
+        )
+    except OSError as exc:
+        return result(TurnState.UNREACHABLE, detail=exc.strerror or type(exc).__name__)
+    try:
+        async with asyncio.timeout(timeout_s):
+            relayed = await protocol.connect()
+        with_realm = protocol.realm
+        async with asyncio.timeout(timeout_s):
+            await protocol.delete()
+    except TimeoutError:
+        return result(TurnState.UNREACHABLE)
+    except stun.TransactionFailed as exc:
+        code, reason = exc.response.attributes.get("ERROR-CODE", (0, ""))
+        if code == 401:
+            return result(TurnState.WRONG_SECRET, detail=f"{code} {reason}")
+        return result(TurnState.REFUSED, detail=f"{code} {reason}")
+    except (stun.TransactionError, ConnectionError, OSError) as exc:
+        return result(TurnState.UNREACHABLE, detail=str(exc))
+    finally:
+        transport.close()
+    if with_realm != realm:
+        return result(TurnState.WRONG_REALM, relayed_address=relayed,
+                      detail=f"{with_realm} statt {realm}")
+    return result(TurnState.OK, relayed_address=relayed)

@@ -1,0 +1,1 @@
+"""Tests of real-time communication (appliance/rtc)."""
