@@ -84,6 +84,8 @@ MIN_DURATION: Final = 5
 MAX_DURATION: Final = 180
 #: an appointment may be entered late, but not for a start longer ago than this
 MAX_START_IN_PAST: Final = timedelta(hours=1)
+#: and not further ahead than this (a typo in the year would keep data far beyond R8)
+MAX_START_AHEAD: Final = timedelta(days=2 * 366)
 TOKEN_KEY_SETTING: Final = "link_token_key"
 DEFAULT_PUBLIC_URL: Final = "http://127.0.0.1:8081"
 
@@ -436,6 +438,8 @@ class AppointmentBook:
             raise InvalidInput(field="start", detail="Zeitangabe ohne Zeitzone")
         if start < now - MAX_START_IN_PAST:
             raise InvalidInput(field="start", detail="liegt mehr als eine Stunde zurück")
+        if start > now + MAX_START_AHEAD:
+            raise InvalidInput(field="start", detail="liegt mehr als zwei Jahre in der Zukunft")
         return start
 
     def _token_key(self) -> bytes:

@@ -91,15 +91,13 @@ class AuditLog:
 
     def purge_before(self, moment: datetime) -> int:
         """Remove the entries older than ``moment``; the chain stays verifiable from an anchor."""
-        last_removed: dict | None = None
-        doomed: list[int] = []
-        for doc in self._sorted():
-            # only ever a prefix of the chain: a later entry with an earlier time (clock set
-            # back) ends the purge rather than leaving a hole
-            if from_utc_text(doc["at"]) >= moment:
-                break
-            last_removed = doc
-            doomed.append(doc.doc_id)
+        docs = self._sorted()
+        # always a prefix of the chain, so it stays verifiable from the anchor: up to the last
+        # entry older than ``moment`` — an entry stamped in the future by a clock that ran
+        # ahead goes with it rather than holding older entries back past the retention (R8)
+        old = [i for i, doc in enumerate(docs) if from_utc_text(doc["at"]) < moment]
+        last_removed = docs[old[-1]] if old else None
+        doomed = [doc.doc_id for doc in docs[: old[-1] + 1]] if old else []
         if last_removed is None:
             return 0
         store.put_setting(self._vault, ANCHOR_KEY,

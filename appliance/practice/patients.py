@@ -153,7 +153,7 @@ class PatientRegistry:
         return changed
 
     def remove(self, actor: str, patient_id: str) -> None:
-        """Delete a patient; refused while they have an open appointment."""
+        """Delete a patient and every name they typed; refused while an appointment is open."""
         self.get(patient_id)
         open_states = [str(state) for state in _OPEN_STATES]
         appointments = self._vault.db.table(store.APPOINTMENTS)
@@ -161,6 +161,9 @@ class PatientRegistry:
         if appointments.contains(query):
             raise Conflict(detail="der Patient hat noch offene Termine")
         self._table().remove(Query().id == patient_id)
+        # the name the patient typed at check-in goes too (a deletion request means all of it)
+        appointments.update({"checked_in_name": None}, Query().patient_id == patient_id)
+        self._vault.compact()  # and out of the files, not only out of the live data
         self._audit.record(actor, "patient.remove", patient_id)
 
     def _table(self) -> Table:

@@ -76,6 +76,8 @@ class RetentionPolicy:
             appointments=len(old), patients=len(idle), audit_entries=audit_entries
         )
         if report.appointments or report.patients or report.audit_entries:
+            # the deleted records must leave the files too, not wait for the next compaction
+            self._vault.compact()
             self._audit.record(
                 SYSTEM_ACTOR,
                 "retention.purge",

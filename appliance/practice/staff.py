@@ -231,6 +231,10 @@ class StaffDirectory:
             self._require_admin(actor)
         self.get(username)
         self._vault.set_password(username, _password(new_password))
+        if actor != username:
+            # an admin reset usually means the old password may be known to someone else:
+            # a new data key makes old copies of the files useless with it
+            self._vault.rekey()
         self._audit.record(actor, "staff.password", username)
 
     def recover(self, recovery_key: RecoveryKey | str, username: str, new_password: str) -> None:

@@ -53,8 +53,11 @@ class LoginThrottle:
     def failed(self, name: str) -> bool:
         """Count a failure for ``name``; ``True`` if this one locked it."""
         now = self._clock.now()
+        # sweep every time: what someone typed as a user name (perhaps a password) must not
+        # stay in memory longer than the window needs it
+        self._forget_stale(now)
         if len(self._records) >= _MAX_TRACKED:
-            self._forget_stale(now)
+            raise AccountLocked(minutes=self.lockout_minutes())  # a flood of names: hold all
         record = self._records.setdefault(name, _Record())
         record.failures = [at for at in record.failures if now - at < self._window]
         record.failures.append(now)

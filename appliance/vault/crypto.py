@@ -100,7 +100,8 @@ def unseal(key: bytes | AESGCM, blob: bytes, aad: bytes) -> bytes:
 
 def normalize_password(password: str) -> bytes:
     """The bytes a password stands for: NFC-normalised UTF-8 (umlauts typed either way match)."""
-    return unicodedata.normalize("NFC", password).encode("utf-8")
+    # "surrogatepass": a lone surrogate from JSON input is a (strange) password, not a crash
+    return unicodedata.normalize("NFC", password).encode("utf-8", "surrogatepass")
 
 
 def derive_password_key(password: str, salt: bytes, params: KdfParams) -> bytes:

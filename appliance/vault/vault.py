@@ -218,15 +218,13 @@ class Vault:
         self._listeners.append(callback)
 
     def _notify_unsealed(self) -> None:
-        errors: list[BaseException] = []
+        # a failing listener (say, an index rebuild) must not turn a good login into an error
+        # while the vault is already open: every listener gets its turn, failures are logged
         for callback in list(self._listeners):
             try:
                 callback()
-            except Exception as exc:  # every listener gets its turn; the first error is raised
+            except Exception:
                 _LOGGER.exception("an unseal listener failed")
-                errors.append(exc)
-        if errors:
-            raise errors[0]
 
     # --- creating, opening, closing ------------------------------------------------------------
 
@@ -270,6 +268,7 @@ class Vault:
                 raise VaultAlreadyInitialized()
             self._path.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(self._path, 0o700)
+            journal.fsync_dir(self._path.parent)  # the new directory itself must be durable
             self._lock_directory()
             try:
                 if self.initialized:  # another process was faster

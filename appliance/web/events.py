@@ -48,8 +48,14 @@ class EventHub:
         self._queues.clear()
 
 
-async def stream_events(request: web.Request, hub: EventHub, accept, render) -> web.StreamResponse:  # noqa: ANN001
-    """Serve ``text/event-stream``: events that ``accept`` keeps, rendered by ``render``."""
+async def stream_events(  # noqa: ANN001 - plain callables
+    request: web.Request, hub: EventHub, accept, render, still_allowed=None
+) -> web.StreamResponse:
+    """Serve ``text/event-stream``: events that ``accept`` keeps, rendered by ``render``.
+
+    ``still_allowed()`` is asked before every event and heartbeat: a stream outlives neither
+    its session (logout, a removed member) nor its link (a reissue).
+    """
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-store",
         "X-Accel-Buffering": "no",
@@ -63,10 +69,12 @@ async def stream_events(request: web.Request, hub: EventHub, accept, render) -> 
                 try:
                     event = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
                 except TimeoutError:
+                    event = {"type": "keep-alive"}
+                if event is None or (still_allowed is not None and not still_allowed()):
+                    break
+                if event["type"] == "keep-alive":
                     await response.write(b": keep-alive\n\n")
                     continue
-                if event is None:
-                    break
                 if not accept(event):
                     continue
                 payload = render(event)

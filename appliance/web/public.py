@@ -7,7 +7,14 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from appliance.errors import CsrfFailed, NotFound, NotLoggedIn, PracticeOffline, VaultSealed
+from appliance.errors import (
+    CsrfFailed,
+    NotFound,
+    NotLoggedIn,
+    PracticeOffline,
+    SprechzimmerError,
+    VaultSealed,
+)
 from appliance.practice.models import Appointment
 from appliance.practice.services import PracticeServices
 from appliance.web.api import Endpoint, read_body
@@ -139,8 +146,16 @@ async def _events(request: web.Request) -> web.StreamResponse:
         except (NotFound, VaultSealed):
             return {"state": "closed", "name": None}
 
+    def still_allowed() -> bool:
+        try:
+            _verified(request)
+        except SprechzimmerError:  # session gone, link reissued, vault sealed
+            return False
+        return True
+
     return await stream_events(
-        request, request.app[EVENTS], lambda e: e.get("id") == appointment_id, render
+        request, request.app[EVENTS], lambda e: e.get("id") == appointment_id, render,
+        still_allowed,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -83,7 +84,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except SprechzimmerError as exc:
         if exc.status >= 500:
-            _LOGGER.error("%s %s failed: %s", request.method, request.path, exc.code)
+            _LOGGER.error("%s %s failed: %s", request.method, route_name(request), exc.code)
         return error_response(request, exc.status, exc.code, exc.message(lang), **_safe(exc))
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -93,8 +94,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
         return error_response(request, exc.status, code, translate(f"error.{code}", lang))
     except Exception:
-        _LOGGER.exception("unexpected error on %s %s", request.method, request.path)
+        _LOGGER.exception("unexpected error on %s %s", request.method, route_name(request))
         return error_response(request, 500, "error", translate("error.error", lang))
+
+
+def route_name(request: web.Request) -> str:
+    """The route's template (``/v/{token}/code``), never the path: paths carry link tokens."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "(no route)"
 
 
 def _safe(exc: SprechzimmerError) -> dict[str, object]:
@@ -144,10 +151,30 @@ class RateLimiter:
             self._buckets[key] = (tokens, now)
             raise RateLimited()
         if len(self._buckets) >= self._max_keys and key not in self._buckets:
-            self._buckets.clear()  # bounded memory under a flood of addresses
+            self._forget_idle(now)
+            if len(self._buckets) >= self._max_keys:
+                raise RateLimited()  # a flood of addresses: new ones wait, known ones go on
         self._buckets[key] = (tokens - 1.0, now)
+
+    def _forget_idle(self, now: float) -> None:
+        """Drop buckets that have refilled completely: they hold nothing worth remembering."""
+        full_after = self._burst / self._rate
+        self._buckets = {
+            key: (tokens, last) for key, (tokens, last) in self._buckets.items()
+            if now - last < full_after
+        }
 
 
 def client_address(request: web.Request) -> str:
-    """The peer address used for rate limits (never logged)."""
-    return request.remote or "unknown"
+    """The peer address used for rate limits (never logged); IPv6 by its /64 network."""
+    remote = request.remote or "unknown"
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return remote
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        # one subscriber usually holds a whole /64: per address, limits would be no limit
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)

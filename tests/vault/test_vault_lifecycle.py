@@ -290,8 +290,9 @@ def test_unseal_listeners(make_vault: Callable[..., Vault]) -> None:
     assert calls == ["first", "0", "first", "1", "first", "1"]
 
 
-def test_failing_listener_is_raised_after_all_ran(make_vault: Callable[..., Vault]) -> None:
-    """A failing listener does not stop the others; its error reaches the caller, vault open."""
+def test_failing_listener_does_not_fail_the_unseal(make_vault: Callable[..., Vault],
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """A failing listener does not stop the others nor the login; it is logged, vault open."""
     vault = make_vault()
     vault.create("anna", PASSWORD)
     vault.seal()
@@ -302,9 +303,9 @@ def test_failing_listener_is_raised_after_all_ran(make_vault: Callable[..., Vaul
 
     vault.add_unseal_listener(broken)
     vault.add_unseal_listener(lambda: calls.append(1))
-    with pytest.raises(RuntimeError):
-        vault.unseal("anna", PASSWORD)
+    vault.unseal("anna", PASSWORD)
     assert calls == [1] and not vault.sealed
+    assert "an unseal listener failed" in caplog.text
 
 
 def test_second_process_is_locked_out(vault: Vault, make_vault: Callable[..., Vault]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from appliance.practice.models import AppointmentState
@@ -113,3 +114,18 @@ async def test_code_attempts_are_rate_limited_per_address(practice: Box) -> None
                                               json={"code": "AAA-AAA-AAA"})
         statuses.add(response.status)
     assert 429 in statuses
+
+
+async def test_old_link_stream_ends_on_reissue(practice: Box) -> None:
+    """After a reissue the old link's open live stream ends and carries no name (R9 A01)."""
+    appt = _appointment(practice)
+    token = _token(practice, appt)
+    await practice.public.post(f"/v/{token}/code", json={"code": appt.access_code})
+    await practice.public.post(f"/v/{token}/check-in", json={
+        "full_name": "Erika Mustermann", "consent": True, "rules": True})
+    stream = await practice.public.get(f"/v/{token}/events")
+    assert stream.status == 200
+    assert (await stream.content.readline()).startswith(b"retry:")
+    practice.services.appointments.reissue("admin", appt.id)  # publishes a change
+    rest = await asyncio.wait_for(stream.content.read(), 5)
+    assert b"Erika" not in rest and b"event:" not in rest

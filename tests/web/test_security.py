@@ -130,3 +130,32 @@ async def test_login_rate_limit_per_address(practice: Box) -> None:
         statuses.append(response.status)
     assert statuses[:10] == [401] * 10
     assert statuses[-1] == 429
+
+
+def test_rate_limiter_holds_new_keys_under_a_flood() -> None:
+    """A flood of addresses cannot reset everyone's limits; idle buckets are forgotten (R9)."""
+    limiter = RateLimiter(60, 1, max_keys=2)
+    limiter.hit("a", now=0.0)
+    limiter.hit("b", now=0.0)
+    with pytest.raises(RateLimited):
+        limiter.hit("c", now=0.0)
+    with pytest.raises(RateLimited):
+        limiter.hit("a", now=0.0)  # a's own limit still holds
+    limiter.hit("c", now=5.0)  # a and b refilled and were forgotten
+
+
+@pytest.mark.parametrize(("remote", "key"), [
+    ("192.0.2.7", "192.0.2.7"),
+    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2:bbbb::9", "2001:db8:1:2::/64"),
+    ("::ffff:192.0.2.7", "192.0.2.7"),
+])
+def test_client_address_groups_ipv6_by_64(remote: str, key: str) -> None:
+    """Rate limits count an IPv6 /64 as one client (one subscriber holds a whole /64)."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from appliance.web.security import client_address
+
+    request = make_mocked_request("GET", "/", headers={})
+    request._transport_peername = (remote, 1234)  # noqa: SLF001 - the peer of the mock
+    assert client_address(request) == key
