@@ -82,11 +82,16 @@ def test_create(book: AppointmentBook, make_appointment: MakeAppointment, doctor
         ({"duration_minutes": 181}, "duration_minutes"),
         ({"start": datetime(2026, 3, 2, 6, 59, tzinfo=UTC)}, "start"),
         ({"start": datetime(2026, 3, 2, 12, 0)}, "start"),
+        ({"start": datetime(9999, 12, 31, 23, 50, tzinfo=UTC)}, "start"),
+        ({"start": datetime(2028, 12, 31, 12, 0, tzinfo=UTC)}, "start"),
     ],
 )
 def test_create_validates(book: AppointmentBook, make_appointment: MakeAppointment,
                           changes: dict, field: str) -> None:
-    """A doctor, an existing patient, 5–180 minutes, a start at most one hour ago."""
+    """A doctor, an existing patient, 5–180 minutes, a start from an hour ago to two years on.
+
+    R8: a typo in the year must not keep an appointment (and its patient) for centuries.
+    """
     with pytest.raises(InvalidInput) as raised:
         make_appointment(**changes)
     assert raised.value.params["field"] == field

@@ -111,3 +111,18 @@ def test_shorter_period(vault: Vault, audit: AuditLog, clock: ManualClock,
     # without being told, the book's index still drops the dead token on the next lookup
     assert book.find_by_token(appointment.link_token) is None
     assert book._index == {}
+
+
+
+def test_purge_compacts_the_vault(policy: RetentionPolicy, vault: Vault,
+                                  make_appointment: Callable[..., Appointment],
+                                  clock: ManualClock) -> None:
+    """R8: a purge compacts at once, so the deleted records leave the journal on disk too."""
+    appointment = make_appointment()
+    clock.set(appointment.end + timedelta(days=91))
+    before = vault.status()
+    assert before.journal_records > 1
+    policy.purge()
+    after = vault.status()
+    assert after.generation > before.generation
+    assert after.journal_records <= 1  # only the purge's own audit entry
