@@ -35,7 +35,7 @@ from appliance.web.sessions import (
 )
 
 STATIC: Final = Path(str(resources.files("appliance.web").joinpath("static")))
-PUBLIC_STATIC_DIRS: Final = ("common", "patient")
+PUBLIC_STATIC_DIRS: Final = ("common", "patient", "call")
 #: a staff session lasts a working day; idle after 2 h
 STAFF_IDLE_S: Final = 2 * 3600.0
 STAFF_MAX_S: Final = 12 * 3600.0

@@ -5,6 +5,7 @@ import { api } from '/static/common/api.js';
 import {
   loadLanguage, preferredLanguage, t, translatePage, formatLongDate, formatTime,
 } from '/static/common/i18n.js';
+import { createVisitCall } from './visit-call.js';
 
 const OFFLINE_RETRY_MS = 30000;
 const POLL_MS = 5000;
@@ -21,6 +22,17 @@ let source = null;
 let pollTimer = null;
 let lastName = '';
 let leaving = false;
+let checkOffered = false;
+/** Why the call ended for this page → which end screen (ui.visit.<key>_title/_text). */
+const ENDED_BY_REASON = { left: 'left_call', removed: 'removed', elsewhere: 'elsewhere' };
+
+// the call: signaling while waiting, the device check, the call view (call/*.js)
+const visitCall = createVisitCall({
+  base,
+  onAdmitted: () => onAdmitted(),
+  onEnded: (reason) => showEnded(ENDED_BY_REASON[reason] || 'ended'),
+  onRefused: () => poll(),
+});
 
 // --- screens -------------------------------------------------------------------------------------
 
@@ -205,6 +217,7 @@ function followState(state, name) {
   }
   if (state === 'waiting') {
     if (current !== 'waiting') show('waiting');
+    enterWaitingRoom();
     watch();
   } else if (state === 'in_call') {
     onAdmitted();
@@ -225,18 +238,33 @@ function followState(state, name) {
   }
 }
 
-/**
- * The doctor admitted the patient. The video call itself comes in a later version; this is
- * the one place where it will start.
- */
+/** In the waiting room: the socket for the doctor's "admit", and the device check on offer. */
+function enterWaitingRoom() {
+  visitCall.connect();
+  if (!checkOffered) {
+    checkOffered = true;
+    visitCall.offerCheck($('waiting-check'), { onDone: () => $('screen-waiting').querySelector('h1').focus() });
+  }
+}
+
+/** The doctor admitted the patient: the call view replaces the waiting room. */
 function onAdmitted() {
-  if (current !== 'admitted') show('admitted');
+  if (visitCall.finished) return;
+  if (current !== 'admitted') {
+    show('admitted', { focus: false });
+    document.body.classList.add('in-call');
+    visitCall.enter($('call-root'));
+  }
   watch();
 }
 
+const ENDED_KEYS = new Set(['ended', 'cancelled', 'no_show', 'left_call', 'removed', 'elsewhere']);
+
 function showEnded(state) {
   stopWatching();
-  const key = state === 'cancelled' ? 'cancelled' : state === 'no_show' ? 'no_show' : 'ended';
+  if (!visitCall.finished) visitCall.finish('ended');
+  document.body.classList.remove('in-call');
+  const key = ENDED_KEYS.has(state) ? state : 'ended';
   $('ended-title').textContent = t(`ui.visit.${key}_title`);
   $('ended-text').textContent = t(`ui.visit.${key}_text`);
   show('ended');

@@ -11,6 +11,7 @@ import * as patients from './patients.js';
 import * as users from './users.js';
 import * as settings from './settings.js';
 import * as account from './account.js';
+import * as callView from './call.js';
 
 const ROUTES = {
   termine: { view: dashboard, title: 'ui.nav.appointments' },
@@ -19,6 +20,7 @@ const ROUTES = {
   benutzer: { view: users, title: 'ui.nav.users', admin: true },
   einstellungen: { view: settings, title: 'ui.nav.settings', admin: true },
   konto: { view: account, title: 'ui.nav.account' },
+  call: { view: callView, title: 'ui.call.title' },
 };
 const DEFAULT_ROUTE = 'termine';
 

@@ -6,6 +6,8 @@ import {
   t, addDays, formatLongDate, instant, nowIn, wallClock,
 } from '/static/common/i18n.js';
 import { actionButtons, showDetails, stateBadge } from './appointments.js';
+import { WaitingAlerts } from './alerts.js';
+import { register } from '/static/call/debug.js';
 
 const RECONNECT_MS = 5000;
 const TICK_MS = 15000;
@@ -19,6 +21,8 @@ export async function render(root, ctx) {
   let connectedOnce = false;
   let stopped = false;
   const baseTitle = document.title;
+  const alerts = new WaitingAlerts(ctx);
+  register('alerts', alerts);
 
   const heading = h('h1', { tabindex: '-1' }, t('ui.dashboard.title'));
   const dayLabel = h('p', { class: 'day-label', 'data-test': 'day-label' });
@@ -39,6 +43,7 @@ export async function render(root, ctx) {
       h('button', { type: 'button', onclick: () => setDay(addDays(day, 1)) }, t('ui.dashboard.next_day')),
       h('button', { type: 'button', onclick: () => setDay(nowIn(ctx.timezone).date) }, t('ui.dashboard.today')),
       live),
+    alerts.controls(),
     loadError, announcer, list);
   dateInput.addEventListener('change', () => { if (dateInput.value) setDay(dateInput.value); });
 
@@ -117,9 +122,18 @@ export async function render(root, ctx) {
       appt.checked_in_name ? h('span', { 'data-test': 'checked-in-name' }, appt.checked_in_name) : h('span', { class: 'muted' }, '–'),
       nameDiffers ? h('span', { class: 'hint warn-text' }, t('ui.dashboard.name_differs')) : null),
     h('td', { class: 'row-actions', 'data-label': t('ui.dashboard.col_actions') },
+      callButton(appt),
       h('button', { type: 'button', class: 'small primary', 'data-test': 'appointment-details',
         onclick: () => showDetails(appt, ctx, { onChanged: upsert }) }, t('ui.appointment.details')),
       actionButtons(appt, ctx, upsert, { small: true })));
+  }
+
+  /** The appointment's own doctor starts (or returns to) the call from here (O3). */
+  function callButton(appt) {
+    if (!ctx.isDoctor || appt.doctor !== ctx.user.username) return null;
+    if (appt.state !== 'waiting' && appt.state !== 'in_call') return null;
+    return h('a', { class: 'button small primary call-start', href: `#/call/${encodeURIComponent(appt.id)}`,
+      'data-test': 'start-call' }, appt.state === 'waiting' ? t('ui.dashboard.start_call') : t('ui.dashboard.return_to_call'));
   }
 
   function fillWaiting(el, appt) {
@@ -161,6 +175,7 @@ export async function render(root, ctx) {
     if (appt.state === 'waiting' && (!previous || previous.state !== 'waiting')) {
       list.querySelector(`tr[data-id="${CSS.escape(appt.id)}"]`)?.classList.add('just-arrived');
       announcer.textContent = t('ui.dashboard.arrived', { name: appt.checked_in_name || appt.patient_name });
+      alerts.arrived(appt, [...appointments.values()]);
     }
   }
 
@@ -220,6 +235,7 @@ export async function render(root, ctx) {
 
   return () => {
     stopped = true;
+    alerts.close();
     clearInterval(ticker);
     clearTimeout(reconnectTimer);
     if (source) source.close();

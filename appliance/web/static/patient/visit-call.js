@@ -1,0 +1,105 @@
+// The patient's side of the call: the device check offered in the waiting room, the signaling
+// socket (opened while waiting, so the doctor's "admit" arrives at once), and the call view.
+
+import { t } from '/static/common/i18n.js';
+import { h } from '/static/common/dom.js';
+import { Signaling, socketUrl } from '/static/call/signaling.js';
+import { LocalMedia } from '/static/call/media.js';
+import { Call } from '/static/call/call.js';
+import { renderCallView } from '/static/call/call-view.js';
+import { renderDeviceCheck } from '/static/call/device-check.js';
+import { register } from '/static/call/debug.js';
+
+/**
+ * One per page. `base` is "/v/<token>"; `origins` the public origins to keep a socket to
+ * (today this page's own); `onAdmitted()` / `onEnded(reason)` / `onRefused()` tell patient.js.
+ */
+export function createVisitCall({ base, origins = [location.origin], onAdmitted, onEnded, onRefused }) {
+  const media = new LocalMedia();
+  let signaling = null;
+  let call = null;
+  let view = null;
+  let check = null;
+  let finished = false;
+  register('media', media);
+
+  function connect() {
+    if (signaling || finished) return;
+    signaling = new Signaling(origins.map((origin) => socketUrl(origin, `${base}/signal`)), {
+      log: (...args) => console.debug('[signaling]', ...args), // eslint-disable-line no-console
+    });
+    register('signaling', signaling);
+    call = new Call({ signaling, media, log: (...args) => console.debug('[call]', ...args) }); // eslint-disable-line no-console
+    signaling.addEventListener('admitted', () => onAdmitted());
+    signaling.addEventListener('room', (e) => {
+      const me = signaling.participant && (e.detail.participants || []).find((p) => p.id === signaling.participant.id);
+      if (e.detail.state === 'in_call' && me && me.admitted) onAdmitted();
+    });
+    call.addEventListener('ended', (e) => finish(e.detail.reason));
+    signaling.addEventListener('refused', () => onRefused());
+    signaling.start();
+  }
+
+  /** The waiting room's offer: check camera, microphone and connection now. */
+  function offerCheck(container, { onDone }) {
+    container.replaceChildren();
+    const start = h('button', { type: 'button', class: 'primary big-button', 'data-test': 'start-check' }, t('ui.visit.check_start'));
+    const card = h('div', { class: 'check-offer', 'data-test': 'check-offer' },
+      h('h2', {}, t('ui.visit.check_title')),
+      h('p', {}, t('ui.visit.check_text')), start);
+    container.append(card);
+    start.addEventListener('click', () => {
+      card.remove();
+      check = renderDeviceCheck(container, {
+        media, url: `${base}/device-check`, doneLabel: t('ui.visit.check_done'),
+        onDone: (result) => {
+          check.destroy();
+          check = null;
+          const level = result && result.verdict ? result.verdict.level : null;
+          container.append(h('p', { class: `check-summary level-${level || 'none'}`, 'data-test': 'check-summary' },
+            level ? t('ui.visit.check_summary', { verdict: result.verdict.text }) : t('ui.visit.check_summary_plain')));
+          onDone(result);
+        },
+      });
+      check.focus();
+    });
+  }
+
+  /** The doctor let the patient in: the call replaces the waiting room. */
+  async function enter(container) {
+    if (finished) return;
+    connect();
+    if (check) {
+      check.destroy();
+      check = null;
+    }
+    if (!view) {
+      view = renderCallView(container, {
+        call, media, role: 'patient',
+        onLeave: () => { call.leave(); finish('left'); },
+      });
+      await media.start();
+      call.join();
+    }
+  }
+
+  /** The call is over (ended by the doctor, removed, or left): everything stops here. */
+  function finish(reason) {
+    if (finished) return;
+    finished = true;
+    if (check) check.destroy();
+    if (view) view.destroy();
+    view = null;
+    if (call) call.close();
+    media.stop();
+    // let a last `leave` reach the hub before the sockets close
+    if (signaling) setTimeout(() => signaling.close(), reason === 'left' ? 1500 : 0);
+    onEnded(reason);
+  }
+
+  return {
+    connect, offerCheck, enter, finish,
+    get inCall() { return Boolean(view); },
+    get finished() { return finished; },
+  };
+}
