@@ -20,8 +20,8 @@ DYNAMIC = {
     "ui.state": ["scheduled", "waiting", "in_call", "ended", "cancelled", "no_show"],
     "ui.role": ["doctor", "assistant", "admin", "doctor_long", "assistant_long", "admin_long"],
     "ui.consent.method": ["written", "verbal", "online"],
-    "ui.visit": [f"{state}_{part}" for state in ("ended", "cancelled", "no_show", "left_call", "removed",
-                                                 "elsewhere")
+    "ui.visit": [f"{state}_{part}"
+                 for state in ("ended", "cancelled", "no_show", "left_call", "removed", "elsewhere")
                  for part in ("title", "text")],
 }
 

@@ -82,7 +82,10 @@ export function renderCallView(root, { call, media, role, onEnd, onLeave }) {
   const fileLabel = h('label', { for: 'call-file', class: 'button file-button' }, t('ui.call.file_send'));
   const fileNote = h('p', { class: 'hint muted' }, t('ui.call.file_hint'));
   const transfers = h('ul', { class: 'transfers', 'data-test': 'transfers' });
+  // the doctor sees who belongs to this appointment's room and lets extra people in (O3)
+  const people = isDoctor ? h('ul', { class: 'call-people', 'data-test': 'call-people' }) : null;
   const side = h('aside', { class: 'call-side', 'aria-label': t('ui.call.chat_title') },
+    people ? [h('h2', {}, t('ui.call.people')), people] : null,
     h('h2', {}, t('ui.call.chat_title')), chatLog, chatForm,
     h('div', { class: 'file-row' }, fileInput, fileLabel), fileNote, transfers);
 
@@ -393,7 +396,27 @@ export function renderCallView(root, { call, media, role, onEnd, onLeave }) {
   };
   const onRoom = () => {
     for (const tile of tiles.values()) tile.caption.textContent = names().get(tile.peer.remote.id) || tile.caption.textContent;
+    showPeople();
   };
+
+  function showPeople() {
+    if (!people) return;
+    people.replaceChildren();
+    for (const p of call.others) {
+      const action = p.admitted
+        ? h('button', { type: 'button', class: 'small', 'data-test': 'remove-participant',
+          onclick: async () => {
+            const ok = await confirm(view, { title: t('ui.call.remove_title', { name: p.name }),
+              text: t('ui.call.remove_text'), confirm: t('ui.call.remove') });
+            if (ok) call.remove(p.id);
+          } }, t('ui.call.remove'))
+        : h('button', { type: 'button', class: 'small primary', 'data-test': 'admit-participant',
+          disabled: !p.present, onclick: () => call.admit(p.id) }, t('ui.call.admit', { name: p.name }));
+      const status = p.admitted ? (p.present ? '' : t('ui.call.p_away')) : t('ui.call.p_waiting');
+      people.append(h('li', { 'data-participant': p.id },
+        h('span', { class: 'person-name' }, p.name), status ? h('span', { class: 'person-state' }, ` ${status}`) : null, action));
+    }
+  }
   const onMedia = () => { showSelf(); showFlags(); };
   call.addEventListener('peer', onPeer);
   call.addEventListener('peer-gone', onPeerGone);
@@ -404,6 +427,7 @@ export function renderCallView(root, { call, media, role, onEnd, onLeave }) {
   const onSignalStatus = () => showStatus();
   call.signaling.addEventListener('status', onSignalStatus);
   for (const peer of call.peers.values()) tileFor(peer);
+  showPeople();
   // on wide screens the chat is always there; on phones it is a panel to open
   const wide = window.matchMedia('(min-width: 60rem)');
   const onWide = () => view.classList.toggle('chat-collapsible', !wide.matches);
