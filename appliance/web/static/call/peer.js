@@ -192,7 +192,8 @@ export class Peer extends EventTarget {
     if (!conn.qualityBase) conn.qualityBase = s;
     else if (s.at - conn.qualityBase.at >= QUALITY_MS) {
       const expectVideo = this.remoteFlags.camera || this.remoteFlags.screen;
-      const q = quality(conn.qualityBase, s, { expectVideo });
+      const lowVideo = this.localSaving || Boolean(this.remoteFlags.saving) || Boolean(this.remoteFlags.screen);
+      const q = quality(conn.qualityBase, s, { expectVideo, lowVideo });
       conn.qualityBase = s;
       if (conn.troubled) q.level = 'poor';
       this.lastQuality = { ...q, bytes: this.bytes };

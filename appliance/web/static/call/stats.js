@@ -75,7 +75,7 @@ export async function snapshot(pc) {
  * level `good` / `ok` / `poor`. Thresholds follow ITU-T G.114 (≤ 150 ms one way is fine for a
  * conversation) and what video codecs tolerate (a few percent loss).
  */
-export function quality(previous, current, { expectVideo = true } = {}) {
+export function quality(previous, current, { expectVideo = true, lowVideo = false } = {}) {
   const seconds = Math.max(0.001, (current.at - previous.at) / 1000);
   const received = current.packetsIn - previous.packetsIn;
   const lost = Math.max(0, current.packetsLost - previous.packetsLost);
@@ -85,10 +85,13 @@ export function quality(previous, current, { expectVideo = true } = {}) {
     - (previous.videoBytesIn + previous.audioBytesIn)) * 8 / seconds;
   const videoBitrate = (current.videoBytesIn - previous.videoBytesIn) * 8 / seconds;
   const rttMs = current.rtt === null ? null : Math.round(current.rtt * 1000);
+  // a thin video stream is only a sign of trouble when a normal picture is expected: not in
+  // data-saving mode, not for a mostly still shared screen, not with the camera off
+  const judgeVideo = expectVideo && !lowVideo;
   let level = 'good';
-  if ((rttMs !== null && rttMs > 400) || loss > 0.08 || (expectVideo && videoBitrate < 60_000)) {
+  if ((rttMs !== null && rttMs > 400) || loss > 0.08 || (judgeVideo && videoBitrate < 60_000)) {
     level = 'poor';
-  } else if ((rttMs !== null && rttMs > 200) || loss > 0.03 || (expectVideo && videoBitrate < 200_000)) {
+  } else if ((rttMs !== null && rttMs > 200) || loss > 0.03 || (judgeVideo && videoBitrate < 150_000)) {
     level = 'ok';
   }
   return { level, rttMs, loss, bitrate, videoBitrate, relay: current.relay };

@@ -52,6 +52,7 @@ export async function render(root, ctx) {
   let check = null;
   let view = null;
   let readyParts = null;
+  let admitSeq = 0;
 
   // --- 1. the device check (R13) ---------------------------------------------------------------
   check = renderDeviceCheck(panel, {
@@ -90,7 +91,7 @@ export async function render(root, ctx) {
     if (others.length === 0) list.append(h('li', { class: 'muted' }, t('ui.call.nobody_waiting')));
     for (const p of others) {
       const admit = h('button', { type: 'button', class: 'primary', 'data-test': 'admit',
-        disabled: !p.present || p.admitted, onclick: () => { call.admit(p.id); enterCall(); } },
+        disabled: !p.present || p.admitted, onclick: () => { admitSeq = call.admit(p.id); enterCall(); } },
       t('ui.call.admit', { name: p.name }));
       const status = p.admitted ? t('ui.call.p_in_call') : p.present ? t('ui.call.p_waiting') : t('ui.call.p_away');
       list.append(h('li', { 'data-test': 'call-participant', 'data-participant': p.id },
@@ -106,6 +107,7 @@ export async function render(root, ctx) {
     phase = 'call';
     clear(panel);
     panel.classList.add('in-call');
+    root.classList.add('calling');
     view = renderCallView(panel, { call, media, role: 'doctor', onEnd: () => call.end() });
     media.start().then(() => call.join());
   }
@@ -121,6 +123,7 @@ export async function render(root, ctx) {
     signaling.close();
     clear(panel);
     panel.classList.remove('in-call');
+    root.classList.remove('calling');
     const title = h('h2', { tabindex: '-1', 'data-test': 'call-ended' }, t('ui.call.ended_title'));
     panel.append(title, h('p', {}, reason === 'elsewhere' ? t('ui.call.ended_elsewhere') : t('ui.call.ended_text')),
       h('div', { class: 'actions' }, back()));
@@ -133,7 +136,17 @@ export async function render(root, ctx) {
   });
   call.addEventListener('ended', (e) => showEnded(e.detail.reason));
   signaling.addEventListener('error', (e) => {
-    if (readyParts && e.detail.message) {
+    if (!e.detail.message) return;
+    if (phase === 'call' && admitSeq && e.detail.ref === admitSeq) {
+      // the box refused the admission (e.g. R3: already in another call): back to the list
+      if (view) view.destroy();
+      view = null;
+      panel.classList.remove('in-call');
+      root.classList.remove('calling');
+      phase = 'check';
+      showReady();
+    }
+    if (readyParts) {
       readyParts.error.textContent = e.detail.message;
       readyParts.error.hidden = false;
     }
