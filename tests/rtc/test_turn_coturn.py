@@ -70,6 +70,7 @@ async def test_relay_only_call_connects_with_our_credentials(
     doctor = relay.ice_servers_for("doctor", ("3f9c0a1b2c3d4e5f", "d-1"))
     offerer, answerer = await relay_only_call(patient, doctor)
     assert offerer.candidate_types == answerer.candidate_types == ["relay"]
+    assert offerer.selected == answerer.selected == "relay-relay"
     assert offerer.echo == "pong über das Relay" and answerer.echo == "ping über das Relay"
     with capsys.disabled():
         print(f"\n  relay-only call: connected {offerer.connected_s * 1000:.0f} ms, first frame "

@@ -1,14 +1,17 @@
 """Helpers for the TURN tests: a real coturn from our configuration, and relay-only aiortc peers.
 
 Plain helpers rather than pytest fixtures, so ``tests/rtc/conftest.py`` stays free for others;
-each test module wraps them in the fixtures it needs. Run as a program
-(``python -m tests.rtc.turn_fixtures offer|answer ICE_JSON``) it is one peer of a call that trades
-its SDP over standard input and output: the namespace tests start it inside a namespace.
+each test module wraps them in the fixtures it needs. The namespace tests run this module as a
+program inside a namespace (``python -m tests.rtc.turn_fixtures COMMAND …``): ``offer``/``answer``
+is one peer of a call that trades its SDP as JSON lines over standard input and output, ``listen``
+stands in for LAN services, ``probe`` is a credential holder trying to reach them through the
+relay, ``check`` runs :func:`check_turn` from there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+from aioice import stun
 from aiortc import (
     RTCConfiguration,
     RTCIceServer,
@@ -129,10 +133,12 @@ class _SmallPattern(VideoStreamTrack):
         return frame
 
 
-def _configuration(ice_servers: list[dict[str, Any]]) -> RTCConfiguration:
+def _configuration(ice_servers: list[dict[str, Any]], relay_only: bool = True
+                   ) -> RTCConfiguration:
     # TESTING.md: always explicit servers (the default STUN hangs offline), the enum for relay
+    policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
     return RTCConfiguration(iceServers=[RTCIceServer(**server) for server in ice_servers],
-                            iceTransportPolicy=RTCIceTransportPolicy.RELAY)
+                            iceTransportPolicy=policy)
 
 
 @dataclass
@@ -143,6 +149,7 @@ class CallResult:
     first_frame_s: float
     echo: str
     candidate_types: list[str]
+    selected: str
 
 
 async def _run_peer(pc: RTCPeerConnection, started: float, *, offerer: bool,
@@ -193,14 +200,27 @@ async def _run_peer(pc: RTCPeerConnection, started: float, *, offerer: bool,
         await pc.setRemoteDescription(RTCSessionDescription(**offer))
         await pc.setLocalDescription(await pc.createAnswer())
         await exchange(_sdp(pc))
-    async with asyncio.timeout(CALL_TIMEOUT_S):
-        connected_s = await connected
-        first_frame_s = await frame_at
-        message = await echo
+    stage = "connected"
+    try:
+        async with asyncio.timeout(CALL_TIMEOUT_S):
+            connected_s = await connected
+            stage = "first frame"
+            first_frame_s = await frame_at
+            stage = "data channel echo"
+            message = await echo
+    except TimeoutError:
+        raise TimeoutError(f"no {stage} within {CALL_TIMEOUT_S} s") from None
     types = sorted({line.split()[7] for line in pc.localDescription.sdp.splitlines()
                     if line.startswith("a=candidate:")})
     return CallResult(connected_s=connected_s, first_frame_s=first_frame_s, echo=message,
-                      candidate_types=types)
+                      candidate_types=types, selected=_selected_pair(pc))
+
+
+def _selected_pair(pc: RTCPeerConnection) -> str:
+    """'<local type>-<remote type>' of the pair ICE nominated (aioice's own bookkeeping)."""
+    ice = pc.getTransceivers()[0].receiver.transport.transport
+    pair = next(iter(ice._connection._nominated.values()))  # private, fine in a test
+    return f"{pair.local_candidate.type}-{pair.remote_candidate.type}"
 
 
 def _sdp(pc: RTCPeerConnection) -> dict[str, str]:
@@ -237,7 +257,225 @@ async def relay_only_call(offer_servers: list[dict[str, Any]],
         await answerer.close()
 
 
-async def _peer_main(role: str, ice_servers: list[dict[str, Any]]) -> None:
+# --- the practice LAN of TURN.md in network namespaces ----------------------------------------
+
+#: TURN.md's lab addresses; they exist only inside the namespaces a test creates
+WAN_PUBLIC, PATIENT = "203.0.113.1", "203.0.113.50"
+ROUTER_LAN, BOX, DOCTOR, OTHER = "192.168.50.1", "192.168.50.10", "192.168.50.20", "192.168.50.30"
+_NETNS_PREFIX = "szturn"
+_RUNS = itertools.count()
+
+ROUTER_NFT = f"""
+table ip nat {{
+\tchain prerouting {{
+\t\ttype nat hook prerouting priority dstnat; policy accept;
+\t\tiifname "wan" meta l4proto {{ udp, tcp }} th dport 3478 dnat to {BOX}
+\t}}
+\tchain postrouting {{
+\t\ttype nat hook postrouting priority srcnat; policy accept;
+\t\toifname "wan" masquerade
+\t}}
+}}
+table inet filter {{
+\tchain forward {{
+\t\ttype filter hook forward priority filter; policy drop;
+\t\tct state established,related accept
+\t\tiifname "br0" oifname "wan" accept
+\t\tiifname "wan" ct status dnat accept
+\t}}
+\tchain input {{
+\t\ttype filter hook input priority filter; policy accept;
+\t\tiifname "br0" ip daddr {WAN_PUBLIC} counter drop comment "no hairpin NAT"
+\t}}
+}}
+"""
+
+
+def run_in(netns: str | None, *command: str, stdin: str | None = None) -> str:
+    """Run ``command`` (in ``netns``); its output, or an error with what it printed."""
+    full = ["ip", "netns", "exec", netns, *command] if netns else list(command)
+    result = subprocess.run(full, input=stdin, capture_output=True, text=True, timeout=30)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(full)}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def _remove_stale_namespaces() -> None:
+    """Namespaces an earlier, killed test run of ours left behind (their pid is gone)."""
+    for path in Path("/run/netns").glob(f"{_NETNS_PREFIX}*-*"):
+        pid = path.name[len(_NETNS_PREFIX):].partition("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            subprocess.run(["ip", "netns", "del", path.name], capture_output=True, timeout=30)
+
+
+@contextmanager
+def practice_lan() -> Iterator[dict[str, str]]:
+    """TURN.md's topology: inet — router (NAT, no hairpin) — LAN bridge with box, doctor, other.
+
+    Yields the namespace name of each host. Everything is removed afterwards, also on failure.
+    """
+    _remove_stale_namespaces()
+    run = next(_RUNS)
+    names = {host: f"{_NETNS_PREFIX}{os.getpid()}-{run}-{host}"
+             for host in ("inet", "router", "box", "doctor", "other")}
+    created: list[str] = []
+    try:
+        for netns in names.values():
+            run_in(None, "ip", "netns", "add", netns)
+            created.append(netns)
+            run_in(None, "ip", "-n", netns, "link", "set", "lo", "up")
+        router, inet = names["router"], names["inet"]
+        run_in(None, "ip", "link", "add", "wan", "netns", router, "type", "veth",
+               "peer", "name", "eth0", "netns", inet)
+        run_in(None, "ip", "-n", router, "link", "add", "br0", "type", "bridge")
+        run_in(None, "ip", "-n", inet, "addr", "add", f"{PATIENT}/24", "dev", "eth0")
+        run_in(None, "ip", "-n", router, "addr", "add", f"{WAN_PUBLIC}/24", "dev", "wan")
+        run_in(None, "ip", "-n", router, "addr", "add", f"{ROUTER_LAN}/24", "dev", "br0")
+        for link in (("inet", "eth0"), ("router", "wan"), ("router", "br0")):
+            run_in(None, "ip", "-n", names[link[0]], "link", "set", link[1], "up")
+        for host, address in (("box", BOX), ("doctor", DOCTOR), ("other", OTHER)):
+            port = f"lan-{host}"
+            run_in(None, "ip", "link", "add", port, "netns", router, "type", "veth",
+                   "peer", "name", "eth0", "netns", names[host])
+            run_in(None, "ip", "-n", router, "link", "set", port, "master", "br0", "up")
+            run_in(None, "ip", "-n", names[host], "addr", "add", f"{address}/24", "dev", "eth0")
+            run_in(None, "ip", "-n", names[host], "link", "set", "eth0", "up")
+            run_in(None, "ip", "-n", names[host], "route", "add", "default", "via", ROUTER_LAN)
+        run_in(router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        # the LAN bridge is a plain switch: with br_netfilter (built into some kernels) bridged
+        # frames would otherwise meet the router's forward policy
+        subprocess.run(["ip", "netns", "exec", router, "sysctl", "-q", "-w",
+                        "net.bridge.bridge-nf-call-iptables=0"], capture_output=True, timeout=30)
+        run_in(router, "nft", "-f", "-", stdin=ROUTER_NFT)
+        yield names
+    finally:
+        for netns in reversed(created):
+            subprocess.run(["ip", "netns", "del", netns], capture_output=True, timeout=30)
+
+
+#: where ``python -m tests.rtc.turn_fixtures`` finds the package
+REPO = Path(__file__).resolve().parents[2]
+
+
+def program(netns: str, *args: str) -> list[str]:
+    """The command line that runs this module as a program (peer, listen, probe, check) in
+    ``netns``; start it with ``cwd=REPO``."""
+    return ["ip", "netns", "exec", netns, sys.executable, "-u", "-m", "tests.rtc.turn_fixtures",
+            *args]
+
+
+async def _listen_main(endpoints: list[str]) -> None:
+    """Stand-ins for LAN services: UDP (answering) and TCP on each ``addr:port``; report hits."""
+    loop = asyncio.get_running_loop()
+
+    class _Udp(asyncio.DatagramProtocol):
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            print(json.dumps({"udp": self.name, "from": f"{addr[0]}:{addr[1]}"}), flush=True)
+            self.transport.sendto(data, addr)
+
+    def _tcp(name: str) -> Callable[[Any, Any], None]:
+        def accepted(reader: Any, writer: Any) -> None:
+            peer = writer.get_extra_info("peername")
+            print(json.dumps({"tcp": name, "from": f"{peer[0]}:{peer[1]}"}), flush=True)
+            writer.close()
+        return accepted
+
+    for endpoint in endpoints:
+        host, _, port = endpoint.rpartition(":")
+        await loop.create_datagram_endpoint(lambda e=endpoint: _Udp(e),
+                                            local_addr=(host, int(port)))
+        await asyncio.start_server(_tcp(endpoint), host, int(port))
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+async def _probe_main(server: str, username: str, password: str, targets: list[str]) -> None:
+    """A credential holder's attack: relay a STUN request to each target, see what answers.
+
+    Prints one JSON object: per target "forbidden <code>" (coturn refused the peer), "silent"
+    (sent, nothing came back) or "answered"; plus the relay <-> relay control and whether
+    coturn hands out a TCP relay (RFC 6062).
+    """
+    from aioice.turn import TCP_TRANSPORT, TurnClientTcpProtocol, TurnClientUdpProtocol
+
+    loop = asyncio.get_running_loop()
+    host, _, port = server.rpartition(":")
+    address = (host, int(port))
+
+    class _Inbox(asyncio.DatagramProtocol):
+        def __init__(self) -> None:
+            self.sources: list[str] = []
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            self.sources.append(f"{addr[0]}:{addr[1]}")
+
+    async def allocation() -> tuple[Any, Any, tuple[str, int], _Inbox]:
+        transport, protocol = await loop.create_datagram_endpoint(
+            lambda: TurnClientUdpProtocol(address, username=username, password=password,
+                                          lifetime=600, channel_refresh_time=500),
+            remote_addr=address)
+        relayed = await protocol.connect()
+        protocol.receiver = inbox = _Inbox()
+        return transport, protocol, relayed, inbox
+
+    request = bytes(stun.Message(message_method=stun.Method.BINDING,
+                                 message_class=stun.Class.REQUEST))
+    # control: another allocation of the same credential is reachable (relay <-> relay)
+    first, second = await allocation(), await allocation()
+    await second[1].send_data(b"permission", first[2])
+    await first[1].send_data(request, second[2])
+    # a fresh allocation per target: coturn maps PUBLIC:port to LAN:port, and a second channel
+    # to the same mapped address would be refused (400) and hide what the first one reached
+    results: dict[str, Any] = {}
+    probes = []
+    for target in targets:
+        probe = await allocation()
+        probes.append(probe)
+        peer_host, _, peer_port = target.rpartition(":")
+        try:
+            await probe[1].send_data(request, (peer_host, int(peer_port)))
+        except stun.TransactionFailed as exc:
+            results[target] = f"forbidden {exc.response.error_code}"
+        else:
+            results[target] = "sent"
+    await asyncio.sleep(1.0)
+    for target, probe in zip(targets, probes, strict=True):
+        if results[target] == "sent":
+            results[target] = "answered" if probe[3].sources else "silent"
+    results["relay_to_relay"] = f"{first[2][0]}:{first[2][1]}" in second[3].sources
+    tcp_transport, tcp = await loop.create_connection(
+        lambda: TurnClientTcpProtocol(address, username=username, password=password,
+                                      lifetime=600, channel_refresh_time=500),
+        host=address[0], port=address[1])
+    allocate = stun.Message(message_method=stun.Method.ALLOCATE,
+                            message_class=stun.Class.REQUEST)
+    allocate.attributes["REQUESTED-TRANSPORT"] = TCP_TRANSPORT
+    try:
+        await tcp.request_with_retry(allocate)
+        results["tcp_relay"] = "allocated"
+    except stun.TransactionFailed as exc:
+        results["tcp_relay"] = f"refused {exc.response.error_code}"
+    tcp_transport.close()
+    for transport, protocol, _, _ in (first, second, *probes):
+        await protocol.delete()
+        transport.close()
+    print(json.dumps(results), flush=True)
+
+
+async def _check_main(host: str, port: str, secret: str, realm: str) -> None:
+    from appliance.rtc.turn import check_turn
+
+    health = await check_turn(host, int(port), secret, realm, timeout_s=1.0)
+    print(json.dumps({"state": str(health.state), "message": health.message()}), flush=True)
+
+
+async def _peer_main(role: str, ice_servers: list[dict[str, Any]], *, relay_only: bool) -> None:
     """One peer whose SDP goes out on stdout and comes in on stdin, one JSON line each."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
@@ -250,17 +488,37 @@ async def _peer_main(role: str, ice_servers: list[dict[str, Any]]) -> None:
                 return {}
         return json.loads(await reader.readline())
 
-    pc = RTCPeerConnection(_configuration(ice_servers))
+    pc = RTCPeerConnection(_configuration(ice_servers, relay_only))
     try:
         result = await _run_peer(pc, time.monotonic(), offerer=role == "offer",
                                  exchange=exchange)
         print(json.dumps({"result": result.__dict__}), flush=True)
+        # keep sending until the test has both views: the other side may still wait for media
+        await reader.readline()
     except (TimeoutError, ConnectionError) as exc:
-        print(json.dumps({"error": repr(exc)}), flush=True)
+        local = [line for line in (pc.localDescription.sdp if pc.localDescription else "")
+                 .splitlines() if line.startswith("a=candidate:")]
+        stats = await pc.getStats()
+        inbound = {s.kind: s.packetsReceived for s in stats.values() if s.type == "inbound-rtp"}
+        print(json.dumps({"error": repr(exc), "connection": pc.connectionState,
+                          "ice": pc.iceConnectionState, "candidates": local,
+                          "inbound_packets": inbound}), flush=True)
     finally:
         await pc.close()
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    asyncio.run(_peer_main(sys.argv[1], json.loads(sys.argv[2])))
+    command, arguments = sys.argv[1], sys.argv[2:]
+    if os.environ.get("TURN_PEER_LOG"):  # debug a failing namespace test: aiortc/aioice on stderr
+        import logging
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+    if command in ("offer", "answer"):
+        asyncio.run(_peer_main(command, json.loads(arguments[0]),
+                               relay_only=arguments[1:] != ["all"]))
+    elif command == "listen":
+        asyncio.run(_listen_main(arguments))
+    elif command == "probe":
+        asyncio.run(_probe_main(arguments[0], arguments[1], arguments[2],
+                                json.loads(arguments[3])))
+    elif command == "check":
+        asyncio.run(_check_main(*arguments))
