@@ -47,7 +47,9 @@ export class Peer extends EventTarget {
     this.lastQuality = null;
     this.watchTimer = setInterval(() => this.watch(), WATCH_MS);
     this.onMediaChange = (event) => this.replaceTracks(event.detail.kind);
+    this.onMediaState = () => this.sendFlags();
     media.addEventListener('change', this.onMediaChange);
+    media.addEventListener('state', this.onMediaState);
   }
 
   /** The leader opens the first connection; the follower waits for its offer. */
@@ -141,7 +143,7 @@ export class Peer extends EventTarget {
     if (conn === this.current) {
       this.setState('connected');
       this.applySaving();
-      this.sendControl({ t: 'state', ...this.media.flags(), saving: this.localSaving });
+      this.sendFlags(true);
       this.dispatchEvent(new CustomEvent('files-ready', { detail: { channel: conn.files } }));
     }
   }
@@ -211,14 +213,22 @@ export class Peer extends EventTarget {
   replaceTracks(kind) {
     for (const conn of this.connections) conn.replaceTrack(kind);
     if (kind === 'video') this.applySaving();
-    this.sendControl({ t: 'state', ...this.media.flags(), saving: this.localSaving });
+    this.sendFlags();
+  }
+
+  /** Tell the remote what we send (mic, camera, screen, data saving) when that changed. */
+  sendFlags(force = false) {
+    const flags = { t: 'state', ...this.media.flags(), saving: this.localSaving };
+    const text = JSON.stringify(flags);
+    if (!force && text === this.flagsSent) return;
+    if (this.sendControl(flags)) this.flagsSent = text;
   }
 
   setSaving(on) {
     this.localSaving = on;
     this.applySaving();
     // the remote lowers what it sends us, too: data saving works in both directions
-    this.sendControl({ t: 'state', ...this.media.flags(), saving: on });
+    this.sendFlags();
   }
 
   applySaving() {
@@ -270,6 +280,7 @@ export class Peer extends EventTarget {
     this.closed = true;
     clearInterval(this.watchTimer);
     this.media.removeEventListener('change', this.onMediaChange);
+    this.media.removeEventListener('state', this.onMediaState);
     for (const conn of this.connections) {
       this.bytesRetired += conn.bytes;
       conn.close();
