@@ -426,7 +426,7 @@ class Connection {
       transceiver.direction = 'sendrecv';
       const track = this.peer.media.track(kind);
       if (track) transceiver.sender.replaceTrack(track);
-      transceiver.sender.setStreams(this.peer.media.stream);
+      if (typeof transceiver.sender.setStreams === 'function') transceiver.sender.setStreams(this.peer.media.stream);
     }
   }
 

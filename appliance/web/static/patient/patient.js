@@ -229,6 +229,7 @@ function followState(state, name) {
     } else if (current === 'waiting' || current === 'admitted') {
       // moved back by the practice (or a new link was issued): ask the box what holds now
       stopWatching();
+      visitCall.disconnect();
       show('loading', { focus: false });
       loadInfo();
     } else {
@@ -328,6 +329,7 @@ async function leave() {
   try {
     const result = await api(`${base}/leave`, { method: 'POST' });
     stopWatching();
+    visitCall.disconnect();
     if (result.state === 'scheduled') show('left');
     else followState(result.state, result.name);
   } catch (error) {

@@ -40,6 +40,15 @@ export function createVisitCall({ base, origins = [location.origin], onAdmitted,
     signaling.start();
   }
 
+  /** Out of the waiting room (the patient left it): no socket until they come back. */
+  function disconnect() {
+    if (!signaling || view) return;
+    call.close();
+    signaling.close();
+    call = null;
+    signaling = null;
+  }
+
   /** The waiting room's offer: check camera, microphone and connection now. */
   function offerCheck(container, { onDone }) {
     container.replaceChildren();
@@ -98,7 +107,7 @@ export function createVisitCall({ base, origins = [location.origin], onAdmitted,
   }
 
   return {
-    connect, offerCheck, enter, finish,
+    connect, disconnect, offerCheck, enter, finish,
     get inCall() { return Boolean(view); },
     get finished() { return finished; },
   };
