@@ -13,6 +13,7 @@ from aiohttp import web
 from appliance.config import Settings
 from appliance.i18n import LANGUAGES, catalog
 from appliance.practice.services import PracticeServices
+from appliance.rtc.echo_peer import EchoService
 from appliance.web import public, staff
 from appliance.web.api import add_endpoints, openapi_document
 from appliance.web.context import (
@@ -24,6 +25,7 @@ from appliance.web.context import (
     SERVICES,
     STAFF_SESSIONS,
 )
+from appliance.web.device_check import ECHO, setup_device_check
 from appliance.web.events import EventHub
 from appliance.web.security import RateLimiter, setup_security
 from appliance.web.sessions import (
@@ -95,6 +97,7 @@ def build_staff_app(settings: Settings, services: PracticeServices) -> web.Appli
     app.router.add_get("/api/openapi.json", openapi)
     app.router.add_get("/locales/{lang}.json", _locale)
     add_endpoints(app, staff.ENDPOINTS)
+    setup_device_check(app, EchoService())
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
     app.on_shutdown.append(_close_events)
     return app
@@ -128,6 +131,7 @@ def build_public_app(
     app.router.add_get("/datenschutz", privacy)
     app.router.add_get("/locales/{lang}.json", _locale)
     add_endpoints(app, public.ENDPOINTS)
+    setup_device_check(app, staff_app[ECHO], patient_route=True)  # one cap for the box
     for folder in PUBLIC_STATIC_DIRS:
         app.router.add_static(f"/static/{folder}/", STATIC / folder, follow_symlinks=False)
     app.on_shutdown.append(_close_events)

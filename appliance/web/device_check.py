@@ -1,0 +1,132 @@
+"""Device-check routes of both sites (R13): the page's WebRTC offer in, the echo peer's answer out.
+
+Patients call ``POST /v/{token}/device-check`` (the verified session of that very link, rate-limited
+per address); practice PCs call ``POST /api/device-check`` (any logged-in staff member). Both share
+one :class:`EchoService`, so its cap holds for the whole box. The answer carries the verdict
+thresholds, so the page judges its figures by the same numbers as ``rtc/connection_verdict.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+from aiohttp import web
+
+from appliance.errors import CsrfFailed
+from appliance.rtc.connection_verdict import THRESHOLDS
+from appliance.rtc.echo_peer import EchoBusy, EchoService
+from appliance.web.api import Endpoint, add_endpoints, read_body
+from appliance.web.public import _verified
+from appliance.web.schema import integer, obj, string
+from appliance.web.security import (
+    RateLimiter,
+    check_same_origin,
+    client_address,
+    error_response,
+    request_language,
+)
+from appliance.web.sessions import StaffSession
+
+ECHO: Final = web.AppKey("device_check_echo", EchoService)
+DEVICE_CHECK_LIMIT: Final = web.AppKey("device_check_limit", RateLimiter)
+#: offers per minute and burst, per client address: enough for a page that waits for a slot
+#: and asks again every few seconds, too few to start peers in a loop
+DEVICE_CHECK_RATE: Final = (20, 6)
+#: a browser's offer with candidates is 4–10 KB; leave room, stay under the body limit
+MAX_SDP_CHARS: Final = 60_000
+
+OFFER: Final = obj({
+    "sdp": string(min_length=1, max_length=MAX_SDP_CHARS),
+    "type": string(enum=["offer"]),
+}, required=("sdp", "type"))
+LIMIT: Final = obj({
+    "good": {"type": "number"}, "ok": {"type": "number"},
+    "better": string(enum=["higher", "lower"]),
+}, required=("good", "ok", "better"))
+THRESHOLDS_SCHEMA: Final = obj({
+    "download_kbps": LIMIT, "upload_kbps": LIMIT, "rtt_ms": LIMIT, "loss_percent": LIMIT,
+    "tcp_relay_level": string(enum=["good", "ok", "poor"]),
+    "tcp_relays": {"type": "array", "items": string()},
+}, required=("download_kbps", "upload_kbps", "rtt_ms", "loss_percent", "tcp_relay_level",
+             "tcp_relays"))
+ANSWER: Final = obj({
+    "sdp": string(max_length=MAX_SDP_CHARS), "type": string(enum=["answer"]),
+    "thresholds": THRESHOLDS_SCHEMA,
+    "max_seconds": {"type": "number"},
+}, required=("sdp", "type", "thresholds", "max_seconds"))
+BUSY: Final = obj({
+    "error": string(enum=["device_check_busy"]), "message": string(),
+    "position": integer(minimum=1), "retry_after_s": integer(minimum=1),
+}, required=("error", "message", "position", "retry_after_s"))
+
+
+async def answer_offer(request: web.Request, *, waiter: str) -> web.Response:
+    """Answer the offer in the body with an echo peer, or 503 ``device_check_busy``."""
+    data = await read_body(request, OFFER)
+    echo = request.app[ECHO]
+    try:
+        answer = await echo.accept(data["sdp"], data["type"], waiter=waiter)
+    except EchoBusy as busy:
+        response = error_response(
+            request, busy.status, busy.code, busy.message(request_language(request)),
+            position=busy.position, retry_after_s=busy.retry_after_s,
+        )
+        response.headers["Retry-After"] = str(busy.retry_after_s)
+        return response
+    return web.json_response({
+        "sdp": answer.sdp, "type": answer.type, "thresholds": THRESHOLDS.as_json(),
+        "max_seconds": echo.max_seconds,
+    })
+
+
+async def _patient_device_check(request: web.Request) -> web.Response:
+    if not check_same_origin(request):
+        raise CsrfFailed()
+    request.app[DEVICE_CHECK_LIMIT].hit(client_address(request))
+    _, appt = _verified(request)
+    return await answer_offer(request, waiter=f"patient:{appt.id}")
+
+
+PUBLIC_ENDPOINTS: Final[tuple[Endpoint, ...]] = (
+    Endpoint(method="POST", path="/v/{token}/device-check", handler=_patient_device_check,
+             access="public", body=OFFER, response=ANSWER,
+             summary="Verbindungstest vor dem Termin (R13): Echo-Gegenstelle auf der Box"),
+)
+
+
+def staff_endpoint(
+    authorize: Callable[[web.Request], tuple[StaffSession, Any]],
+) -> Endpoint:
+    """The staff site's device check; ``authorize`` is the staff API's login and CSRF check.
+
+    Taken as a parameter because ``staff.py`` lists this endpoint in its table (the OpenAPI
+    document is built from it) and this module must not import ``staff.py`` back.
+    """
+
+    async def _device_check(request: web.Request) -> web.Response:
+        session, _ = authorize(request)
+        return await answer_offer(request, waiter=f"staff:{session.username}")
+
+    return Endpoint(method="POST", path="/api/device-check", handler=_device_check,
+                    body=OFFER, response=ANSWER,
+                    summary="Verbindungstest des Praxis-PCs (R13): Echo-Gegenstelle auf der Box; "
+                            "503 device_check_busy mit retry_after_s, wenn belegt")
+
+
+def setup_device_check(
+    app: web.Application, echo: EchoService, *, patient_route: bool = False
+) -> None:
+    """Give ``app`` the shared ``echo`` service (hung up on shutdown), and the patient route.
+
+    The staff route comes with ``staff.ENDPOINTS`` (see :func:`staff_endpoint`).
+    """
+    app[ECHO] = echo
+    if patient_route:
+        app[DEVICE_CHECK_LIMIT] = RateLimiter(*DEVICE_CHECK_RATE)
+        add_endpoints(app, PUBLIC_ENDPOINTS)
+    app.on_shutdown.append(_hang_up)
+
+
+async def _hang_up(app: web.Application) -> None:
+    await app[ECHO].close_all()
