@@ -131,17 +131,24 @@ class Settings:
 # --- validators: each turns a raw value into the typed one or raises ValueError(allowed) -------
 
 
-def _port(value: Any) -> int:
-    allowed = "eine ganze Zahl von 1 bis 65535"
-    if isinstance(value, bool):
-        raise ValueError(allowed)
-    try:
-        port = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(allowed) from None
-    if isinstance(value, float) or not 1 <= port <= 65535:
-        raise ValueError(allowed)
-    return port
+def _int_in(low: int, high: int, why: str = "") -> _Validator:
+    allowed = f"eine ganze Zahl von {low} bis {high}{why}"
+
+    def validate(value: Any) -> int:
+        if isinstance(value, bool | float):
+            raise ValueError(allowed)
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ValueError(allowed) from None
+        if not low <= number <= high:
+            raise ValueError(allowed)
+        return number
+
+    return validate
+
+
+_port = _int_in(1, 65535)
 
 
 def _str_list(value: Any) -> tuple[str, ...]:
@@ -258,23 +265,6 @@ def _file(value: Any) -> Path:
 
 def _optional_file(value: Any) -> Path | None:
     return None if value == "" else _file(value)
-
-
-def _int_in(low: int, high: int, why: str = "") -> _Validator:
-    allowed = f"eine ganze Zahl von {low} bis {high}{why}"
-
-    def validate(value: Any) -> int:
-        if isinstance(value, bool | float):
-            raise ValueError(allowed)
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            raise ValueError(allowed) from None
-        if not low <= number <= high:
-            raise ValueError(allowed)
-        return number
-
-    return validate
 
 
 def _uplinks(value: Any) -> tuple[TurnUplink, ...]:

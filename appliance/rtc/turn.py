@@ -295,8 +295,8 @@ async def check_turn(host: str, port: int, secret: str, realm: str, *,
                      timeout_s: float = 3.0) -> TurnHealth:
     """A real TURN Allocate with a fresh credential: ok, wrong secret, refused or unreachable.
 
-    A wrong secret otherwise fails silently (no relay candidates, calls time out), so the box
-    runs this after starting coturn and whenever an admin asks.
+    A wrong secret otherwise fails silently (no relay candidates, calls time out): run this
+    after (re)starting coturn and whenever an admin asks.
     """
     credentials = TurnCredentials.issue(secret, HEALTH_CHECK_BINDING, ttl_s=60, now=time.time())
     loop = asyncio.get_running_loop()
