@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import json
 import logging
+import os
 import sys
 import tomllib
 import urllib.error
@@ -106,6 +107,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="Benutzername des Admins, der die Änderung vornimmt")
         sub.add_argument("--as-password-file", type=Path, metavar="DATEI",
                          help="Datei mit dem Passwort des Admins (sonst Abfrage)")
+        sub.add_argument("--totp", metavar="CODE",
+                         help="der sechsstellige Code, wenn der Admin die Zwei-Faktor-Anmeldung "
+                         "nutzt")
 
     vault = commands.add_parser("vault", help="den Datentresor prüfen",
                                 description="Der Tresor mit allen Praxisdaten: eingerichtet, "
@@ -195,7 +199,12 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
 
     values: dict[str, Any] = {"practice": {}, "admin": {}}
     if args.from_file:
-        values = tomllib.loads(args.from_file.read_text("utf-8"))
+        try:
+            values = tomllib.loads(args.from_file.read_text("utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            print(f"sprechzimmer init: {args.from_file} ist nicht lesbar oder kein gültiges "
+                  f"TOML ({exc})", file=sys.stderr)
+            return EXIT_CONFIG
     practice, admin = values.get("practice", {}), values.get("admin", {})
     for key, option in (("name", "practice_name"), ("bsnr", "bsnr"), ("street", "street"),
                         ("postal_code", "postal_code"), ("city", "city"),
@@ -228,16 +237,31 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
     )
     lanr = admin.get("lanr")
     roles = {Role.ADMIN} | ({Role.DOCTOR} if lanr else set())
+    key_file = None
+    if args.recovery_key_file:
+        # opened before the vault exists: a wrong path must not cost the only copy of the key
+        try:
+            fd = os.open(args.recovery_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            print(f"sprechzimmer init: {args.recovery_key_file} kann nicht neu angelegt werden "
+                  f"({exc.strerror}); bitte einen neuen Dateinamen angeben.", file=sys.stderr)
+            return EXIT_CONFIG
+        key_file = os.fdopen(fd, "w", encoding="utf-8")
     services = build_services(settings)
     try:
         key = onboard(services, profile=profile, username=admin["username"],
                       display_name=admin["display_name"], password=password, roles=roles,
                       lanr=lanr)
+    except BaseException:
+        if key_file is not None:
+            key_file.close()
+            args.recovery_key_file.unlink()
+        raise
     finally:
         services.vault.close()
-    if args.recovery_key_file:
-        args.recovery_key_file.touch(mode=0o600)
-        args.recovery_key_file.write_text(str(key) + "\n", "utf-8")
+    if key_file is not None:
+        with key_file:
+            key_file.write(str(key) + "\n")
         print(f"Box eingerichtet. Wiederherstellungsschlüssel in {args.recovery_key_file}.")
     else:
         print("Box eingerichtet. Wiederherstellungsschlüssel (wird nur jetzt angezeigt, bitte "
@@ -290,11 +314,12 @@ def _open_as_admin(args: argparse.Namespace, settings: Settings):  # noqa: ANN20
         raise SystemExit(EXIT_CONFIG)
     services = build_services(settings)
     password = _read_secret(args.as_password_file, f"Passwort von {args.actor}: ")
-    member = services.staff.login(args.actor, password)
+    member = services.staff.login(args.actor, password, args.totp)
     if Role.ADMIN not in member.roles:
         services.vault.close()
         print("sprechzimmer: nur ein Admin darf Konten ändern.", file=sys.stderr)
         raise SystemExit(EXIT_ERROR)
+    args.actor_password = password  # a change of one's own password needs the old one
     return services
 
 
@@ -336,7 +361,8 @@ def _user_passwd(args: argparse.Namespace, settings: Settings) -> int:
     try:
         password = _read_secret(args.password_file, f"Neues Passwort für {args.username}: ",
                                 confirm=True)
-        services.staff.set_password(args.actor, args.username, password)
+        old = args.actor_password if args.username == args.actor else None
+        services.staff.set_password(args.actor, args.username, password, old_password=old)
     finally:
         services.vault.close()
     print(f"Passwort von {args.username} gesetzt.")

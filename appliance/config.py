@@ -29,7 +29,7 @@ staff_host = "127.0.0.1"      # the box's LAN address(es) on a real box; a list 
 staff_port = 8080
 public_host = "127.0.0.1"
 public_port = 8081
-public_urls = ["http://127.0.0.1:8081"]  # patient links use the first
+public_urls = ["http://127.0.0.1:8081"]  # proposed at onboarding; then the practice settings decide
 
 [vault]
 path = "./var/vault"
@@ -179,11 +179,13 @@ def _public_urls(value: Any) -> tuple[str, ...]:
     urls = _str_list(value)
     for url in urls:
         parts = urlsplit(url)
-        bad_path = parts.path not in ("", "/")
-        if parts.scheme not in ("https", "http") or not parts.hostname or bad_path:
+        extra = parts.path not in ("", "/") or parts.query or parts.fragment or (
+            parts.username is not None or parts.password is not None
+        )
+        if parts.scheme not in ("https", "http") or not parts.hostname or extra:
             raise ValueError(
                 "Adressen der Form \"https://videosprechstunde.praxis-beispiel.de\" "
-                "(ohne Pfad)"
+                "(ohne Pfad, Anmeldedaten, Parameter)"
             )
     return tuple(url.rstrip("/") for url in urls)
 
@@ -194,15 +196,7 @@ def _path(value: Any) -> Path:
     return Path(value)
 
 
-def _retention_days(value: Any) -> int:
-    allowed = f"eine ganze Zahl von 1 bis {MAX_RETENTION_DAYS} (R8: höchstens drei Monate)"
-    try:
-        days = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(allowed) from None
-    if isinstance(value, bool) or not 1 <= days <= MAX_RETENTION_DAYS:
-        raise ValueError(allowed)
-    return days
+_retention_days = _int_in(1, MAX_RETENTION_DAYS, " (R8: höchstens drei Monate)")
 
 
 #: the TURN secret's alphabet: it ends up on one line of coturn's configuration file
@@ -378,7 +372,26 @@ SCHEMA: Final[dict[str, tuple[type, dict[str, _Validator]]]] = {
     ),
 }
 #: rules between the settings of one section, checked after each value on its own
-SECTION_CHECKS: Final[dict[str, Callable[[Any], None]]] = {"turn": _check_turn}
+def _check_web(web: WebSettings) -> None:
+    """The two sites cannot share a port on the same address."""
+    if web.staff_port == web.public_port and _overlap(web.staff_host, web.public_host):
+        raise _Contradiction(
+            "public_port", web.public_port,
+            "die Patientenseite braucht einen anderen Port als die Praxisseite "
+            f"(staff_port = {web.staff_port})",
+        )
+
+
+def _overlap(first: tuple[str, ...], second: tuple[str, ...]) -> bool:
+    addresses = [ipaddress.ip_address(host) for host in (*first, *second)]
+    if any(address.is_unspecified for address in addresses):
+        return True  # 0.0.0.0 / :: take the port on every address
+    return bool(set(first) & set(second))
+
+
+SECTION_CHECKS: Final[dict[str, Callable[[Any], None]]] = {
+    "web": _check_web, "turn": _check_turn,
+}
 
 
 def default_config_path() -> Path:

@@ -262,3 +262,40 @@ def test_vault_status_asks_the_running_service(tmp_path: Path) -> None:
             server.kill()
             server.wait()
     assert server.returncode == 0  # a clean shutdown on SIGTERM
+
+
+def test_recovery_key_file_is_checked_before_the_vault_exists(tmp_path: Path) -> None:
+    """A key file that cannot be created stops init before anything exists (no key lost)."""
+    config = _config(tmp_path)
+    existing = tmp_path / "schon-da.txt"
+    existing.write_text("alt")
+    for target in (tmp_path / "fehlt" / "key.txt", existing):
+        result = _run("--config", str(config), *INIT, "--recovery-key-file", str(target),
+                      cwd=tmp_path, stdin="admin-passwort-123\n")
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        assert not (tmp_path / "vault" / "snapshot").exists()
+    assert existing.read_text() == "alt"
+
+
+def test_bad_onboarding_file_is_a_clear_error(tmp_path: Path) -> None:
+    """A broken --from-file gives a message, not a traceback."""
+    answers = tmp_path / "onboarding.toml"
+    answers.write_text("[practice\nname = 1\n")
+    result = _run("--config", str(_config(tmp_path)), "init", "--from-file", str(answers),
+                  cwd=tmp_path)
+    assert result.returncode == 2
+    assert "kein gültiges TOML" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_admin_changes_own_password_with_the_cli(tmp_path: Path) -> None:
+    """`user passwd ME --as ME` uses the password just given as the old one."""
+    config = _config(tmp_path)
+    assert _run("--config", str(config), *INIT, cwd=tmp_path,
+                stdin="admin-passwort-123\n").returncode == 0
+    changed = _run("--config", str(config), "user", "passwd", "admin", "--as", "admin",
+                   cwd=tmp_path, stdin="admin-passwort-123\nneues-passwort-456\n")
+    assert changed.returncode == 0, changed.stderr
+    listed = _run("--config", str(config), "user", "list", "--as", "admin", cwd=tmp_path,
+                  stdin="neues-passwort-456\n")
+    assert listed.returncode == 0, listed.stderr
