@@ -35,6 +35,7 @@ from appliance.web.sessions import (
     SessionStore,
     StaffSession,
 )
+from appliance.web.sockets import setup_public_signaling, setup_staff_signaling
 
 STATIC: Final = Path(str(resources.files("appliance.web").joinpath("static")))
 PUBLIC_STATIC_DIRS: Final = ("common", "patient", "call")
@@ -97,6 +98,7 @@ def build_staff_app(settings: Settings, services: PracticeServices) -> web.Appli
     app.router.add_get("/api/openapi.json", openapi)
     app.router.add_get("/locales/{lang}.json", _locale)
     add_endpoints(app, staff.ENDPOINTS)
+    setup_staff_signaling(app)
     setup_device_check(app, EchoService())
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
     app.on_shutdown.append(_close_events)
@@ -131,6 +133,7 @@ def build_public_app(
     app.router.add_get("/datenschutz", privacy)
     app.router.add_get("/locales/{lang}.json", _locale)
     add_endpoints(app, public.ENDPOINTS)
+    setup_public_signaling(app, staff_app)  # one hub: a call spans both sites
     setup_device_check(app, staff_app[ECHO], patient_route=True)  # one cap for the box
     for folder in PUBLIC_STATIC_DIRS:
         app.router.add_static(f"/static/{folder}/", STATIC / folder, follow_symlinks=False)

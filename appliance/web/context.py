@@ -7,6 +7,7 @@ from typing import Final
 from aiohttp import web
 
 from appliance.practice.services import PracticeServices
+from appliance.rtc.signaling import SignalingHub
 from appliance.web.events import EventHub
 from appliance.web.security import RateLimiter
 from appliance.web.sessions import PatientSession, SessionStore, StaffSession
@@ -18,3 +19,5 @@ PATIENT_SESSIONS: Final = web.AppKey("patient_sessions", SessionStore[PatientSes
 LOGIN_LIMIT: Final = web.AppKey("login_limit", RateLimiter)
 CODE_LIMIT: Final = web.AppKey("code_limit", RateLimiter)
 PUBLIC_LIMIT: Final = web.AppKey("public_limit", RateLimiter)
+#: one signaling hub for both sites (calls span the LAN and the internet)
+HUB: Final = web.AppKey("signaling_hub", SignalingHub)

@@ -28,7 +28,7 @@ from appliance.practice.models import (
 from appliance.practice.onboarding import onboard
 from appliance.practice.profile import KV_REGIONS
 from appliance.practice.services import PracticeServices
-from appliance.web import device_check
+from appliance.web import device_check, sockets
 from appliance.web.api import Endpoint, read_body
 from appliance.web.context import EVENTS, LOGIN_LIMIT, SERVICES, STAFF_SESSIONS
 from appliance.web.events import stream_events
@@ -707,6 +707,7 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
              summary="Live-Änderungen der Termine (Server-Sent Events)",
              content_type="text/event-stream", response={"type": "string"}),
     device_check.staff_endpoint(_authorize),
+    sockets.staff_endpoint(_authorize),
     Endpoint(method="GET", path="/api/audit", handler=_audit, access="admin",
              summary="Protokoll der Mitarbeiteraktionen (ohne Inhalte)",
              response=array(obj({"seq": integer(), "at": string(), "actor": string(),

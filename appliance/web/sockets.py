@@ -1,0 +1,255 @@
+"""The WebSocket ↔ signaling hub adapter on both sites (docs/signaling.md).
+
+The doctor's socket is ``GET /api/appointments/{appointment_id}/signal`` on the staff site (listed
+in ``staff.ENDPOINTS`` through :func:`staff_endpoint`), the patient's is ``GET /v/{token}/signal``
+on the public site. Both authenticate before the upgrade (an assistant gets 403, R2) and hand the
+hub a ``send`` that queues frames for one writer task per socket, so the hub never waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Final
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from appliance.errors import AppointmentClosed, Conflict, CsrfFailed, PermissionDenied
+from appliance.practice.appointments import STATE_WORDS
+from appliance.practice.models import AppointmentState, Role
+from appliance.practice.services import PracticeServices
+from appliance.rtc.messages import MAX_FRAME_BYTES
+from appliance.rtc.signaling import IceServersFn, Member, SignalingHub
+from appliance.web.api import Endpoint
+from appliance.web.context import HUB, PUBLIC_LIMIT, SERVICES
+from appliance.web.public import _verified
+from appliance.web.security import check_same_origin, client_address
+from appliance.web.sessions import StaffSession
+
+_LOGGER = logging.getLogger(__name__)
+
+STAFF_PATH: Final = "/api/appointments/{appointment_id}/signal"
+PUBLIC_PATH: Final = "/v/{token}/signal"
+#: how often the hub checks heartbeats, grace periods and due acks
+TICK_S: Final = 0.25
+#: frames waiting for one socket before it counts as stuck (the hub then drops it)
+SEND_QUEUE_LIMIT: Final = 512
+#: a socket that cannot even flush its close within this time is cut off
+CLOSE_TIMEOUT_S: Final = 1.0
+#: a patient signals while waiting and during the call, not before check-in or afterwards
+PATIENT_STATES: Final = frozenset({AppointmentState.WAITING, AppointmentState.IN_CALL})
+CLOSED_FOR_DOCTOR: Final = frozenset({AppointmentState.CANCELLED, AppointmentState.NO_SHOW})
+_OPEN: Final = web.AppKey("signaling_sockets", set)
+
+
+class _Connection:
+    """One WebSocket's outgoing side: frames are queued and written in order by one task."""
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None) -> None:
+        self._ws = ws
+        self._transport = transport
+        self._queue: deque[str] = deque()
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._close_code = WSCloseCode.OK
+        self._task = asyncio.get_running_loop().create_task(self._write_all())
+
+    def send(self, frame: str) -> None:
+        """Queue ``frame``; raises when the socket is stuck, so that the hub drops it."""
+        if self._closing:
+            return
+        if len(self._queue) >= SEND_QUEUE_LIMIT:
+            raise ConnectionError("signaling socket does not keep up")
+        self._queue.append(frame)
+        self._wake.set()
+
+    def close(self, code: WSCloseCode = WSCloseCode.OK) -> None:
+        """Close after the queued frames; cut the connection if that does not finish soon."""
+        if self._closing:
+            return
+        self._closing = True
+        self._close_code = code
+        self._wake.set()
+        asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, self._cut)
+
+    def _cut(self) -> None:
+        if self._task.done():
+            return
+        self._task.cancel()
+        if self._transport is not None:
+            self._transport.abort()  # e.g. a dead path whose send buffer is full
+
+    async def _write_all(self) -> None:
+        ws = self._ws
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._queue:
+                    await ws.send_str(self._queue.popleft())
+                if self._closing:
+                    break
+        except (ConnectionError, RuntimeError):
+            pass  # the peer went away; the reader side reports it to the hub
+        finally:
+            self._closing = True
+            self._queue.clear()
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.close(code=self._close_code, drain=False)
+
+    async def async_finish(self) -> None:
+        """Close (if not yet) and wait for the writer to end."""
+        self.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+async def serve_socket(request: web.Request, room_id: str, member: Member) -> web.WebSocketResponse:
+    """Upgrade ``request`` and connect it to the hub as ``member`` of ``room_id`` till it ends."""
+    hub = request.app[HUB]
+    ws = web.WebSocketResponse(heartbeat=None, max_msg_size=MAX_FRAME_BYTES)
+    await ws.prepare(request)
+    connection = _Connection(ws, request.transport)
+    opened: set[_Connection] = request.app[_OPEN]
+    opened.add(connection)
+    sock = hub.open(room_id, member, connection.send, connection.close)
+    try:
+        async for message in ws:
+            if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                hub.receive(sock, message.data)
+            else:  # an error (e.g. a frame above the size limit): aiohttp has closed it
+                break
+    finally:
+        hub.closed(sock)
+        opened.discard(connection)
+        await connection.async_finish()
+    return ws
+
+
+# --- the two routes -----------------------------------------------------------------------------
+
+
+def staff_endpoint(
+    authorize: Callable[..., tuple[StaffSession, Any]],
+) -> Endpoint:
+    """The doctor's signaling socket; ``authorize`` is the staff API's login and role check.
+
+    Taken as a parameter because ``staff.py`` lists this endpoint in its table (the OpenAPI
+    document is built from it) and this module must not import ``staff.py`` back.
+    """
+
+    async def _appointment_signal(request: web.Request) -> web.StreamResponse:
+        if not check_same_origin(request):  # no cross-site WebSocket hijacking
+            raise CsrfFailed()
+        _, staff_member = authorize(request, Role.DOCTOR)  # R2: 403 for assistants
+        appointment = request.app[SERVICES].appointments.get(
+            request.match_info["appointment_id"])
+        if appointment.doctor != staff_member.username:  # O3, R1: only this doctor
+            raise PermissionDenied()
+        if appointment.state in CLOSED_FOR_DOCTOR:
+            raise AppointmentClosed()
+        member = Member(key=f"doctor:{staff_member.username}", role="doctor",
+                        name=staff_member.display_name, username=staff_member.username,
+                        admitted=True)
+        return await serve_socket(request, appointment.id, member)
+
+    return Endpoint(method="GET", path=STAFF_PATH, handler=_appointment_signal, access="doctor",
+                    status=101, content_type="application/websocket",
+                    response={"type": "string",
+                              "description": "JSON-Textframes, Protokoll v1 (docs/signaling.md)"},
+                    summary="Signalisierung des Gesprächs (WebSocket): nur die Ärztin oder der "
+                            "Arzt des Termins; Zulassen, Beenden, Neuaufbau, SDP/ICE-Relais")
+
+
+async def _patient_signal(request: web.Request) -> web.StreamResponse:
+    if not check_same_origin(request):
+        raise CsrfFailed()
+    request.app[PUBLIC_LIMIT].hit(client_address(request))
+    _, appointment = _verified(request)  # the verified session of this very link (R1)
+    if appointment.state not in PATIENT_STATES:
+        if appointment.state is AppointmentState.SCHEDULED:
+            raise Conflict(detail=f"der Termin ist {STATE_WORDS[appointment.state]}")
+        raise AppointmentClosed()
+    member = Member(key="patient", role="patient", name=appointment.checked_in_name or "",
+                    admitted=appointment.state is AppointmentState.IN_CALL)
+    return await serve_socket(request, appointment.id, member)
+
+
+# --- wiring -------------------------------------------------------------------------------------
+
+
+def _no_ice_servers(room_id: str, member: Member) -> list[dict[str, Any]]:
+    return []
+
+
+def build_hub(services: PracticeServices, *,
+              ice_servers: IceServersFn | None = None) -> SignalingHub:
+    """The hub with the practice's rules: admitting and ending go through the appointment book.
+
+    The book enforces R2, O3 and R3 and tells its state listeners (the staff site publishes
+    each change to the dashboard's event stream).
+    """
+    servers = ice_servers or _no_ice_servers
+    book = services.appointments
+
+    def on_admit(room_id: str, doctor: str, member: Member) -> list[dict[str, Any]]:
+        if member.role == "patient":
+            if book.get(room_id).state is not AppointmentState.IN_CALL:
+                book.admit(doctor, room_id)
+        # extra participants (guests) have no admission in the appointment book yet
+        return servers(room_id, member)
+
+    def on_end(room_id: str, doctor: str) -> None:
+        book.end(doctor, room_id)
+
+    return SignalingHub(on_admit=on_admit, on_end=on_end, ice_servers=servers)
+
+
+def setup_staff_signaling(app: web.Application, *,
+                          ice_servers: IceServersFn | None = None) -> None:
+    """Give the staff site the hub (its tick runs while the site runs).
+
+    The doctor's route comes with ``staff.ENDPOINTS`` (see :func:`staff_endpoint`).
+    """
+    app[HUB] = build_hub(app[SERVICES], ice_servers=ice_servers)
+    app[_OPEN] = set()
+    app.cleanup_ctx.append(_run_hub)
+    app.on_shutdown.append(_close_sockets)
+
+
+def setup_public_signaling(app: web.Application, staff_app: web.Application) -> None:
+    """Give the public site the staff site's hub and the patient's route."""
+    app[HUB] = staff_app[HUB]
+    app[_OPEN] = set()
+    app.router.add_get(PUBLIC_PATH, _patient_signal, allow_head=False)
+    app.on_shutdown.append(_close_sockets)
+
+
+async def _run_hub(app: web.Application) -> AsyncIterator[None]:
+    hub = app[HUB]
+    task = asyncio.create_task(_tick(hub))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    hub.close_all()
+
+
+async def _tick(hub: SignalingHub) -> None:
+    while True:
+        await asyncio.sleep(TICK_S)
+        try:
+            await hub.async_tick()
+        except Exception:  # a failing tick must not stop heartbeats for good
+            _LOGGER.exception("signaling tick failed")
+
+
+async def _close_sockets(app: web.Application) -> None:
+    """Close the site's sockets before the server waits for its handlers (shutdown)."""
+    connections = list(app[_OPEN])
+    for connection in connections:
+        connection.close(WSCloseCode.GOING_AWAY)
+    await asyncio.gather(*(c.async_finish() for c in connections), return_exceptions=True)
