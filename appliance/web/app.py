@@ -14,6 +14,7 @@ from appliance.config import Settings
 from appliance.i18n import LANGUAGES, catalog
 from appliance.practice.services import PracticeServices
 from appliance.rtc.echo_peer import EchoService
+from appliance.rtc.turn import TurnRelay
 from appliance.web import public, staff
 from appliance.web.api import add_endpoints, openapi_document
 from appliance.web.context import (
@@ -48,6 +49,11 @@ PATIENT_MAX_S: Final = 6 * 3600.0
 LOGIN_RATE: Final = (10, 10)
 PUBLIC_RATE: Final = (120, 60)
 CODE_RATE: Final = (10, 10)
+
+
+def _credential_id(member_key: str) -> str:
+    """A participant's key as the id part of a TURN username (coturn logs it; no colons)."""
+    return member_key.replace(":", "-")
 
 
 def _page(name: str) -> web.FileResponse:
@@ -98,8 +104,11 @@ def build_staff_app(settings: Settings, services: PracticeServices) -> web.Appli
     app.router.add_get("/api/openapi.json", openapi)
     app.router.add_get("/locales/{lang}.json", _locale)
     add_endpoints(app, staff.ENDPOINTS)
-    setup_staff_signaling(app)
-    setup_device_check(app, EchoService())
+    relay = TurnRelay(settings.turn)
+    setup_staff_signaling(app, ice_servers=lambda room_id, member: relay.ice_servers_for(
+        member.role, (room_id, _credential_id(member.key))))
+    setup_device_check(app, EchoService(
+        ice_servers=lambda: relay.ice_servers_for("box", ("device-check", "echo"))))
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
     app.on_shutdown.append(_close_events)
     return app
