@@ -28,7 +28,7 @@ from appliance.web.context import (
 )
 from appliance.web.device_check import ECHO, setup_device_check
 from appliance.web.events import EventHub
-from appliance.web.security import RateLimiter, setup_security
+from appliance.web.security import RateLimiter, setup_security, staff_host_middleware
 from appliance.web.sessions import (
     PATIENT_COOKIE,
     STAFF_COOKIE,
@@ -71,6 +71,7 @@ def build_staff_app(settings: Settings, services: PracticeServices) -> web.Appli
     """The staff site: UI shell, JSON API, OpenAPI document, live events."""
     app = web.Application(client_max_size=256 * 1024)
     setup_security(app)
+    app.middlewares.insert(0, staff_host_middleware)
     app[SERVICES] = services
     app[EVENTS] = EventHub()
     app[STAFF_SESSIONS] = SessionStore[StaffSession](

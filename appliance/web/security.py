@@ -124,6 +124,34 @@ async def _add_headers(request: web.Request, response: web.StreamResponse) -> No
         response.headers.setdefault("Cache-Control", "no-store")
 
 
+def staff_host_allowed(host: str | None) -> bool:
+    """Whether a staff request's ``Host`` names the box: an IP, ``localhost`` or a ``.local``
+    name. Anything else is a DNS-rebinding page trying to reach the LAN site as "same origin".
+    """
+    if not host:
+        return False
+    if host.startswith("["):  # [v6]:port
+        name = host[1:].split("]", 1)[0]
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.rstrip(".").lower()
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return name == "localhost" or name.endswith(".local")
+    return True
+
+
+@web.middleware
+async def staff_host_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse staff requests for foreign host names (DNS rebinding, R9 A01)."""
+    if not staff_host_allowed(request.host):
+        lang = request_language(request)
+        return error_response(request, 421, "host_not_allowed",
+                              translate("error.host_not_allowed", lang))
+    return await handler(request)
+
+
 def check_same_origin(request: web.Request) -> bool:
     """Whether an unsafe request comes from a page of this very site (CSRF, first line)."""
     origin = request.headers.get("Origin")

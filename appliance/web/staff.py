@@ -16,6 +16,7 @@ from appliance.errors import (
     NotFound,
     NotLoggedIn,
     PermissionDenied,
+    SprechzimmerError,
 )
 from appliance.practice.models import (
     Appointment,
@@ -377,8 +378,8 @@ async def _put_practice(request: web.Request) -> web.Response:
         kv_region=data["kv_region"], timezone=data.get("timezone") or DEFAULT_TIMEZONE,
         public_urls=tuple(url.strip().rstrip("/") for url in data["public_urls"]),
     )
-    _services(request).office.save_profile(member.username, profile)
-    return web.json_response(_profile_json(profile))
+    saved = _services(request).office.save_profile(member.username, profile)
+    return web.json_response(_profile_json(saved))
 
 
 async def _kv_regions(request: web.Request) -> web.Response:
@@ -608,7 +609,15 @@ async def _events(request: web.Request) -> web.StreamResponse:
             return {"id": event["id"], "removed": True}
         return appointment_json(services, appt)
 
-    return await stream_events(request, request.app[EVENTS], lambda e: True, render)
+    def still_allowed() -> bool:
+        try:
+            _authorize(request)
+        except SprechzimmerError:  # logged out, removed, session expired
+            return False
+        return True
+
+    return await stream_events(request, request.app[EVENTS], lambda e: True, render,
+                               still_allowed)
 
 
 async def _audit(request: web.Request) -> web.Response:

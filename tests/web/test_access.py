@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
+import aiohttp
 import pytest
 
 from appliance.web import staff
+from appliance.web.context import EVENTS
 
 from .conftest import ASSISTANT_PASSWORD, DOCTOR_PASSWORD, Box
 
@@ -49,12 +52,23 @@ async def test_assistant_schedules_but_cannot_change_others_password(practice: B
     assert other.status == 403
 
 
-async def test_removed_member_loses_session_and_vault_access(practice: Box) -> None:
-    """Removing a member ends their sessions; the vault is re-keyed without them."""
-    doctor = await practice.login("drmueller", DOCTOR_PASSWORD)
-    admin = await practice.login("admin", "admin-passwort-123")
-    removed = await practice.staff.delete("/api/staff/drmueller", headers=admin)
-    assert removed.status == 200, await removed.text()
+async def test_removed_member_loses_session_stream_and_vault_access(practice: Box) -> None:
+    """Removing a member ends their sessions and live streams; the vault is re-keyed (R9 A01)."""
+    jar = aiohttp.CookieJar(unsafe=True)  # cookies for 127.0.0.1
+    async with aiohttp.ClientSession(cookie_jar=jar) as doctor:
+        login = await doctor.post(practice.staff.make_url("/api/login"), json={
+            "username": "drmueller", "password": DOCTOR_PASSWORD})
+        assert login.status == 200
+        stream = await doctor.get(practice.staff.make_url("/api/events"))
+        assert (await stream.content.readline()).startswith(b"retry:")
+
+        admin = await practice.login("admin", "admin-passwort-123")
+        removed = await practice.staff.delete("/api/staff/drmueller", headers=admin)
+        assert removed.status == 200, await removed.text()
+        practice.staff.app[EVENTS].publish({"type": "appointment", "id": "any"})
+        rest = await asyncio.wait_for(stream.content.read(), 5)
+        assert b"event:" not in rest  # the stream ended instead of serving the next change
+        session = await doctor.get(practice.staff.make_url("/api/session"))
+        assert session.status == 401
     assert "drmueller" not in practice.services.vault.members()
     assert not practice.services.vault.check_password("drmueller", DOCTOR_PASSWORD)
-    del doctor

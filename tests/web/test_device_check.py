@@ -29,7 +29,7 @@ MAX_SECONDS = 2.0
 def echo(monkeypatch: pytest.MonkeyPatch) -> EchoService:
     """The box's echo service, with a 2 s limit so the hang-up is seen quickly."""
     service = EchoService(max_concurrent=2, max_seconds=MAX_SECONDS)
-    monkeypatch.setattr(app_module, "EchoService", lambda: service)
+    monkeypatch.setattr(app_module, "EchoService", lambda **_: service)
     return service
 
 

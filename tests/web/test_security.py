@@ -159,3 +159,24 @@ def test_client_address_groups_ipv6_by_64(remote: str, key: str) -> None:
     request = make_mocked_request("GET", "/", headers={})
     request._transport_peername = (remote, 1234)  # noqa: SLF001 - the peer of the mock
     assert client_address(request) == key
+
+
+@pytest.mark.parametrize(("host", "allowed"), [
+    ("127.0.0.1:8080", True), ("192.168.1.10", True), ("[::1]:8080", True),
+    ("localhost:8080", True), ("sprechzimmer.local", True), ("SPRECHZIMMER.LOCAL.", True),
+    ("evil.example", False), ("evil.example:8080", False), ("sprechzimmer.local.evil.de", False),
+    ("", False),
+])
+def test_staff_host_names(host: str, allowed: bool) -> None:
+    """Only IPs, localhost and .local names reach the staff site (DNS rebinding, R9 A01)."""
+    from appliance.web.security import staff_host_allowed
+
+    assert staff_host_allowed(host) is allowed
+
+
+async def test_rebound_host_cannot_reach_onboarding(box: Box) -> None:
+    """A page that rebinds its own name to the box gets 421, not the onboarding (R9 A01)."""
+    response = await box.staff.post("/api/onboarding", json={},
+                                    headers={"Host": "evil.example"})
+    assert response.status == 421
+    assert (await box.staff.get("/api/status")).status == 200
