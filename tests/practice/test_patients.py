@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import fields
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
+from appliance.clock import ManualClock
 from appliance.errors import Conflict, InvalidInput, NotFound
 from appliance.practice.appointments import AppointmentBook
 from appliance.practice.audit import AuditLog
@@ -115,3 +116,14 @@ def test_remove_refused_while_an_appointment_is_open(
     patients.remove("admin", patient.id)
     with pytest.raises(NotFound):
         patients.get(patient.id)
+
+
+def test_consent_of_today_is_accepted_in_any_zone(patients: PatientRegistry, patient: Patient,
+                                                  clock: ManualClock) -> None:
+    """O1: a consent given "today" in a zone ahead of UTC is not refused as future-dated."""
+    clock.set(datetime(2026, 3, 2, 12, 0, tzinfo=UTC))  # already 3 March east of UTC+12
+    patients.record_consent("admin", patient.id, given_on=date(2026, 3, 3),
+                            form_version="2026-01", method=ConsentMethod.WRITTEN)
+    with pytest.raises(InvalidInput):
+        patients.record_consent("admin", patient.id, given_on=date(2026, 3, 4),
+                                form_version="2026-01", method=ConsentMethod.WRITTEN)
