@@ -1,11 +1,11 @@
-"""The appointment book: scheduling, the patient's way in by link and code, the call's states."""
+"""The appointment book: scheduling, the ways in by link and code (patient, guests), the call."""
 
 from __future__ import annotations
 
 import hmac
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Final
 
@@ -35,6 +35,7 @@ from appliance.practice.models import (
     Appointment,
     AppointmentState,
     ConsentMethod,
+    Guest,
     Role,
     StaffMember,
     new_id,
@@ -80,6 +81,11 @@ OPEN_STATES: Final = frozenset({_S.SCHEDULED, _S.WAITING, _S.IN_CALL})
 REISSUE_STATES: Final = frozenset({_S.SCHEDULED, _S.WAITING, _S.ENDED})
 #: the fifth wrong code locks the link until the practice reissues it (R9)
 MAX_CODE_FAILURES: Final = 5
+#: participants of one call (the signaling hub's limit): doctor, patient and two guests
+MAX_CALL_PARTICIPANTS: Final = 4
+MAX_GUESTS: Final = MAX_CALL_PARTICIPANTS - 2
+MAX_GUEST_LABEL: Final = 60
+GUEST_ACTOR: Final = "guest"
 MIN_DURATION: Final = 5
 MAX_DURATION: Final = 180
 #: an appointment may be entered late, but not for a start longer ago than this
@@ -90,6 +96,47 @@ TOKEN_KEY_SETTING: Final = "link_token_key"
 DEFAULT_PUBLIC_URL: Final = "http://127.0.0.1:8081"
 
 StateListener = Callable[[Appointment], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Visitor:
+    """Whose link a token opens: the appointment's patient (``guest`` None) or one of its guests."""
+
+    appointment: Appointment
+    guest: Guest | None = None
+
+    @property
+    def key(self) -> str:
+        """The participant's stable key in the call: ``patient`` or ``guest:<id>``."""
+        return "patient" if self.guest is None else f"guest:{self.guest.id}"
+
+    @property
+    def holder(self) -> Appointment | Guest:
+        """The record carrying this link's token, code and failure count."""
+        return self.appointment if self.guest is None else self.guest
+
+    @property
+    def name(self) -> str | None:
+        """The full name typed in at check-in."""
+        return self.holder.checked_in_name
+
+    @property
+    def state(self) -> AppointmentState:
+        """The state as this visitor's page follows it.
+
+        A guest waits once checked in; their way into the call is the doctor's admission in
+        the signaling hub, not the appointment's state.
+        """
+        appointment = self.appointment
+        if self.guest is None or appointment.state in CLOSED_STATES:
+            return appointment.state
+        return _S.SCHEDULED if self.guest.checked_in_at is None else _S.WAITING
+
+    @property
+    def audit_target(self) -> str:
+        """What the audit log names: the appointment id, and the guest's id after a colon."""
+        appointment_id = self.appointment.id
+        return appointment_id if self.guest is None else f"{appointment_id}:{self.guest.id}"
 
 
 class AppointmentBook:
@@ -113,8 +160,9 @@ class AppointmentBook:
         self._patients = patients
         self._office = office
         self._default_public_url = default_public_url.rstrip("/")
-        #: token digest → appointment id; the tokens themselves are only in the vault
-        self._index: dict[str, str] = {}
+        #: token digest → (appointment id, guest id or None for the patient's link);
+        #: the tokens themselves are only in the vault
+        self._index: dict[str, tuple[str, str | None]] = {}
         self._listeners: list[StateListener] = []
         vault.add_unseal_listener(self._on_unseal)
         if not vault.sealed:
@@ -152,7 +200,7 @@ class AppointmentBook:
             updated_at=now,
         )
         self._table().insert(appointment.to_dict())
-        self._index[self._digest(appointment.link_token)] = appointment.id
+        self._index[self._digest(appointment.link_token)] = (appointment.id, None)
         self._audit.record(actor, "appointment.create", appointment.id)
         return appointment
 
@@ -219,15 +267,92 @@ class AppointmentBook:
         )
         self._save(changed)
         self._index.pop(self._digest(appointment.link_token), None)
-        self._index[self._digest(changed.link_token)] = changed.id
+        self._index[self._digest(changed.link_token)] = (changed.id, None)
         self._audit.record(actor, "appointment.reissue", appointment_id)
         self._notify(changed)
         return changed
 
-    def link(self, appointment: Appointment) -> str:
-        """The patient's link: the practice's first public address, ``/v/``, the token."""
+    def link(self, holder: Appointment | Guest) -> str:
+        """A patient's or guest's link: the practice's first public address, ``/v/``, token."""
         base = self._office.public_url() or self._default_public_url
-        return f"{base.rstrip('/')}/v/{appointment.link_token}"
+        return f"{base.rstrip('/')}/v/{holder.link_token}"
+
+    # --- guests (further participants, each with an own link and code) -------------------------
+
+    def invite_guest(self, actor: str, appointment_id: str, *, label: str) -> Guest:
+        """Invite a further participant: a fresh link and code; at most ``MAX_GUESTS``."""
+        self._require_staff(actor)
+        appointment = self.get(appointment_id)
+        if appointment.state not in OPEN_STATES:
+            raise Conflict(detail=f"der Termin ist {STATE_WORDS[appointment.state]}")
+        if len(appointment.guests) >= MAX_GUESTS:
+            raise Conflict(detail=f"höchstens {MAX_GUESTS} weitere Personen: mit Ärztin/Arzt und "
+                                  f"Patient sind es {MAX_CALL_PARTICIPANTS}")
+        now = self._clock.now()
+        guest = Guest(
+            id=new_id(), appointment_id=appointment.id, label=_valid_label(label),
+            link_token=new_link_token(), access_code=new_access_code(),
+            created_by=actor, created_at=now,
+        )
+        changed = replace(appointment, guests=(*appointment.guests, guest), updated_at=now)
+        self._save(changed)
+        self._index[self._digest(guest.link_token)] = (appointment.id, guest.id)
+        self._audit.record(actor, "guest.invite", Visitor(appointment=changed,
+                                                          guest=guest).audit_target)
+        self._notify(changed)
+        return guest
+
+    def guests(self, appointment_id: str) -> tuple[Guest, ...]:
+        """The guests invited to the appointment, in the order of invitation."""
+        return self.get(appointment_id).guests
+
+    def reissue_guest(self, actor: str, appointment_id: str, guest_id: str) -> Guest:
+        """A new link and code for one guest: the old ones stop at once; unlocks, checks out."""
+        self._require_staff(actor)
+        visitor = self._guest_visitor(appointment_id, guest_id)
+        if visitor.appointment.state not in OPEN_STATES:
+            raise Conflict(detail=f"der Termin ist {STATE_WORDS[visitor.appointment.state]}")
+        old = visitor.guest
+        assert old is not None
+        guest = replace(old, link_token=new_link_token(),
+                        access_code=new_access_code(), code_failures=0, link_locked=False,
+                        checked_in_name=None, checked_in_at=None)
+        visitor = self._save_holder(visitor, guest)
+        self._index.pop(self._digest(old.link_token), None)
+        self._index[self._digest(guest.link_token)] = (appointment_id, guest.id)
+        self._audit.record(actor, "guest.reissue", visitor.audit_target)
+        self._notify(visitor.appointment)
+        return guest
+
+    def remove_guest(self, actor: str, appointment_id: str, guest_id: str) -> Appointment:
+        """Uninvite a guest: their link stops working at once."""
+        self._require_staff(actor)
+        visitor = self._guest_visitor(appointment_id, guest_id)
+        appointment = visitor.appointment
+        changed = replace(
+            appointment, guests=tuple(g for g in appointment.guests if g.id != guest_id),
+            updated_at=self._clock.now())
+        self._save(changed)
+        self._index.pop(self._digest(visitor.holder.link_token), None)
+        self._audit.record(actor, "guest.remove", visitor.audit_target)
+        self._notify(changed)
+        return changed
+
+    def admit_guest(self, actor: str, appointment_id: str, guest_id: str) -> Guest:
+        """Let a checked-in guest into the call: only the appointment's doctor (O3, R2, R3)."""
+        appointment = self._own_appointment(actor, appointment_id)
+        running = self.current_call(actor)
+        if running is not None and running.id != appointment.id:  # R3
+            raise Conflict(detail="Sie sind bereits in einer Videosprechstunde")
+        if appointment.state not in OPEN_STATES:
+            raise Conflict(detail=f"der Termin ist {STATE_WORDS[appointment.state]}")
+        guest = appointment.guest(guest_id)
+        if guest is None:
+            raise NotFound()
+        if guest.checked_in_at is None:
+            raise Conflict(detail="die Person hat sich nicht angemeldet")
+        self._audit.record(actor, "guest.admit", f"{appointment.id}:{guest.id}")
+        return guest
 
     def day(self, day: date, tz: tzinfo | None = None) -> list[Appointment]:
         """The appointments starting on ``day`` in ``tz`` (the practice's zone if not given)."""
@@ -299,45 +424,67 @@ class AppointmentBook:
 
     # --- patient side -------------------------------------------------------------------------
 
-    def find_by_token(self, token: str) -> Appointment | None:
-        """The appointment whose link carries ``token``, or ``None``."""
+    def find_visitor(self, token: str) -> Visitor | None:
+        """Whose link carries ``token`` (the patient or a guest, with the appointment), or None."""
         if not token or len(token) > 256:
             return None
         digest = self._digest(token)
-        appointment_id = self._index.get(digest)
-        if appointment_id is None:
+        entry = self._index.get(digest)
+        if entry is None:
             return None
+        appointment_id, guest_id = entry
         doc = self._table().get(Query().id == appointment_id)
-        if doc is None or not hmac.compare_digest(doc["link_token"].encode(), token.encode()):
-            self._index.pop(digest, None)  # purged or reissued behind the index's back
+        appointment = None if doc is None else Appointment.from_dict(doc)
+        guest = None if appointment is None or guest_id is None else appointment.guest(guest_id)
+        holder = guest if guest_id is not None else appointment
+        if appointment is None or holder is None or not hmac.compare_digest(
+                holder.link_token.encode(), token.encode()):
+            self._index.pop(digest, None)  # purged, reissued or removed behind the index's back
             return None
-        return Appointment.from_dict(doc)
+        return Visitor(appointment=appointment, guest=guest)
 
-    def verify_code(self, token: str, code: str) -> Appointment:
-        """Check the patient's access code for the link ``token``; counts and locks on failures."""
-        appointment = self.find_by_token(token)
-        if appointment is None:
+    def find_by_token(self, token: str) -> Appointment | None:
+        """The appointment whose patient link carries ``token``, or ``None``."""
+        visitor = self.find_visitor(token)
+        return visitor.appointment if visitor is not None and visitor.guest is None else None
+
+    def verify_access(self, token: str, code: str) -> Visitor:
+        """Check the access code of any link (patient or guest): expiry, closed states, lockout.
+
+        Every link counts its own wrong codes; the fifth locks that link only (R9).
+        """
+        visitor = self.find_visitor(token)
+        if visitor is None:
             raise NotFound()
-        if appointment.link_locked:
+        holder = visitor.holder
+        if holder.link_locked:
             raise LinkLocked()
         now = self._clock.now()
+        appointment = visitor.appointment
         if appointment.state in CLOSED_STATES or now > appointment.code_expires_at:
             raise AppointmentClosed()
-        if not codes_match(appointment.access_code, code):
-            failures = appointment.code_failures + 1
+        actor, prefix = (PATIENT_ACTOR, "appointment") if visitor.guest is None else (
+            GUEST_ACTOR, "guest")
+        if not codes_match(holder.access_code, code):
+            failures = holder.code_failures + 1
             locked = failures >= MAX_CODE_FAILURES
-            self._save(replace(appointment, code_failures=failures, link_locked=locked,
-                               updated_at=now))
-            action = "appointment.link_locked" if locked else "appointment.code_failed"
-            self._audit.record(PATIENT_ACTOR, action, appointment.id)
+            self._save_holder(visitor, replace(holder, code_failures=failures,
+                                               link_locked=locked))
+            action = f"{prefix}.link_locked" if locked else f"{prefix}.code_failed"
+            self._audit.record(actor, action, visitor.audit_target)
             _LOGGER.info("wrong access code%s", "; link locked" if locked else "")
             if locked:
                 raise LinkLocked()
             raise WrongAccessCode(remaining=MAX_CODE_FAILURES - failures)
-        if appointment.code_failures:
-            appointment = replace(appointment, code_failures=0, updated_at=now)
-            self._save(appointment)
-        return appointment
+        if holder.code_failures:
+            visitor = self._save_holder(visitor, replace(holder, code_failures=0))
+        return visitor
+
+    def verify_code(self, token: str, code: str) -> Appointment:
+        """Check the patient's access code for the link ``token``; counts and locks on failures."""
+        if self.find_by_token(token) is None:
+            raise NotFound()
+        return self.verify_access(token, code).appointment
 
     def check_in(
         self,
@@ -350,11 +497,7 @@ class AppointmentBook:
     ) -> Appointment:
         """The patient enters the waiting room with their full name (R1) and consent (O1)."""
         appointment = self.verify_code(token, code)
-        name = clean_full_name(full_name)
-        if consent_confirmed is not True:
-            raise InvalidInput(field="consent_confirmed", detail="bitte bestätigen")
-        if rules_confirmed is not True:
-            raise InvalidInput(field="rules_confirmed", detail="bitte bestätigen")
+        name = _confirmed_name(full_name, consent_confirmed, rules_confirmed)
         patient = self._patients.get(appointment.patient_id)
         now = self._clock.now()
         if patient.consent is None:
@@ -374,19 +517,58 @@ class AppointmentBook:
             if appointment.state is _S.WAITING else now,
         )
 
+    def guest_check_in(
+        self,
+        token: str,
+        code: str,
+        *,
+        full_name: str,
+        consent_confirmed: bool,
+        rules_confirmed: bool,
+    ) -> Visitor:
+        """A guest enters the waiting room: full name (O2), consent to take part and the rules.
+
+        Their confirmation is kept as the check-in time only; the patient's consent record
+        (O1) is not touched.
+        """
+        visitor = self.verify_access(token, code)
+        if visitor.guest is None:
+            raise NotFound()
+        name = _confirmed_name(full_name, consent_confirmed, rules_confirmed)
+        guest = visitor.guest
+        visitor = self._save_holder(visitor, replace(
+            guest, checked_in_name=name,
+            checked_in_at=guest.checked_in_at or self._clock.now()))
+        self._audit.record(GUEST_ACTOR, "guest.check_in", visitor.audit_target)
+        self._notify(visitor.appointment)
+        return visitor
+
+    def guest_leave(self, appointment_id: str, guest_id: str) -> Visitor:
+        """The guest left the waiting room: they check in again to come back."""
+        visitor = self._guest_visitor(appointment_id, guest_id)
+        assert visitor.guest is not None
+        visitor = self._save_holder(visitor, replace(
+            visitor.guest, checked_in_name=None, checked_in_at=None))
+        self._audit.record(GUEST_ACTOR, "guest.leave", visitor.audit_target)
+        self._notify(visitor.appointment)
+        return visitor
+
     # --- index and retention ------------------------------------------------------------------
 
     def rebuild_index(self) -> None:
-        """Recompute the token index from the vault (after unseal)."""
+        """Recompute the token index from the vault (after unseal): patients' and guests' links."""
         key = self._token_key()
-        self._index = {
-            token_digest(key, doc["link_token"]): doc["id"] for doc in self._table().all()
-        }
+        index: dict[str, tuple[str, str | None]] = {}
+        for doc in self._table().all():
+            index[token_digest(key, doc["link_token"])] = (doc["id"], None)
+            for guest in doc.get("guests", ()):
+                index[token_digest(key, guest["link_token"])] = (doc["id"], guest["id"])
+        self._index = index
 
     def forget(self, appointment_ids: Iterable[str]) -> None:
-        """Drop deleted appointments from the token index."""
+        """Drop deleted appointments (with their guests' links) from the token index."""
         gone = set(appointment_ids)
-        self._index = {digest: i for digest, i in self._index.items() if i not in gone}
+        self._index = {digest: e for digest, e in self._index.items() if e[0] not in gone}
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -461,6 +643,42 @@ class AppointmentBook:
 
     def _save(self, appointment: Appointment) -> None:
         self._table().update(appointment.to_dict(), Query().id == appointment.id)
+
+    def _save_holder(self, visitor: Visitor, holder: Appointment | Guest) -> Visitor:
+        """Store a changed link holder (the appointment itself, or one of its guests)."""
+        now = self._clock.now()
+        if isinstance(holder, Appointment):
+            appointment, guest = replace(holder, updated_at=now), None
+        else:
+            guests = tuple(holder if g.id == holder.id else g for g in visitor.appointment.guests)
+            appointment, guest = replace(visitor.appointment, guests=guests, updated_at=now), holder
+        self._save(appointment)
+        return Visitor(appointment=appointment, guest=guest)
+
+    def _guest_visitor(self, appointment_id: str, guest_id: str) -> Visitor:
+        appointment = self.get(appointment_id)
+        guest = appointment.guest(guest_id)
+        if guest is None:
+            raise NotFound()
+        return Visitor(appointment=appointment, guest=guest)
+
+
+def _confirmed_name(full_name: str, consent_confirmed: bool, rules_confirmed: bool) -> str:
+    """The cleaned full name, once consent and rules are confirmed (patient and guests alike)."""
+    name = clean_full_name(full_name)
+    if consent_confirmed is not True:
+        raise InvalidInput(field="consent_confirmed", detail="bitte bestätigen")
+    if rules_confirmed is not True:
+        raise InvalidInput(field="rules_confirmed", detail="bitte bestätigen")
+    return name
+
+
+def _valid_label(label: str) -> str:
+    """What staff call a guest ("Tochter", "Dolmetscher"): short, one line."""
+    text = " ".join(label.split()) if isinstance(label, str) else ""
+    if not 1 <= len(text) <= MAX_GUEST_LABEL:
+        raise InvalidInput(field="label", detail=f"1 bis {MAX_GUEST_LABEL} Zeichen")
+    return text
 
 
 def _valid_duration(minutes: int) -> int:

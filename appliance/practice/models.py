@@ -215,6 +215,61 @@ class Patient:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Guest:
+    """A further participant of one appointment (relative, interpreter, colleague), by own link.
+
+    ``label`` is what staff call them ("Tochter", "Dolmetscher"); the name they type in at
+    check-in is shown in the call (O2). Their confirmation of consent and rules is kept as a
+    time only: it is not the patient's consent record (O1).
+    """
+
+    id: str
+    appointment_id: str
+    label: str
+    link_token: str = field(repr=False)
+    access_code: str = field(repr=False)
+    code_failures: int = 0
+    link_locked: bool = False
+    checked_in_name: str | None = field(default=None, repr=False)
+    checked_in_at: datetime | None = None
+    created_by: str
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """The guest as plain JSON data."""
+        return {
+            "id": self.id,
+            "appointment_id": self.appointment_id,
+            "label": self.label,
+            "link_token": self.link_token,
+            "access_code": self.access_code,
+            "code_failures": self.code_failures,
+            "link_locked": self.link_locked,
+            "checked_in_name": self.checked_in_name,
+            "checked_in_at": _opt_to(self.checked_in_at),
+            "created_by": self.created_by,
+            "created_at": to_utc_text(self.created_at),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """The guest from ``to_dict`` data."""
+        return cls(
+            id=data["id"],
+            appointment_id=data["appointment_id"],
+            label=data["label"],
+            link_token=data["link_token"],
+            access_code=data["access_code"],
+            code_failures=int(data["code_failures"]),
+            link_locked=bool(data["link_locked"]),
+            checked_in_name=data.get("checked_in_name"),
+            checked_in_at=_opt_from(data.get("checked_in_at")),
+            created_by=data["created_by"],
+            created_at=from_utc_text(data["created_at"]),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class Appointment:
     """A video consultation of one patient with one doctor, opened by link token and code."""
 
@@ -233,6 +288,8 @@ class Appointment:
     checked_in_at: datetime | None = None
     admitted_at: datetime | None = None
     ended_at: datetime | None = None
+    #: further participants with their own links (at most ``appointments.MAX_GUESTS``)
+    guests: tuple[Guest, ...] = ()
     created_by: str
     created_at: datetime
     updated_at: datetime
@@ -246,6 +303,10 @@ class Appointment:
     def code_expires_at(self) -> datetime:
         """When link and code stop working: the planned end plus ``CODE_GRACE``."""
         return self.end + CODE_GRACE
+
+    def guest(self, guest_id: str) -> Guest | None:
+        """The guest with ``guest_id``, if invited (and not removed)."""
+        return next((guest for guest in self.guests if guest.id == guest_id), None)
 
     def to_dict(self) -> dict[str, Any]:
         """The appointment as plain JSON data."""
@@ -264,6 +325,7 @@ class Appointment:
             "checked_in_at": _opt_to(self.checked_in_at),
             "admitted_at": _opt_to(self.admitted_at),
             "ended_at": _opt_to(self.ended_at),
+            "guests": [guest.to_dict() for guest in self.guests],
             "created_by": self.created_by,
             "created_at": to_utc_text(self.created_at),
             "updated_at": to_utc_text(self.updated_at),
@@ -287,6 +349,7 @@ class Appointment:
             checked_in_at=_opt_from(data.get("checked_in_at")),
             admitted_at=_opt_from(data.get("admitted_at")),
             ended_at=_opt_from(data.get("ended_at")),
+            guests=tuple(Guest.from_dict(guest) for guest in data.get("guests", ())),
             created_by=data["created_by"],
             created_at=from_utc_text(data["created_at"]),
             updated_at=from_utc_text(data["updated_at"]),
