@@ -266,6 +266,25 @@ class SignalingHub:
 
     # --- introspection (dashboards, tests) ----------------------------------------------------
 
+    def remove_member(self, room_id: str, key: str, *, ban: bool = True) -> bool:
+        """Let ``key`` go from outside the call (its link was withdrawn): ``ended`` (``removed``).
+
+        With ``ban`` the key stays out of the room; without, a new link of the same person
+        (a reissue) may join again. Whether someone was there.
+        """
+        room = self._rooms.get(room_id)
+        if room is None:
+            return False
+        if ban:
+            room.banned.add(key)
+        participant = room.participants.get(key)
+        if participant is None:
+            return False
+        self._send_reliable(participant, lambda seq: serialize(Ended(seq=seq, reason="removed")))
+        _LOGGER.info("participant %s let go from room %s", participant.id, room_id)
+        self._forget(participant)
+        return True
+
     def room_ids(self) -> list[str]:
         """The rooms that have participants."""
         return list(self._rooms)

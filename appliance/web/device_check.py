@@ -84,8 +84,8 @@ async def _patient_device_check(request: web.Request) -> web.Response:
     if not check_same_origin(request):
         raise CsrfFailed()
     request.app[DEVICE_CHECK_LIMIT].hit(client_address(request))
-    _, appt = _verified(request)
-    return await answer_offer(request, waiter=f"patient:{appt.id}")
+    _, visitor = _verified(request)
+    return await answer_offer(request, waiter=f"{visitor.key}:{visitor.appointment.id}")
 
 
 PUBLIC_ENDPOINTS: Final[tuple[Endpoint, ...]] = (

@@ -1,4 +1,4 @@
-"""The public (patient) site: only the patient link, its assets, terms and privacy (R11)."""
+"""The public (patient) site: only the patient's and guests' links, assets, terms, privacy (R11)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from appliance.errors import (
     SprechzimmerError,
     VaultSealed,
 )
-from appliance.practice.models import Appointment
+from appliance.practice.appointments import Visitor
 from appliance.practice.services import PracticeServices
 from appliance.web.api import Endpoint, read_body
 from appliance.web.context import CODE_LIMIT, EVENTS, PATIENT_SESSIONS, PUBLIC_LIMIT, SERVICES
@@ -34,7 +34,7 @@ CHECK_IN = obj({
 INFO = obj({
     "online": boolean(), "practice_name": string(nullable=True),
     "start": string(nullable=True), "end": string(nullable=True),
-    "state": string(nullable=True), "verified": boolean(),
+    "state": string(nullable=True), "verified": boolean(), "guest": boolean(),
 }, required=("online", "verified"))
 STATE = obj({"state": string(), "name": string(nullable=True)}, required=("state",))
 
@@ -47,12 +47,12 @@ def _limit(request: web.Request) -> None:
     request.app[PUBLIC_LIMIT].hit(client_address(request))
 
 
-def _patient_state(appt: Appointment) -> dict[str, Any]:
-    return {"state": appt.state.value, "name": appt.checked_in_name}
+def _patient_state(visitor: Visitor) -> dict[str, Any]:
+    return {"state": visitor.state.value, "name": visitor.name}
 
 
-def _verified(request: web.Request) -> tuple[PatientSession, Appointment]:
-    """The patient session for this very link, and its appointment (still the same link)."""
+def _verified(request: web.Request) -> tuple[PatientSession, Visitor]:
+    """The session for this very link, and whose link it is (patient or guest, still valid)."""
     token = request.match_info["token"]
     session = request.app[PATIENT_SESSIONS].get(request)
     services = _services(request)
@@ -60,10 +60,12 @@ def _verified(request: web.Request) -> tuple[PatientSession, Appointment]:
         raise PracticeOffline()
     if session is None or session.token != token:
         raise NotLoggedIn()
-    appt = services.appointments.find_by_token(token)
-    if appt is None or appt.id != session.appointment_id:
+    visitor = services.appointments.find_visitor(token)
+    guest_id = None if visitor is None or visitor.guest is None else visitor.guest.id
+    if visitor is None or visitor.appointment.id != session.appointment_id or (
+            guest_id != session.guest_id):
         raise NotFound()
-    return session, appt
+    return session, visitor
 
 
 async def _info(request: web.Request) -> web.Response:
@@ -71,9 +73,10 @@ async def _info(request: web.Request) -> web.Response:
     services = _services(request)
     if services.vault.sealed:
         return web.json_response({"online": False, "verified": False})
-    appt = services.appointments.find_by_token(request.match_info["token"])
-    if appt is None:
+    visitor = services.appointments.find_visitor(request.match_info["token"])
+    if visitor is None:
         raise NotFound()
+    appt = visitor.appointment
     profile = services.office.profile()
     tz = ZoneInfo(profile.timezone) if profile else ZoneInfo("Europe/Berlin")
     session = request.app[PATIENT_SESSIONS].get(request)
@@ -82,8 +85,8 @@ async def _info(request: web.Request) -> web.Response:
         "online": True, "practice_name": profile.name if profile else None,
         "start": appt.start.astimezone(tz).isoformat(),
         "end": appt.end.astimezone(tz).isoformat(),
-        "state": appt.state.value if verified else None,
-        "verified": verified,
+        "state": visitor.state.value if verified else None,
+        "verified": verified, "guest": visitor.guest is not None,
     })
 
 
@@ -97,11 +100,11 @@ async def _code(request: web.Request) -> web.Response:
     if services.vault.sealed:
         raise PracticeOffline()
     token = request.match_info["token"]
-    appt = services.appointments.verify_code(token, data["code"])
+    visitor = services.appointments.verify_access(token, data["code"])
     response = web.json_response({"ok": True})
-    request.app[PATIENT_SESSIONS].create(
-        response, request, PatientSession(appointment_id=appt.id, token=token, code=data["code"])
-    )
+    request.app[PATIENT_SESSIONS].create(response, request, PatientSession(
+        appointment_id=visitor.appointment.id, token=token, code=data["code"],
+        guest_id=None if visitor.guest is None else visitor.guest.id))
     return response
 
 
@@ -109,42 +112,57 @@ async def _check_in(request: web.Request) -> web.Response:
     if not check_same_origin(request):
         raise CsrfFailed()
     _limit(request)
-    session, _ = _verified(request)
+    session, visitor = _verified(request)
     data = await read_body(request, CHECK_IN)
-    appt = _services(request).appointments.check_in(
-        session.token, session.code, full_name=data["full_name"].strip(),
-        consent_confirmed=data["consent"], rules_confirmed=data["rules"],
-    )
-    request.app[EVENTS].publish({"type": "appointment", "id": appt.id})
-    return web.json_response(_patient_state(appt))
+    book = _services(request).appointments
+    if visitor.guest is None:
+        visitor = Visitor(appointment=book.check_in(
+            session.token, session.code, full_name=data["full_name"].strip(),
+            consent_confirmed=data["consent"], rules_confirmed=data["rules"]))
+    else:  # a guest confirms taking part; the patient's consent record is not theirs (O1)
+        visitor = book.guest_check_in(
+            session.token, session.code, full_name=data["full_name"].strip(),
+            consent_confirmed=data["consent"], rules_confirmed=data["rules"])
+    request.app[EVENTS].publish({"type": "appointment", "id": visitor.appointment.id})
+    return web.json_response(_patient_state(visitor))
 
 
 async def _state(request: web.Request) -> web.Response:
     _limit(request)
-    _, appt = _verified(request)
-    return web.json_response(_patient_state(appt))
+    _, visitor = _verified(request)
+    return web.json_response(_patient_state(visitor))
 
 
 async def _leave(request: web.Request) -> web.Response:
     if not check_same_origin(request):
         raise CsrfFailed()
-    _, appt = _verified(request)
-    appt = _services(request).appointments.leave_waiting_room(appt.id)
-    request.app[EVENTS].publish({"type": "appointment", "id": appt.id})
-    return web.json_response(_patient_state(appt))
+    _, visitor = _verified(request)
+    book = _services(request).appointments
+    appointment_id = visitor.appointment.id
+    if visitor.guest is None:
+        visitor = Visitor(appointment=book.leave_waiting_room(appointment_id))
+    else:
+        visitor = book.guest_leave(appointment_id, visitor.guest.id)
+    request.app[EVENTS].publish({"type": "appointment", "id": appointment_id})
+    return web.json_response(_patient_state(visitor))
 
 
 async def _events(request: web.Request) -> web.StreamResponse:
     _limit(request)
-    _, appt = _verified(request)
+    _, visitor = _verified(request)
     services = _services(request)
-    appointment_id = appt.id
+    appointment_id = visitor.appointment.id
+    guest_id = None if visitor.guest is None else visitor.guest.id
 
     def render(event: dict[str, Any]) -> dict[str, Any] | None:
         try:
-            return _patient_state(services.appointments.get(appointment_id))
+            appointment = services.appointments.get(appointment_id)
         except (NotFound, VaultSealed):
             return {"state": "closed", "name": None}
+        guest = None if guest_id is None else appointment.guest(guest_id)
+        if guest_id is not None and guest is None:  # uninvited: the link is gone
+            return {"state": "closed", "name": None}
+        return _patient_state(Visitor(appointment=appointment, guest=guest))
 
     def still_allowed() -> bool:
         try:
@@ -161,7 +179,8 @@ async def _events(request: web.Request) -> web.StreamResponse:
 
 ENDPOINTS: Final[tuple[Endpoint, ...]] = (
     Endpoint(method="GET", path="/v/{token}/info", handler=_info, access="public",
-             summary="Praxisname und Terminzeit zum Link (sonst nichts)", response=INFO),
+             summary="Praxisname und Terminzeit zum Link (Patient oder weitere Person)",
+             response=INFO),
     Endpoint(method="POST", path="/v/{token}/code", handler=_code, access="public", body=CODE,
              summary="Zugangscode prüfen (5 Fehlversuche sperren den Link)",
              response=obj({"ok": boolean()}, required=("ok",))),

@@ -25,11 +25,13 @@ class StaffSession:
 
 @dataclass(kw_only=True)
 class PatientSession:
-    """A patient who entered the right access code for one appointment."""
+    """A patient (or a guest) who entered the right access code of one link of an appointment."""
 
     appointment_id: str
     token: str
     code: str
+    #: the guest whose link this is; None for the patient's own link
+    guest_id: str | None = None
 
 
 S = TypeVar("S")

@@ -2,8 +2,9 @@
 
 The doctor's socket is ``GET /api/appointments/{appointment_id}/signal`` on the staff site (listed
 in ``staff.ENDPOINTS`` through :func:`staff_endpoint`), the patient's is ``GET /v/{token}/signal``
-on the public site. Both authenticate before the upgrade (an assistant gets 403, R2) and hand the
-hub a ``send`` that queues frames for one writer task per socket, so the hub never waits.
+on the public site, for the patient's link and each guest's (member ``guest:<id>``). Both
+authenticate before the upgrade (an assistant gets 403, R2) and hand the hub a ``send`` that
+queues frames for one writer task per socket, so the hub never waits.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ SEND_QUEUE_LIMIT: Final = 512
 CLOSE_TIMEOUT_S: Final = 1.0
 #: a patient signals while waiting and during the call, not before check-in or afterwards
 PATIENT_STATES: Final = frozenset({AppointmentState.WAITING, AppointmentState.IN_CALL})
+GUEST_KEY_PREFIX: Final = "guest:"
 CLOSED_FOR_DOCTOR: Final = frozenset({AppointmentState.CANCELLED, AppointmentState.NO_SHOW})
 _OPEN: Final = web.AppKey("signaling_sockets", set)
 
@@ -168,13 +170,18 @@ async def _patient_signal(request: web.Request) -> web.StreamResponse:
     if not check_same_origin(request):
         raise CsrfFailed()
     request.app[PUBLIC_LIMIT].hit(client_address(request))
-    _, appointment = _verified(request)  # the verified session of this very link (R1)
-    if appointment.state not in PATIENT_STATES:
-        if appointment.state is AppointmentState.SCHEDULED:
-            raise Conflict(detail=f"der Termin ist {STATE_WORDS[appointment.state]}")
+    _, visitor = _verified(request)  # the verified session of this very link (R1)
+    state = visitor.state  # a guest's: waiting once checked in, while the appointment is open
+    if state not in PATIENT_STATES:
+        if state is AppointmentState.SCHEDULED:
+            raise Conflict(detail=f"der Termin ist {STATE_WORDS[state]}")
         raise AppointmentClosed()
-    member = Member(key="patient", role="patient", name=appointment.checked_in_name or "",
-                    admitted=appointment.state is AppointmentState.IN_CALL)
+    appointment = visitor.appointment
+    if visitor.guest is None:
+        member = Member(key="patient", role="patient", name=visitor.name or "",
+                        admitted=appointment.state is AppointmentState.IN_CALL)
+    else:  # admitted by the doctor in the hub; the name is shown to everyone in the call (O2)
+        member = Member(key=visitor.key, role="guest", name=visitor.name or "")
     return await serve_socket(request, appointment.id, member)
 
 
@@ -199,7 +206,8 @@ def build_hub(services: PracticeServices, *,
         if member.role == "patient":
             if book.get(room_id).state is not AppointmentState.IN_CALL:
                 book.admit(doctor, room_id)
-        # extra participants (guests) have no admission in the appointment book yet
+        elif member.key.startswith(GUEST_KEY_PREFIX):  # O3, R3: the book checks the doctor
+            book.admit_guest(doctor, room_id, member.key.removeprefix(GUEST_KEY_PREFIX))
         return servers(room_id, member)
 
     def on_end(room_id: str, doctor: str) -> None:

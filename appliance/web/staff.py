@@ -21,6 +21,7 @@ from appliance.errors import (
 from appliance.practice.models import (
     Appointment,
     ConsentMethod,
+    Guest,
     Patient,
     PracticeProfile,
     Role,
@@ -31,7 +32,7 @@ from appliance.practice.profile import KV_REGIONS
 from appliance.practice.services import PracticeServices
 from appliance.web import device_check, sockets
 from appliance.web.api import Endpoint, read_body
-from appliance.web.context import EVENTS, LOGIN_LIMIT, SERVICES, STAFF_SESSIONS
+from appliance.web.context import EVENTS, HUB, LOGIN_LIMIT, SERVICES, STAFF_SESSIONS
 from appliance.web.events import stream_events
 from appliance.web.schema import array, boolean, integer, obj, string
 from appliance.web.security import (
@@ -111,6 +112,14 @@ NEW_CONSENT = obj({
     "form_version": string(min_length=1, max_length=40),
     "method": string(enum=[m.value for m in ConsentMethod]),
 }, required=("given_on", "method"))
+GUEST = obj({
+    "id": string(), "label": string(), "link": string(), "access_code": string(),
+    "code_failures": integer(), "link_locked": boolean(),
+    "checked_in_name": string(nullable=True), "checked_in_at": string(nullable=True),
+    "created_at": string(fmt="date-time"),
+}, required=("id", "label", "link", "access_code", "code_failures", "link_locked",
+             "checked_in_name", "checked_in_at", "created_at"))
+NEW_GUEST = obj({"label": string(min_length=1, max_length=60)}, required=("label",))
 APPOINTMENT = obj({
     "id": string(), "doctor": string(), "doctor_name": string(), "patient_id": string(),
     "patient_name": string(), "patient_has_consent": boolean(),
@@ -119,7 +128,8 @@ APPOINTMENT = obj({
     "link": string(), "access_code": string(), "code_failures": integer(),
     "link_locked": boolean(), "checked_in_name": string(nullable=True),
     "checked_in_at": string(nullable=True), "code_expires_at": string(fmt="date-time"),
-}, required=("id", "doctor", "patient_id", "start", "state", "link", "access_code"))
+    "guests": array(GUEST),
+}, required=("id", "doctor", "patient_id", "start", "state", "link", "access_code", "guests"))
 NEW_APPOINTMENT = obj({
     "doctor": string(min_length=1, max_length=32),
     "patient_id": string(min_length=1, max_length=64),
@@ -239,6 +249,18 @@ def appointment_json(services: PracticeServices, appt: Appointment) -> dict[str,
         "checked_in_name": appt.checked_in_name,
         "checked_in_at": _iso(appt.checked_in_at, tz),
         "code_expires_at": _iso(appt.code_expires_at, tz),
+        "guests": [guest_json(services, guest) for guest in appt.guests],
+    }
+
+
+def guest_json(services: PracticeServices, guest: Guest) -> dict[str, Any]:
+    """A guest as staff see them: link and code to hand on, like the patient's."""
+    tz = _timezone(services)
+    return {
+        "id": guest.id, "label": guest.label, "link": services.appointments.link(guest),
+        "access_code": guest.access_code, "code_failures": guest.code_failures,
+        "link_locked": guest.link_locked, "checked_in_name": guest.checked_in_name,
+        "checked_in_at": _iso(guest.checked_in_at, tz), "created_at": _iso(guest.created_at, tz),
     }
 
 
@@ -599,6 +621,49 @@ def _appointment_action(action: str):  # noqa: ANN202 - returns a handler
     return handler
 
 
+async def _invite_guest(request: web.Request) -> web.Response:
+    _, actor = _authorize(request)  # organisational work: any staff member (R2)
+    data = await read_body(request, NEW_GUEST)
+    services = _services(request)
+    appointment_id = request.match_info["appointment_id"]
+    guest = services.appointments.invite_guest(actor.username, appointment_id,
+                                               label=data["label"])
+    request.app[EVENTS].publish({"type": "appointment", "id": appointment_id})
+    return web.json_response(guest_json(services, guest), status=201)
+
+
+async def _list_guests(request: web.Request) -> web.Response:
+    _authorize(request)
+    services = _services(request)
+    guests = services.appointments.guests(request.match_info["appointment_id"])
+    return web.json_response([guest_json(services, guest) for guest in guests])
+
+
+def _let_go(request: web.Request, appointment_id: str, guest_id: str, *, ban: bool) -> None:
+    """End the guest's place in a running call: a withdrawn link stops at once."""
+    if HUB in request.app:
+        request.app[HUB].remove_member(appointment_id, f"guest:{guest_id}", ban=ban)
+
+
+async def _reissue_guest(request: web.Request) -> web.Response:
+    _, actor = _authorize(request)
+    services = _services(request)
+    appointment_id, guest_id = request.match_info["appointment_id"], request.match_info["guest_id"]
+    guest = services.appointments.reissue_guest(actor.username, appointment_id, guest_id)
+    _let_go(request, appointment_id, guest_id, ban=False)
+    request.app[EVENTS].publish({"type": "appointment", "id": appointment_id})
+    return web.json_response(guest_json(services, guest))
+
+
+async def _remove_guest(request: web.Request) -> web.Response:
+    _, actor = _authorize(request)
+    appointment_id, guest_id = request.match_info["appointment_id"], request.match_info["guest_id"]
+    _services(request).appointments.remove_guest(actor.username, appointment_id, guest_id)
+    _let_go(request, appointment_id, guest_id, ban=True)
+    request.app[EVENTS].publish({"type": "appointment", "id": appointment_id})
+    return web.json_response({"ok": True})
+
+
 async def _events(request: web.Request) -> web.StreamResponse:
     _authorize(request)
     services = _services(request)
@@ -712,6 +777,20 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
     Endpoint(method="POST", path="/api/appointments/{appointment_id}/no-show",
              handler=_appointment_action("mark_no_show"),
              summary="Patient nicht erschienen", response=APPOINTMENT),
+    Endpoint(method="POST", path="/api/appointments/{appointment_id}/guests",
+             handler=_invite_guest, body=NEW_GUEST, status=201, response=GUEST,
+             summary="Weitere Person einladen (Angehörige, Dolmetscher, Kollege; höchstens 2): "
+                     "eigener Link und Zugangscode"),
+    Endpoint(method="GET", path="/api/appointments/{appointment_id}/guests",
+             handler=_list_guests, response=array(GUEST),
+             summary="Eingeladene weitere Personen mit Link und Zugangscode"),
+    Endpoint(method="POST", path="/api/appointments/{appointment_id}/guests/{guest_id}/reissue",
+             handler=_reissue_guest, response=GUEST,
+             summary="Neuer Link und Code für eine weitere Person (der alte gilt sofort nicht "
+                     "mehr)"),
+    Endpoint(method="DELETE", path="/api/appointments/{appointment_id}/guests/{guest_id}",
+             handler=_remove_guest, response=OK,
+             summary="Weitere Person ausladen: ihr Link gilt sofort nicht mehr, auch im Gespräch"),
     Endpoint(method="GET", path="/api/events", handler=_events,
              summary="Live-Änderungen der Termine (Server-Sent Events)",
              content_type="text/event-stream", response={"type": "string"}),

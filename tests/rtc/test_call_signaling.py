@@ -6,19 +6,17 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 
-from appliance.practice.models import Appointment, AppointmentState, Role
+from appliance.practice.models import Appointment, AppointmentState, Guest, Role
 from appliance.rtc import messages as m
 from appliance.rtc.signaling import Member
 from appliance.web.context import EVENTS, HUB
-from appliance.web.sockets import serve_socket, setup_public_signaling
 from tests.web import conftest as web_fixtures
 from tests.web.conftest import ASSISTANT_PASSWORD, DOCTOR_PASSWORD, Box
 
@@ -166,46 +164,133 @@ async def test_one_to_one_call_is_direct_and_the_box_sees_only_json(practice: Bo
         await doctor.close()
 
 
-async def test_three_party_mesh(
-    practice: Box, aiohttp_client: Callable[..., Awaitable[TestClient]],
-) -> None:
-    """A conference as a mesh (product promise): everyone sees and hears everyone else.
+def guest_session(box: Box) -> aiohttp.ClientSession:
+    """A browser of its own (own cookies) on the public site, for a guest."""
+    return aiohttp.ClientSession(base_url=box.public.make_url("/"),
+                                 cookie_jar=aiohttp.CookieJar(unsafe=True))
 
-    The third participant joins through a stand-in route until the appointment book knows
-    extra participants (their link and code); hub, adapter and protocol are the real ones.
+
+async def waiting_guest(box: Box, appt: Appointment, client: Any, label: str,
+                        name: str) -> tuple[Guest, str]:
+    """A guest invited by the assistant, who entered their code, name and confirmation."""
+    guest = box.services.appointments.invite_guest("mfa", appt.id, label=label)
+    token = box.services.appointments.link(guest).rsplit("/", 1)[1]
+    ok = await client.post(f"/v/{token}/code", json={"code": guest.access_code})
+    assert ok.status == 200, await ok.text()
+    checked = await client.post(f"/v/{token}/check-in", json={
+        "full_name": name, "consent": True, "rules": True})
+    assert checked.status == 200, await checked.text()
+    assert (await checked.json()) == {"state": "waiting", "name": name}
+    return guest, token
+
+
+def guest_page(client: Any, token: str) -> SignalingPage:
+    """A guest's page of link ``token`` on the public site."""
+    return SignalingPage(lambda: client.ws_connect(f"/v/{token}/signal"), name="guest")
+
+
+async def test_three_party_mesh(practice: Box) -> None:
+    """O2, R1: doctor, patient and an invited interpreter by own link: everyone sees everyone.
+
+    The conference is a full mesh of direct peer connections (product promise): media flows
+    between every pair; the box relays only signaling.
     """
     appt, token = await waiting_patient(practice)
-    guest_site = web.Application()
-    setup_public_signaling(guest_site, practice.staff.app)
+    async with guest_session(practice) as browser:
+        guest_entry, guest_token = await waiting_guest(
+            practice, appt, browser, "Dolmetscherin", "Aylin Demir")
+        await practice.login("drmueller", DOCTOR_PASSWORD)
+        doctor = CallPeer(doctor_page(practice, appt))
+        patient = CallPeer(patient_page(practice.public, token))
+        guest = CallPeer(guest_page(browser, guest_token))
+        peers = (doctor, patient, guest)
+        try:
+            for peer in peers:
+                await peer.page.open()
+            room = await doctor.page.wait_for(is_room(lambda r: len(r.participants) == 3))
+            assert isinstance(room, m.Room)
+            listed = {(p.role, p.name) for p in room.participants}  # O2: listed by name
+            assert ("guest", "Aylin Demir") in listed and ("patient", "Erika Mustermann") in listed
+            waiting = await guest.page.wait_for(lambda msg: isinstance(msg, m.Room))
+            assert isinstance(waiting, m.Room)  # a waiting guest sees only doctor and itself
+            assert {p.role for p in waiting.participants} == {"doctor", "guest"}
+            await doctor.page.send("admit", participant=patient.page.id)
+            await doctor.page.send("admit", participant=guest.page.id)
+            for peer in peers:
+                for other in peers:
+                    if other is not peer:
+                        await peer.wait_media(other.page.id, frames=3, seconds=30)
+            assert all(len(peer.pcs) == 2 for peer in peers)
+            room = await guest.page.wait_for(is_room(lambda r: r.state == "in_call" and all(
+                p.admitted for p in r.participants) and len(r.participants) == 3))
+            assert isinstance(room, m.Room)
+            actions = [(e.action, e.target) for e in practice.services.audit.entries(limit=20)]
+            assert ("guest.admit", f"{appt.id}:{guest_entry.id}") in actions
+        finally:
+            for peer in peers:
+                await peer.close()
 
-    async def guest_signal(request: web.Request) -> web.StreamResponse:
-        member = Member(key="guest:interpreter", role="guest", name="Dolmetscherin")
-        return await serve_socket(request, appt.id, member)
 
-    guest_site.router.add_get("/guest/signal", guest_signal)
-    guest_client = await aiohttp_client(guest_site)
-    await practice.login("drmueller", DOCTOR_PASSWORD)
-    doctor = CallPeer(doctor_page(practice, appt))
-    patient = CallPeer(patient_page(practice.public, token))
-    guest = CallPeer(SignalingPage(lambda: guest_client.ws_connect("/guest/signal")))
-    peers = (doctor, patient, guest)
-    try:
-        for peer in peers:
-            await peer.page.open()
-        await doctor.page.wait_for(is_room(lambda r: len(r.participants) == 3))
-        await doctor.page.send("admit", participant=patient.page.id)
-        await doctor.page.send("admit", participant=guest.page.id)
-        for peer in peers:
-            for other in peers:
-                if other is not peer:
-                    await peer.wait_media(other.page.id, frames=3, seconds=30)
-        assert all(len(peer.pcs) == 2 for peer in peers)
-        room = await guest.page.wait_for(is_room(lambda r: r.state == "in_call" and all(
-            p.admitted for p in r.participants)))
-        assert isinstance(room, m.Room) and len(room.participants) == 3
-    finally:
-        for peer in peers:
-            await peer.close()
+async def test_a_fifth_participant_is_refused(practice: Box) -> None:
+    """Four places (doctor, patient, two guests): a third guest is not invited, a fifth socket
+    gets the hub's clear refusal in German."""
+    appt, token = await waiting_patient(practice)
+    book = practice.services.appointments
+    async with guest_session(practice) as first, guest_session(practice) as second:
+        _, token_1 = await waiting_guest(practice, appt, first, "Tochter", "Lena Mustermann")
+        _, token_2 = await waiting_guest(practice, appt, second, "Dolmetscher", "Ali Yilmaz")
+        headers = await practice.login("mfa", ASSISTANT_PASSWORD)
+        refused = await practice.staff.post(f"/api/appointments/{appt.id}/guests",
+                                            json={"label": "Kollege"}, headers=headers)
+        assert refused.status == 409
+        assert "höchstens 2 weitere Personen" in (await refused.json())["message"]
+        await practice.login("drmueller", DOCTOR_PASSWORD)
+        pages = [doctor_page(practice, appt), patient_page(practice.public, token),
+                 guest_page(first, token_1), guest_page(second, token_2)]
+        try:
+            for page in pages:
+                await page.open()
+            await pages[0].wait_for(is_room(lambda r: len(r.participants) == 4))
+            # the domain gives no fifth link; a fifth member (e.g. a future kind) meets the hub
+            hub = practice.staff.app[HUB]
+            frames: list[str] = []
+            closed: list[bool] = []
+            sock = hub.open(appt.id, Member(key="guest:fifth", role="guest", name="Fünfte"),
+                            frames.append, lambda: closed.append(True))
+            hub.receive(sock, m.serialize(m.Hello(session=secrets.token_urlsafe(18))))
+            error = json.loads(frames[-1])
+            assert error["code"] == "signal_room_full" and closed == [True]
+            assert error["message"] == ("Das Gespräch ist voll: Es können höchstens 4 Personen "
+                                        "teilnehmen.")
+            assert len(hub.participants(appt.id)) == 4
+        finally:
+            for page in pages:
+                await page.close()
+    assert len(book.guests(appt.id)) == 2
+
+
+async def test_uninvited_guest_leaves_the_call_at_once(practice: Box) -> None:
+    """O3, R9: removing a guest ends their place in the running call; the link opens nothing."""
+    async with call(practice) as (doctor, patient):
+        appt = practice.services.appointments.get(appt_id(practice))
+        async with guest_session(practice) as browser:
+            guest, token = await waiting_guest(practice, appt, browser, "Sohn", "Jan Mustermann")
+            page = guest_page(browser, token)
+            try:
+                await page.open()
+                await doctor.page.wait_for(is_room(lambda r: len(r.participants) == 3))
+                headers = await practice.login("drmueller", DOCTOR_PASSWORD)
+                gone = await practice.staff.delete(
+                    f"/api/appointments/{appt.id}/guests/{guest.id}", headers=headers)
+                assert gone.status == 200, await gone.text()
+                ended = await page.wait_for(lambda msg: isinstance(msg, m.Ended))
+                assert isinstance(ended, m.Ended) and ended.reason == "removed"
+                await doctor.page.wait_for(is_room(lambda r: len(r.participants) == 2))
+                assert (await browser.get(f"/v/{token}/state")).status == 404
+                assert await _handshake_status(browser.ws_connect(f"/v/{token}/signal")) in (
+                    401, 404)
+            finally:
+                await page.close()
 
 
 async def test_chat_and_file_go_peer_to_peer(practice: Box) -> None:
