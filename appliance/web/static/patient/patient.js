@@ -96,11 +96,30 @@ async function loadInfo() {
     return;
   }
   $('practice-name').textContent = info.practice_name || '';
+  if (info.guest) asGuest();
   if (info.start) {
-    $('when').textContent = t('ui.visit.when', { date: formatLongDate(info.start), time: formatTime(info.start) });
+    $('when').textContent = t(info.guest ? 'ui.visit.when_guest' : 'ui.visit.when',
+      { date: formatLongDate(info.start), time: formatTime(info.start) });
   }
   if (info.verified) followState(info.state, null);
   else showCode();
+}
+
+/** A guest's link: the same page, in words for a further person (they consent to take part). */
+function asGuest() {
+  const texts = [
+    ['label[for="full-name"]', 'ui.visit.name_label_guest'],
+    ['label[for="consent"] > span', 'ui.visit.consent_guest'],
+    ['#screen-waiting p.big', 'ui.visit.waiting_text_guest'],
+  ];
+  for (const [selector, key] of texts) {
+    const element = document.querySelector(selector);
+    if (element) {
+      element.dataset.i18n = key;
+      element.textContent = t(key);
+    }
+  }
+  document.body.dataset.visitor = 'guest';
 }
 
 function showOffline() {

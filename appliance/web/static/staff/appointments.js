@@ -1,5 +1,6 @@
 // Appointment pieces shared by the dashboard and the new-appointment view: state badge,
-// link and code, the printable invitation and the actions (edit, cancel, reissue, no-show).
+// link and code, the printable invitation and the actions (edit, cancel, reissue, no-show), and
+// the further persons (guests) with their own links.
 
 import { api } from '/static/common/api.js';
 import { h, clear } from '/static/common/dom.js';
@@ -10,6 +11,8 @@ import {
 
 export const STATES = ['scheduled', 'waiting', 'in_call', 'ended', 'cancelled', 'no_show'];
 export const OPEN_STATES = new Set(['scheduled', 'waiting']);
+/** doctor + patient + 2 guests = the 4 places of a call */
+export const MAX_GUESTS = 2;
 
 /** The state as a coloured badge with its German (or English) name. */
 export function stateBadge(state) {
@@ -24,13 +27,13 @@ export async function doctors() {
     .sort((a, b) => a.display_name.localeCompare(b.display_name));
 }
 
-/** Link and access code with copy buttons. */
-export function linkAndCode(appt) {
+/** Link and access code with copy buttons (`prefix` names the data-test hooks). */
+export function linkAndCode(appt, { prefix = 'appointment', holder = appt } = {}) {
   return h('div', { class: 'link-and-code' },
-    copyField({ label: t('ui.appointment.link'), copyLabel: t('ui.copy.link'), value: appt.link, test: 'appointment-link' }),
+    copyField({ label: t('ui.appointment.link'), copyLabel: t('ui.copy.link'), value: holder.link, test: `${prefix}-link` }),
     copyField({
-      label: t('ui.appointment.code'), copyLabel: t('ui.copy.code'), value: appt.access_code,
-      test: 'appointment-code', mono: true,
+      label: t('ui.appointment.code'), copyLabel: t('ui.copy.code'), value: holder.access_code,
+      test: `${prefix}-code`, mono: true,
     }),
     appt.code_expires_at ? h('p', { class: 'hint muted' }, t('ui.appointment.code_valid_until', {
       date: formatShortDate(appt.code_expires_at), time: formatTime(appt.code_expires_at),
@@ -42,20 +45,23 @@ export function when(appt) {
   return t('ui.appointment.when', { date: formatLongDate(appt.start), time: formatTime(appt.start) });
 }
 
-/** Print a simple invitation letter for the patient (link, code, short instructions). */
-export function printInvitation(appt, ctx) {
+/** Print a simple invitation letter for the patient, or for a `guest` (link, code, steps). */
+export function printInvitation(appt, ctx, guest = null) {
   const root = document.getElementById('print-root');
+  const holder = guest || appt;
   clear(root);
   root.append(h('article', { class: 'invitation' },
     h('p', { class: 'invitation-practice' }, ctx.practiceName),
     h('h1', {}, t('ui.invitation.title')),
-    h('p', { class: 'invitation-for' }, t('ui.invitation.for', { name: appt.patient_name })),
+    // a guest's letter names only their role, never the patient (it may travel further)
+    h('p', { class: 'invitation-for' }, guest ? t('ui.invitation.for_guest', { label: guest.label })
+      : t('ui.invitation.for', { name: appt.patient_name })),
     h('p', { class: 'invitation-when' }, when(appt)),
     h('p', {}, t('ui.invitation.with', { doctor: appt.doctor_name })),
     h('h2', {}, t('ui.invitation.how')),
     h('ol', {},
-      h('li', {}, t('ui.invitation.step_link'), h('br'), h('span', { class: 'invitation-link' }, appt.link)),
-      h('li', {}, t('ui.invitation.step_code'), h('br'), h('span', { class: 'invitation-code' }, appt.access_code)),
+      h('li', {}, t('ui.invitation.step_link'), h('br'), h('span', { class: 'invitation-link' }, holder.link)),
+      h('li', {}, t('ui.invitation.step_code'), h('br'), h('span', { class: 'invitation-code' }, holder.access_code)),
       h('li', {}, t('ui.invitation.step_name')),
       h('li', {}, t('ui.invitation.step_wait'))),
     h('h2', {}, t('ui.invitation.before')),
@@ -91,6 +97,7 @@ export function showDetails(appt, ctx, { onChanged } = {}) {
           h('dd', {}, appt.checked_in_name)] : null),
       appt.link_locked ? h('p', { class: 'notice warn' }, t('ui.appointment.locked')) : null,
       linkAndCode(appt),
+      guestSection(appt, ctx),
     ],
     actions: [
       h('button', { type: 'button', class: 'primary', onclick: () => printInvitation(appt, ctx) },
@@ -216,4 +223,105 @@ export async function editAppointment(appt, ctx, onChanged) {
       showApiError(form, error);
     }
   });
+}
+
+// --- further persons (guests): relative, interpreter, colleague --------------------------------
+
+/** The guests of `appt` with link, code, print, reissue and remove, and the invitation form. */
+export function guestSection(appt, ctx) {
+  const section = h('section', { class: 'guests', 'data-test': 'guests' });
+  const base = `/api/appointments/${encodeURIComponent(appt.id)}/guests`;
+  let current = appt;
+
+  async function reload() {
+    try {
+      current = await api(`/api/appointments/${encodeURIComponent(appt.id)}`);
+    } catch (error) {
+      showError(error);
+    }
+    render();
+  }
+
+  function showError(error) {
+    openDialog({ title: t('ui.error.title'), body: [h('p', { role: 'alert' }, error.message)] });
+  }
+
+  async function act(work) {
+    try {
+      await work();
+    } catch (error) {
+      showError(error);
+    }
+    await reload();
+  }
+
+  function guestItem(guest) {
+    const path = `${base}/${encodeURIComponent(guest.id)}`;
+    const reissueGuest = async () => {
+      const ok = await confirmDialog({
+        title: t('ui.guest.reissue_title', { label: guest.label }),
+        message: [t('ui.appointment.reissue_text'), t('ui.appointment.reissue_hint')],
+        confirmLabel: t('ui.appointment.reissue'),
+      });
+      if (ok) await act(() => api(`${path}/reissue`, { method: 'POST' }));
+    };
+    const removeGuest = async () => {
+      const ok = await confirmDialog({
+        title: t('ui.guest.remove_title', { label: guest.label }),
+        message: t('ui.guest.remove_text'), confirmLabel: t('ui.guest.remove'), danger: true,
+      });
+      if (ok) await act(() => api(path, { method: 'DELETE' }));
+    };
+    return h('li', { class: 'guest', 'data-test': 'guest', 'data-guest': guest.id },
+      h('h4', {}, guest.label, guest.checked_in_name
+        ? h('span', { class: 'muted', 'data-test': 'guest-name' }, ` – ${t('ui.guest.checked_in', { name: guest.checked_in_name })}`)
+        : null),
+      guest.link_locked ? h('p', { class: 'notice warn' }, t('ui.appointment.locked')) : null,
+      linkAndCode(current, { prefix: 'guest', holder: guest }),
+      h('div', { class: 'button-row' },
+        h('button', { type: 'button', class: 'small', 'data-test': 'print-guest',
+          onclick: () => printInvitation(current, ctx, guest) }, t('ui.appointment.print')),
+        OPEN_STATES.has(current.state) || current.state === 'in_call'
+          ? h('button', { type: 'button', class: 'small', 'data-test': 'reissue-guest', onclick: reissueGuest },
+            t('ui.appointment.reissue'))
+          : null,
+        h('button', { type: 'button', class: 'small danger', 'data-test': 'remove-guest', onclick: removeGuest },
+          t('ui.guest.remove'))));
+  }
+
+  function inviteForm() {
+    const form = h('form', { novalidate: true, class: 'guest-invite', 'data-test': 'invite-guest-form' },
+      field({ label: t('ui.guest.label'), name: 'label', hint: t('ui.guest.label_hint'), required: true,
+        attrs: { maxlength: 60 }, test: 'guest-label' }),
+      h('button', { type: 'submit', class: 'primary', 'data-test': 'invite-guest' }, t('ui.guest.invite')));
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      clearErrors(form);
+      const label = form.elements.namedItem('label');
+      if (!checkRules(form, [[label, (v) => v.trim().length > 0, t('ui.validation.required')]])) return;
+      const button = form.querySelector('button[type=submit]');
+      try {
+        await busy(button, null, () => api(base, { method: 'POST', body: { label: label.value.trim() } }));
+      } catch (error) {
+        showApiError(form, error);
+        return;
+      }
+      await reload();
+    });
+    return form;
+  }
+
+  function render() {
+    clear(section);
+    const guests = current.guests || [];
+    section.append(h('h3', {}, t('ui.guest.title')),
+      h('p', { class: 'hint muted' }, t('ui.guest.hint', { max: MAX_GUESTS })));
+    if (guests.length) section.append(h('ul', { class: 'guest-list' }, guests.map(guestItem)));
+    const open = OPEN_STATES.has(current.state) || current.state === 'in_call';
+    if (open && guests.length < MAX_GUESTS) section.append(inviteForm());
+    else if (open) section.append(h('p', { class: 'hint' }, t('ui.guest.full', { max: MAX_GUESTS })));
+  }
+
+  render();
+  return section;
 }
