@@ -435,3 +435,46 @@ async def test_call_survives_lost_signaling_and_rebuilds_media(box: RunningBox, 
     assert not errors, errors
     await patient_context.close()
     await staff.close()
+
+
+async def test_guest_joins_a_running_call(box: RunningBox, browser) -> None:  # noqa: ANN001
+    """O2, R1: staff invite an interpreter into the running call by own link and code; the
+    guest's page asks them to take part (not the patient's consent), the doctor admits them
+    from the call view and the guest decodes video (mesh of three)."""
+    errors: list[str] = []
+    staff, patient_context, doctor, visit, appt = await _into_call(box, browser, errors,
+                                                                   check=False)
+    session = await (await staff.request.get(f"{box.staff_url}/api/session")).json()
+    answer = await staff.request.post(
+        f"{box.staff_url}/api/appointments/{appt['id']}/guests", data={"label": "Dolmetscher"},
+        headers={"X-CSRF-Token": session["csrf_token"]})
+    assert answer.ok, await answer.text()
+    guest_entry = await answer.json()
+    guest_context = await browser.new_context(locale="de-DE")
+    guest_context.set_default_timeout(TIMEOUT_MS)
+    await guest_context.add_init_script(DEBUG_HOOK)
+    try:
+        guest = await guest_context.new_page()
+        _watch(guest, errors)
+        await guest.goto(guest_entry["link"])
+        invited = guest.get_by_test_id("appointment-when")
+        await expect(invited).to_contain_text("Sie sind eingeladen")
+        await guest.get_by_label("Bitte geben Sie Ihren Zugangscode ein").fill(
+            guest_entry["access_code"])
+        await guest.get_by_role("button", name="Weiter").click()
+        await guest.get_by_label("Ihr vollständiger Name – alle im Gespräch sehen ihn").fill(
+            "Aylin Demir")
+        consent = "Ich willige ein, an dieser Videosprechstunde teilzunehmen"
+        await guest.get_by_label(consent).check()
+        await guest.get_by_label("Ich bin in einem geschlossenen Raum").check()
+        await guest.get_by_role("button", name="Ins Wartezimmer").click()
+        await expect(guest.get_by_role("heading", name="Sie sind im Wartezimmer.")).to_be_visible()
+        admit = doctor.get_by_test_id("admit-participant").filter(has_text="Aylin Demir")
+        await admit.click()
+        await expect(guest.get_by_test_id("call-view")).to_be_visible()
+        assert await _until_frames(guest) > 0
+    finally:
+        await guest_context.close()
+        await patient_context.close()
+        await staff.close()
+    assert not errors, errors
