@@ -26,7 +26,7 @@ from appliance.web.context import (
     SERVICES,
     STAFF_SESSIONS,
 )
-from appliance.web.device_check import ECHO, setup_device_check
+from appliance.web.device_check import ECHO, PAGE_ICE, setup_device_check
 from appliance.web.events import EventHub
 from appliance.web.security import RateLimiter, setup_security, staff_host_middleware
 from appliance.web.sessions import (
@@ -109,7 +109,9 @@ def build_staff_app(settings: Settings, services: PracticeServices) -> web.Appli
     setup_staff_signaling(app, ice_servers=lambda room_id, member: relay.ice_servers_for(
         member.role, (room_id, _credential_id(member.key))))
     setup_device_check(app, EchoService(
-        ice_servers=lambda: relay.ice_servers_for("box", ("device-check", "echo"))))
+        ice_servers=lambda: relay.ice_servers_for("box", ("device-check", "echo"))),
+        page_ice_servers=lambda role, bound_to: relay.ice_servers_for(
+            role, ("device-check", bound_to)))
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
     app.on_shutdown.append(_close_events)
     return app
@@ -144,7 +146,8 @@ def build_public_app(
     app.router.add_get("/locales/{lang}.json", _locale)
     add_endpoints(app, public.ENDPOINTS)
     setup_public_signaling(app, staff_app)  # one hub: a call spans both sites
-    setup_device_check(app, staff_app[ECHO], patient_route=True)  # one cap for the box
+    setup_device_check(app, staff_app[ECHO], patient_route=True,  # one cap for the box
+                       page_ice_servers=staff_app[PAGE_ICE])
     for folder in PUBLIC_STATIC_DIRS:
         app.router.add_static(f"/static/{folder}/", STATIC / folder, follow_symlinks=False)
     app.on_shutdown.append(_close_events)

@@ -29,6 +29,11 @@ from appliance.web.security import (
 from appliance.web.sessions import StaffSession
 
 ECHO: Final = web.AppKey("device_check_echo", EchoService)
+#: the TURN servers a page of the given role ("patient", "doctor") uses for its side of the check
+PageIceServers = Callable[[str, str], list[dict[str, Any]]]
+PAGE_ICE: Final = web.AppKey("device_check_page_ice", PageIceServers)
+ICE = obj({"ice_servers": {"type": "array", "items": {"type": "object"}}},
+          required=("ice_servers",))
 DEVICE_CHECK_LIMIT: Final = web.AppKey("device_check_limit", RateLimiter)
 #: offers per minute and burst, per client address: enough for a page that waits for a slot
 #: and asks again every few seconds, too few to start peers in a loop
@@ -88,7 +93,17 @@ async def _patient_device_check(request: web.Request) -> web.Response:
     return await answer_offer(request, waiter=f"{visitor.key}:{visitor.appointment.id}")
 
 
+async def _patient_ice_servers(request: web.Request) -> web.Response:
+    request.app[DEVICE_CHECK_LIMIT].hit(client_address(request))
+    _, visitor = _verified(request)
+    servers = request.app[PAGE_ICE]("patient", f"check-{visitor.appointment.id}")
+    return web.json_response({"ice_servers": servers})
+
+
 PUBLIC_ENDPOINTS: Final[tuple[Endpoint, ...]] = (
+    Endpoint(method="GET", path="/v/{token}/device-check", handler=_patient_ice_servers,
+             access="public", response=ICE,
+             summary="TURN-Server für die eigene Seite des Verbindungstests (vor dem Angebot)"),
     Endpoint(method="POST", path="/v/{token}/device-check", handler=_patient_device_check,
              access="public", body=OFFER, response=ANSWER,
              summary="Verbindungstest vor dem Termin (R13): Echo-Gegenstelle auf der Box"),
@@ -114,14 +129,31 @@ def staff_endpoint(
                             "503 device_check_busy mit retry_after_s, wenn belegt")
 
 
-def setup_device_check(
-    app: web.Application, echo: EchoService, *, patient_route: bool = False
-) -> None:
-    """Give ``app`` the shared ``echo`` service (hung up on shutdown), and the patient route.
+def staff_ice_endpoint(
+    authorize: Callable[[web.Request], tuple[StaffSession, Any]],
+) -> Endpoint:
+    """The practice PC's TURN servers for its side of the device check (the box's LAN address)."""
 
-    The staff route comes with ``staff.ENDPOINTS`` (see :func:`staff_endpoint`).
+    async def _device_check_ice_servers(request: web.Request) -> web.Response:
+        session, _ = authorize(request)
+        servers = request.app[PAGE_ICE]("doctor", f"check-{session.username}")
+        return web.json_response({"ice_servers": servers})
+
+    return Endpoint(method="GET", path="/api/device-check", handler=_device_check_ice_servers,
+                    response=ICE,
+                    summary="TURN-Server für die eigene Seite des Verbindungstests")
+
+
+def setup_device_check(
+    app: web.Application, echo: EchoService, *, patient_route: bool = False,
+    page_ice_servers: PageIceServers = lambda role, bound_to: [],
+) -> None:
+    """Give ``app`` the shared ``echo`` service (hung up on shutdown), and the patient routes.
+
+    The staff routes come with ``staff.ENDPOINTS`` (see :func:`staff_endpoint`).
     """
     app[ECHO] = echo
+    app[PAGE_ICE] = page_ice_servers
     if patient_route:
         app[DEVICE_CHECK_LIMIT] = RateLimiter(*DEVICE_CHECK_RATE)
         add_endpoints(app, PUBLIC_ENDPOINTS)

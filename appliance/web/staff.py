@@ -795,6 +795,7 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
              summary="Live-Änderungen der Termine (Server-Sent Events)",
              content_type="text/event-stream", response={"type": "string"}),
     device_check.staff_endpoint(_authorize),
+    device_check.staff_ice_endpoint(_authorize),
     sockets.staff_endpoint(_authorize),
     Endpoint(method="GET", path="/api/audit", handler=_audit, access="admin",
              summary="Protokoll der Mitarbeiteraktionen (ohne Inhalte)",

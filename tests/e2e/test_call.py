@@ -236,6 +236,9 @@ async def _into_call(box: RunningBox, browser, errors: list[str], *, check: bool
         busy = {"count": 0}
 
         async def first_busy(route) -> None:  # noqa: ANN001 - a Playwright route
+            if route.request.method != "POST":  # the page's TURN servers come first
+                await route.continue_()
+                return
             busy["count"] += 1
             if busy["count"] == 1:
                 await route.fulfill(status=503, headers={"Retry-After": "2"}, json={

@@ -59,3 +59,18 @@ async def test_admitted_patient_gets_public_turn_and_doctor_the_lan_one(practice
     finally:
         await patient.close()
         await doctor.close()
+
+
+async def test_device_check_pages_get_turn_for_their_side(practice) -> None:
+    """Before its offer, a patient's device check gets public TURN; a practice PC the LAN one."""
+    appt, token = await waiting_patient(practice)
+    patient = await (await practice.public.get(f"/v/{token}/device-check")).json()
+    (server,) = patient["ice_servers"]
+    assert any(u.startswith("turn:videosprechstunde.praxis-beispiel.de:3478")
+               for u in server["urls"])
+    assert server["credential"] == password_for(SECRET, server["username"])
+    assert (await practice.public.get("/v/AAAAAAAAAAAAAAAAAAAAAA/device-check")).status in (
+        401, 404)
+    headers = await practice.login("drmueller", DOCTOR_PASSWORD)
+    staff = await (await practice.staff.get("/api/device-check", headers=headers)).json()
+    assert staff["ice_servers"][0]["urls"][0].startswith("turn:192.168.50.10:3478")

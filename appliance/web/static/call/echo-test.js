@@ -55,7 +55,10 @@ function until(target, event, test, ms) {
  * relay_protocol}, thresholds}.
  */
 export async function echoTest({ url, headers = {}, media, iceServers = [], onStep = () => {}, signal }) {
-  const pc = new RTCPeerConnection({ iceServers });
+  // the page's own TURN servers must be known before the offer (it carries every candidate):
+  // behind a NAT a patient reaches the box's echo peer only through the relay
+  const servers = iceServers.length ? iceServers : await pageIceServers(url);
+  const pc = new RTCPeerConnection({ iceServers: servers });
   const stop = () => pc.close();
   if (signal) signal.addEventListener('abort', stop);
   try {
@@ -108,6 +111,19 @@ function scaleFor(track) {
   if (!track) return 1;
   const { width = 640 } = track.getSettings();
   return Math.max(1, width / 640);
+}
+
+/** The TURN servers for this page's side of the test; none when the box has no relay. */
+async function pageIceServers(url) {
+  try {
+    const response = await fetch(url, { credentials: 'same-origin', cache: 'no-store',
+      headers: { Accept: 'application/json' } });
+    if (!response.ok) return [];
+    const data = await response.json();
+    return Array.isArray(data.ice_servers) ? data.ice_servers : [];
+  } catch {
+    return [];
+  }
 }
 
 async function post(url, headers, body) {
