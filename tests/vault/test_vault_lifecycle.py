@@ -345,14 +345,11 @@ def test_default_kdf_parameters(tmp_path: Path) -> None:
     try:
         vault.create("anna", PASSWORD)
         vault.seal()
-        start = time.perf_counter()
         vault.unseal("anna", PASSWORD)
-        elapsed = time.perf_counter() - start
     finally:
         vault.close()
     header = read_snapshot(tmp_path / "vault").header
     assert header["members"]["anna"]["kdf"] == {"memory_kib": 65536, "iterations": 3, "lanes": 4}
-    assert 0.02 < elapsed < 10
 
 
 def test_logs_carry_no_secrets(
