@@ -11,6 +11,7 @@ from aiohttp import web
 
 from appliance import __version__
 from appliance.errors import (
+    AuditChainBroken,
     CsrfFailed,
     InvalidInput,
     NotFound,
@@ -696,6 +697,15 @@ async def _audit(request: web.Request) -> web.Response:
     ])
 
 
+async def _verify_audit(request: web.Request) -> web.Response:
+    _authorize(request, Role.ADMIN)
+    try:
+        checked = _services(request).audit.verify()
+    except AuditChainBroken as broken:
+        return web.json_response({"ok": False, "checked": 0, "broken_at": broken.params["seq"]})
+    return web.json_response({"ok": True, "checked": checked, "broken_at": None})
+
+
 APPOINTMENT_LIST = array(APPOINTMENT)
 ENDPOINTS: Final[tuple[Endpoint, ...]] = (
     Endpoint(method="GET", path="/api/status", handler=_status, access="public",
@@ -801,4 +811,10 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
              summary="Protokoll der Mitarbeiteraktionen (ohne Inhalte)",
              response=array(obj({"seq": integer(), "at": string(), "actor": string(),
                                  "action": string(), "target": string(nullable=True)}))),
+    Endpoint(method="GET", path="/api/audit/verify", handler=_verify_audit, access="admin",
+             summary="Prüfkette des Protokolls nachrechnen: unverändert oder ab welchem Eintrag "
+                     "verändert",
+             response=obj({"ok": boolean(), "checked": integer(),
+                           "broken_at": {"type": ["integer", "null"]}},
+                          required=("ok", "checked", "broken_at"))),
 )

@@ -138,6 +138,10 @@ async def test_first_day(box: RunningBox, browser) -> None:  # noqa: ANN001 - Pl
     await expect(doctor_row).to_contain_text("Ärztin/Arzt")
     await expect(doctor_row).to_contain_text(DOCTOR[3])
 
+    # the audit log's hash chain is checked where the admin reads the log
+    await page.get_by_role("link", name="Einstellungen").click()
+    await expect(page.get_by_test_id("audit-chain")).to_contain_text("Prüfkette intakt")
+
     await page.get_by_role("button", name="Abmelden").click()
     await expect(page.get_by_role("heading", name="Anmelden")).to_be_visible()
 

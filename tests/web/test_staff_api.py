@@ -118,3 +118,15 @@ async def test_audit_log_records_actions_without_content(practice: Box) -> None:
     assert any(e["action"].startswith("patient") for e in entries)
     assert "Mustermann" not in str(entries)
     assert practice.services.audit.verify() >= len(entries) - 1
+
+
+async def test_audit_chain_check_shows_tampering(practice: Box) -> None:
+    """The admin sees whether the audit log's hash chain holds, and where it breaks."""
+    headers = await practice.login("admin", ADMIN_PASSWORD)
+    intact = await (await practice.staff.get("/api/audit/verify", headers=headers)).json()
+    assert intact["ok"] is True and intact["checked"] > 0
+    table = practice.services.vault.db.table("audit")
+    victim = sorted(table.all(), key=lambda doc: doc["seq"])[1]
+    table.update({"actor": "jemand-anderes"}, doc_ids=[victim.doc_id])
+    broken = await (await practice.staff.get("/api/audit/verify", headers=headers)).json()
+    assert broken == {"ok": False, "checked": 0, "broken_at": victim["seq"]}

@@ -46,7 +46,13 @@ export async function render(root, ctx) {
       h('p', { class: 'muted' }, t('ui.settings.audit_intro')),
       audit));
   try {
-    renderAudit(audit, await api('/api/audit'));
+    const [entries, chain] = await Promise.all([api('/api/audit'), api('/api/audit/verify')]);
+    renderAudit(audit, entries);
+    audit.prepend(h('p', {
+      class: chain.ok ? 'audit-chain ok' : 'audit-chain broken form-error',
+      role: chain.ok ? 'status' : 'alert', 'data-test': 'audit-chain',
+    }, chain.ok ? t('ui.settings.audit_chain_ok', { count: chain.checked })
+      : t('ui.settings.audit_chain_broken', { seq: chain.broken_at })));
   } catch (error) {
     audit.append(h('p', { class: 'form-error', role: 'alert' }, error.message));
   }
