@@ -604,7 +604,6 @@ async def _update_appointment(request: web.Request) -> web.Response:
         changes["duration_minutes"] = data["duration_minutes"]
     appt = services.appointments.edit(actor.username, request.match_info["appointment_id"],
                                       **changes)
-    _publish(request, appt)
     return web.json_response(appointment_json(services, appt))
 
 
@@ -614,8 +613,7 @@ def _appointment_action(action: str):  # noqa: ANN202 - returns a handler
         services = _services(request)
         appt = getattr(services.appointments, action)(
             actor.username, request.match_info["appointment_id"]
-        )
-        _publish(request, appt)
+        )  # the book's state listener tells the dashboards
         return web.json_response(appointment_json(services, appt))
 
     handler.__name__ = f"{action}_appointment"
@@ -784,6 +782,10 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
              handler=_appointment_action("reissue"),
              summary="Neuer Link und Code (der alte gilt sofort nicht mehr)",
              response=APPOINTMENT),
+    Endpoint(method="POST", path="/api/appointments/{appointment_id}/reopen",
+             handler=_appointment_action("reopen"),
+             summary="Beendeten Termin wieder öffnen: zurück ins Wartezimmer (nur die Ärztin "
+                     "oder der Arzt des Termins)", response=APPOINTMENT),
     Endpoint(method="POST", path="/api/appointments/{appointment_id}/no-show",
              handler=_appointment_action("mark_no_show"),
              summary="Patient nicht erschienen", response=APPOINTMENT),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from .conftest import ADMIN_PASSWORD, DOCTOR_PASSWORD, Box
+from .conftest import ADMIN_PASSWORD, ASSISTANT_PASSWORD, DOCTOR_PASSWORD, Box
 
 ONBOARDING = {
     "practice": {
@@ -130,3 +130,28 @@ async def test_audit_chain_check_shows_tampering(practice: Box) -> None:
     table.update({"actor": "jemand-anderes"}, doc_ids=[victim.doc_id])
     broken = await (await practice.staff.get("/api/audit/verify", headers=headers)).json()
     assert broken == {"ok": False, "checked": 0, "broken_at": victim["seq"]}
+
+
+async def test_only_the_doctor_reopens_an_ended_call(practice: Box) -> None:
+    """After the end the link opens nothing; the appointment's doctor may reopen it (O3)."""
+    services = practice.services
+    patient = services.patients.add("admin", full_name="Erika Mustermann")
+    appt = services.appointments.create(
+        "admin", doctor="drmueller", patient_id=patient.id,
+        start=services.clock.now() + timedelta(minutes=5))
+    token = services.appointments.link(appt).rsplit("/", 1)[1]
+    services.appointments.check_in(token, appt.access_code, full_name="Erika Mustermann",
+                                   consent_confirmed=True, rules_confirmed=True)
+    services.appointments.admit("drmueller", appt.id)
+    services.appointments.end("drmueller", appt.id)
+    closed = await practice.public.post(f"/v/{token}/code", json={"code": appt.access_code})
+    assert closed.status == 410
+
+    headers = await practice.login("mfa", ASSISTANT_PASSWORD)
+    refused = await practice.staff.post(f"/api/appointments/{appt.id}/reopen", headers=headers)
+    assert refused.status == 403
+    headers = await practice.login("drmueller", DOCTOR_PASSWORD)
+    reopened = await practice.staff.post(f"/api/appointments/{appt.id}/reopen", headers=headers)
+    assert reopened.status == 200 and (await reopened.json())["state"] == "waiting"
+    again = await practice.public.post(f"/v/{token}/code", json={"code": appt.access_code})
+    assert again.status == 200

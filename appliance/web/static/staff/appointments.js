@@ -120,6 +120,11 @@ export function actionButtons(appt, ctx, onChanged, { small = false } = {}) {
     buttons.push(h('button', { type: 'button', class: cls(), 'data-test': 'reissue-appointment',
       onclick: () => reissue(appt, onChanged) }, t('ui.appointment.reissue')));
   }
+  if (appt.state === 'ended' && ctx && ctx.user && ctx.user.username === appt.doctor) {
+    // after the end the link opens no call; only the appointment's doctor lets the patient back
+    buttons.push(h('button', { type: 'button', class: cls(), 'data-test': 'reopen-appointment',
+      onclick: () => runAction(appt, 'reopen', onChanged) }, t('ui.appointment.reopen')));
+  }
   if (OPEN_STATES.has(appt.state)) {
     buttons.push(h('button', { type: 'button', class: cls(), 'data-test': 'no-show-appointment',
       onclick: () => noShow(appt, onChanged) }, t('ui.appointment.no_show')));
