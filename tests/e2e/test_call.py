@@ -13,7 +13,6 @@ Async Playwright API, as in ``test_first_day.py`` (it shares pytest-asyncio's lo
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import time
 from datetime import datetime, timedelta
@@ -23,6 +22,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from .conftest import RunningBox
+from .pages import collect_console_errors, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 expect = pytest.importorskip("playwright.async_api").expect
@@ -32,7 +32,6 @@ PATIENT = "Erika Mustermann"
 TIMEOUT_MS = 15_000
 #: the tests' window into the pages' calls (call/debug.js), switched on before any script runs
 DEBUG_HOOK = "window.__szDebug = true;"
-SCREENSHOTS = os.environ.get("SZ_SCREENSHOTS")
 
 #: video frames decoded from every live connection of the page (inbound-rtp, R4)
 FRAMES_DECODED = """async () => {
@@ -60,26 +59,6 @@ CONNECTION_IDS = """() => {
   return [...call.peers.values()].flatMap(
     (p) => p.connections.map((c) => [c.id, c.pc.connectionState]));
 }"""
-
-
-def _console(message, errors: list[str]) -> None:  # noqa: ANN001 - a Playwright message
-    text = message.text
-    if message.type == "error" and "Failed to load resource" not in text:
-        errors.append(text)
-    elif "Content Security Policy" in text or "Refused to" in text:
-        errors.append(text)
-
-
-def _shot_path(name: str) -> str | None:
-    if not SCREENSHOTS:
-        return None
-    Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-    return str(Path(SCREENSHOTS) / f"{name}.png")
-
-
-async def _shot(page, name: str, *, full_page: bool = False) -> None:  # noqa: ANN001
-    if path := _shot_path(name):
-        await page.screenshot(path=path, full_page=full_page)
 
 
 async def _practice(staff, box: RunningBox) -> dict:  # noqa: ANN001 - a BrowserContext
@@ -179,7 +158,7 @@ async def _check_in(browser, box: RunningBox, appt: dict, name: str) -> None:  #
 
 def _watch(page, errors: list[str]) -> None:  # noqa: ANN001 - a Playwright page
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: _console(message, errors))
+    page.on("console", lambda message: collect_console_errors(message, errors))
 
 
 async def _into_call(box: RunningBox, browser, errors: list[str], *, check: bool):  # noqa: ANN001, ANN202
@@ -262,19 +241,19 @@ async def _into_call(box: RunningBox, browser, errors: list[str], *, check: bool
         await expect(connection).to_have_attribute("data-state", "good")
         await expect(visit.get_by_test_id("check-verdict")).to_have_text("Ihre Verbindung ist gut.")
         await expect(visit.get_by_test_id("mic-level")).to_be_visible()
-        await _shot(visit, "check-phone", full_page=True)
+        await screenshot(visit, "check-phone", full_page=True)
         await visit.get_by_test_id("check-done").click()
         await expect(visit.get_by_test_id("check-summary")).to_contain_text("Technik geprüft")
 
     # --- the doctor: "Gespräch beginnen" → device check → rules → admit (O3) -------------------
-    await _shot(doctor, "dashboard-waiting")
+    await screenshot(doctor, "dashboard-waiting")
     await row.get_by_role("link", name="Gespräch beginnen").click()
     title = doctor.get_by_role("heading", name=f"Videosprechstunde mit {PATIENT}")
     await expect(title).to_be_visible()
     await expect(doctor.get_by_test_id("device-check")).to_be_visible()
     if check:
         await expect(doctor.get_by_test_id("check-camera")).to_have_attribute("data-state", "good")
-        await _shot(doctor, "check-desktop")
+        await screenshot(doctor, "check-desktop")
     await doctor.get_by_test_id("check-done").click()
     doctor_rules = doctor.get_by_test_id("doctor-rules")
     await expect(doctor_rules).to_contain_text("geschlossenen Raum")
@@ -307,14 +286,14 @@ async def test_call_from_waiting_room_to_end(box: RunningBox, browser) -> None: 
         "data-level", "good", timeout=10_000)
     await expect(visit.get_by_test_id("call-data")).to_contain_text("Datenverbrauch")
 
-    await _shot(visit, "call-phone")
+    await screenshot(visit, "call-phone")
     # chat over the data channel, not through the box
     await visit.get_by_test_id("toggle-chat").click()
     await doctor.get_by_test_id("chat-input").fill("Guten Tag, können Sie mich hören?")
     await doctor.get_by_test_id("chat-send").click()
     await expect(visit.get_by_test_id("chat-log")).to_contain_text("können Sie mich hören?")
-    await _shot(doctor, "call-desktop")
-    await _shot(visit, "call-phone-chat")
+    await screenshot(doctor, "call-desktop")
+    await screenshot(visit, "call-phone-chat")
 
     # a file goes over the data channel, in chunks, and arrives byte for byte
     content = bytes(range(256)) * 800  # 200 kB: a dozen chunks

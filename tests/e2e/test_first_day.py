@@ -8,15 +8,14 @@ request stays on the box's two origins).
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from .conftest import RunningBox
+from .pages import collect_console_errors, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 expect = pytest.importorskip("playwright.async_api").expect
@@ -27,8 +26,6 @@ DOCTOR = ("sommer", "Dr. Lena Sommer", "sommer-passwort-12", "987654321")
 PATIENT = "Erika Mustermann"
 CODE_ALPHABET = "34679ACDEFHJKMNPRTUWXY"
 TIMEOUT_MS = 15_000
-#: set SZ_SCREENSHOTS=/some/dir to keep screenshots of the dashboard and the waiting room
-SCREENSHOTS = os.environ.get("SZ_SCREENSHOTS")
 
 
 def _wrong_code(code: str) -> str:
@@ -36,28 +33,6 @@ def _wrong_code(code: str) -> str:
     first = code[0]
     other = next(c for c in CODE_ALPHABET if c != first)
     return other + code[1:]
-
-
-def _console(message, errors: list[str]) -> None:  # noqa: ANN001 - a Playwright message
-    """Keep script errors and CSP violations (a failed request, e.g. 401 for a wrong code, is
-    expected and shown on the page)."""
-    text = message.text
-    if message.type == "error" and "Failed to load resource" not in text:
-        errors.append(text)
-    elif "Content Security Policy" in text or "Refused to" in text:
-        errors.append(text)
-
-
-def _shot_path(name: str) -> str | None:
-    if not SCREENSHOTS:
-        return None
-    Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-    return str(Path(SCREENSHOTS) / f"{name}.png")
-
-
-async def _shot(page, name: str) -> None:  # noqa: ANN001 - a Playwright page
-    if path := _shot_path(name):
-        await page.screenshot(path=path, full_page=True)
 
 
 async def test_first_day(box: RunningBox, browser) -> None:  # noqa: ANN001 - Playwright browser
@@ -71,7 +46,7 @@ async def test_first_day(box: RunningBox, browser) -> None:  # noqa: ANN001 - Pl
     page = await staff.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: _console(message, errors))
+    page.on("console", lambda message: collect_console_errors(message, errors))
     await page.goto(box.staff_url)
 
     # --- onboarding: practice, patient links, an admin who is not a doctor ---------------------
@@ -199,7 +174,7 @@ async def test_first_day(box: RunningBox, browser) -> None:  # noqa: ANN001 - Pl
     patient_context.on("request", lambda request: requests.append(request.url))
     visit = await patient_context.new_page()
     visit.on("pageerror", lambda error: errors.append(str(error)))
-    visit.on("console", lambda message: _console(message, errors))
+    visit.on("console", lambda message: collect_console_errors(message, errors))
     await visit.goto(link)
     await expect(visit.get_by_test_id("practice-name")).to_have_text(PRACTICE)
     when = visit.get_by_test_id("appointment-when")
@@ -234,10 +209,10 @@ async def test_first_day(box: RunningBox, browser) -> None:  # noqa: ANN001 - Pl
     await expect(row.get_by_test_id("checked-in-name")).to_have_text(PATIENT)
     await expect(row.get_by_test_id("waiting-since")).to_contain_text("seit")
     await expect(row.get_by_test_id("consent-missing")).to_have_count(0)
-    await _shot(page, "dashboard")
-    await _shot(visit, "patient-waiting")
+    await screenshot(page, "dashboard", full_page=True)
+    await screenshot(visit, "patient-waiting", full_page=True)
     await page.set_viewport_size({"width": 390, "height": 844})
-    await _shot(page, "dashboard-phone")
+    await screenshot(page, "dashboard-phone", full_page=True)
 
     # a reload keeps the patient in the waiting room (the session survives)
     await visit.reload()
