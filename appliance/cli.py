@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import json
 import logging
@@ -12,9 +13,9 @@ import sys
 import tomllib
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance import __version__
 from appliance.config import (
@@ -25,6 +26,9 @@ from appliance.config import (
     write_embedded_defaults,
 )
 from appliance.errors import ConfigError, SprechzimmerError
+
+if TYPE_CHECKING:  # the services import the whole box; commands load them when they run
+    from appliance.practice.services import PracticeServices
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG = 0, 1, 2
 
@@ -300,7 +304,9 @@ def _vault_status(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _open_as_admin(args: argparse.Namespace, settings: Settings):  # noqa: ANN202
+@contextlib.contextmanager
+def _as_admin(args: argparse.Namespace, settings: Settings) -> Iterator[PracticeServices]:
+    """The box's services, opened by the admin named with ``--as``; closed afterwards."""
     from appliance.practice.models import Role
     from appliance.runtime import build_services
 
@@ -313,28 +319,27 @@ def _open_as_admin(args: argparse.Namespace, settings: Settings):  # noqa: ANN20
               file=sys.stderr)
         raise SystemExit(EXIT_CONFIG)
     services = build_services(settings)
-    password = _read_secret(args.as_password_file, f"Passwort von {args.actor}: ")
-    member = services.staff.login(args.actor, password, args.totp)
-    if Role.ADMIN not in member.roles:
+    try:
+        password = _read_secret(args.as_password_file, f"Passwort von {args.actor}: ")
+        member = services.staff.login(args.actor, password, args.totp)
+        if Role.ADMIN not in member.roles:
+            print("sprechzimmer: nur ein Admin darf Konten ändern.", file=sys.stderr)
+            raise SystemExit(EXIT_ERROR)
+        args.actor_password = password  # a change of one's own password needs the old one
+        yield services
+    finally:
         services.vault.close()
-        print("sprechzimmer: nur ein Admin darf Konten ändern.", file=sys.stderr)
-        raise SystemExit(EXIT_ERROR)
-    args.actor_password = password  # a change of one's own password needs the old one
-    return services
 
 
 def _user_add(args: argparse.Namespace, settings: Settings) -> int:
     from appliance.practice.models import Role
 
-    services = _open_as_admin(args, settings)
-    try:
+    with _as_admin(args, settings) as services:
         password = _read_secret(args.password_file, f"Passwort für {args.username}: ",
                                 confirm=True)
         services.staff.add(args.actor, username=args.username, display_name=args.name,
                            roles=frozenset(Role(r) for r in args.role), password=password,
                            lanr=args.lanr)
-    finally:
-        services.vault.close()
     print(f"Konto {args.username} angelegt.")
     return EXIT_OK
 
@@ -346,35 +351,26 @@ def _user_list(args: argparse.Namespace, settings: Settings) -> int:
         for member in Vault(settings.vault.path).status().members:
             print(member)
         return EXIT_OK
-    services = _open_as_admin(args, settings)
-    try:
+    with _as_admin(args, settings) as services:
         for member in services.staff.list():
             roles = ",".join(sorted(r.value for r in member.roles))
             print(f"{member.username}\t{member.display_name}\t{roles}")
-    finally:
-        services.vault.close()
     return EXIT_OK
 
 
 def _user_passwd(args: argparse.Namespace, settings: Settings) -> int:
-    services = _open_as_admin(args, settings)
-    try:
+    with _as_admin(args, settings) as services:
         password = _read_secret(args.password_file, f"Neues Passwort für {args.username}: ",
                                 confirm=True)
         old = args.actor_password if args.username == args.actor else None
         services.staff.set_password(args.actor, args.username, password, old_password=old)
-    finally:
-        services.vault.close()
     print(f"Passwort von {args.username} gesetzt.")
     return EXIT_OK
 
 
 def _user_remove(args: argparse.Namespace, settings: Settings) -> int:
-    services = _open_as_admin(args, settings)
-    try:
+    with _as_admin(args, settings) as services:
         services.staff.remove(args.actor, args.username)
-    finally:
-        services.vault.close()
     print(f"Konto {args.username} entfernt; der Tresor wurde neu verschlüsselt.")
     return EXIT_OK
 

@@ -115,15 +115,7 @@ class StaffDirectory:
         lanr: str | None = None,
     ) -> tuple[StaffMember, RecoveryKey]:
         """Onboarding: create the vault and its first member, an admin; gives the recovery key."""
-        clean_roles = _roles([*roles, Role.ADMIN])
-        member = StaffMember(
-            username=_username(username),
-            display_name=_display_name(display_name),
-            roles=clean_roles,
-            lanr=_lanr(lanr, clean_roles),
-            created_at=self._clock.now(),
-        )
-        _password(password)
+        member = self._new_member(username, display_name, [*roles, Role.ADMIN], lanr, password)
         recovery_key = self._vault.create(member.username, password)
         self._table().insert(self._new_doc(member))
         self._audit.record(member.username, "staff.add", member.username)
@@ -142,15 +134,7 @@ class StaffDirectory:
     ) -> StaffMember:
         """Add a staff member (admins only); their password opens the vault from now on."""
         self._require_admin(actor)
-        clean_roles = _roles(roles)
-        member = StaffMember(
-            username=_username(username),
-            display_name=_display_name(display_name),
-            roles=clean_roles,
-            lanr=_lanr(lanr, clean_roles),
-            created_at=self._clock.now(),
-        )
-        _password(password)
+        member = self._new_member(username, display_name, roles, lanr, password)
         if self._find(member.username) is not None or member.username in self._vault.members():
             raise Conflict(detail="diesen Benutzernamen gibt es schon")
         self._vault.add_member(member.username, password)
@@ -324,6 +308,20 @@ class StaffDirectory:
         return self.get(username)
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _new_member(self, username: str, display_name: str, roles: Iterable[Role | str],
+                    lanr: str | None, password: str) -> StaffMember:
+        """A validated new member (the password is checked, never stored here)."""
+        clean_roles = _roles(roles)
+        member = StaffMember(
+            username=_username(username),
+            display_name=_display_name(display_name),
+            roles=clean_roles,
+            lanr=_lanr(lanr, clean_roles),
+            created_at=self._clock.now(),
+        )
+        _password(password)
+        return member
 
     def _table(self) -> Table:
         return self._vault.db.table(store.STAFF)
