@@ -614,6 +614,14 @@ def _appointment_action(action: str):  # noqa: ANN202 - returns a handler
         appt = getattr(services.appointments, action)(
             actor.username, request.match_info["appointment_id"]
         )  # the book's state listener tells the dashboards
+        if action in _WITHDRAWS_LINKS:
+            # a withdrawn link leaves the room at once; after a reissue the same patient may
+            # come back with the new link, after a cancellation nobody may
+            ban = _WITHDRAWS_LINKS[action]
+            _let_go_patient(request, appt.id, ban=ban)
+            if ban:
+                for guest in services.appointments.guests(appt.id):
+                    _let_go(request, appt.id, guest.id, ban=True)
         return web.json_response(appointment_json(services, appt))
 
     handler.__name__ = f"{action}_appointment"
@@ -636,6 +644,16 @@ async def _list_guests(request: web.Request) -> web.Response:
     services = _services(request)
     guests = services.appointments.guests(request.match_info["appointment_id"])
     return web.json_response([guest_json(services, guest) for guest in guests])
+
+
+#: actions that withdraw the patient's link: action → whether the patient stays out of the room
+_WITHDRAWS_LINKS: Final = {"reissue": False, "cancel": True, "mark_no_show": True}
+
+
+def _let_go_patient(request: web.Request, appointment_id: str, *, ban: bool) -> None:
+    """End the patient's sockets in the room: their link was withdrawn."""
+    if HUB in request.app:
+        request.app[HUB].remove_member(appointment_id, "patient", ban=ban)
 
 
 def _let_go(request: web.Request, appointment_id: str, guest_id: str, *, ban: bool) -> None:

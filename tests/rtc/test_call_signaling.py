@@ -511,3 +511,24 @@ async def test_doctor_in_a_call_cannot_admit_another_patient(practice: Box) -> N
             finally:
                 await patient_b.close()
                 await doctor_b.close()
+
+
+async def test_withdrawn_patient_link_leaves_the_room_at_once(practice: Box) -> None:
+    """R9 A01: after a reissue or a cancellation the old link's open socket is let go."""
+    for action in ("reissue", "cancel"):
+        appt, token = await waiting_patient(practice)
+        patient = patient_page(practice.public, token)
+        try:
+            await patient.open()
+            headers = await practice.login("admin", "admin-passwort-123")
+            done = await practice.staff.post(f"/api/appointments/{appt.id}/{action}",
+                                             headers=headers)
+            assert done.status == 200, await done.text()
+            ended = await patient.wait_for(lambda msg: isinstance(msg, m.Ended))
+            assert ended.reason == "removed"
+            hub = practice.staff.app[HUB]
+            assert all(p.role != "patient" for p in hub.participants(appt.id)), action
+            gone = await _handshake_status(practice.public.ws_connect(f"/v/{token}/signal"))
+            assert gone != 101, action  # and the old link opens no new socket
+        finally:
+            await patient.close()
