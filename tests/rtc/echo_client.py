@@ -7,9 +7,10 @@ import contextlib
 import fractions
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import pytest
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
@@ -160,3 +161,12 @@ class EchoClient:
     def _on_state(self) -> None:
         if self.pc.connectionState in ("closed", "failed"):
             self._closed.set()
+
+
+@pytest.fixture(name="clients")
+async def clients_fixture() -> AsyncIterator[list[EchoClient]]:
+    """Clients a test opens; all hung up afterwards."""
+    opened: list[EchoClient] = []
+    yield opened
+    for client in opened:
+        await client.close()

@@ -6,7 +6,6 @@ Runs inside the test namespace (``tests/netns-run``): aioice needs 127.0.0.2 (TE
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,16 +19,7 @@ from appliance.rtc.echo_peer import (
     EchoService,
 )
 
-from .echo_client import EchoClient, eventually
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[EchoClient]]:
-    """Clients a test opens; all hung up afterwards."""
-    opened: list[EchoClient] = []
-    yield opened
-    for client in opened:
-        await client.close()
+from .echo_client import EchoClient, clients_fixture, eventually  # noqa: F401 - fixture
 
 
 async def _call(service: EchoService, clients: list[EchoClient], waiter: str | None = None,

@@ -6,7 +6,6 @@ answer and checks that picture, voice and probes come back. Runs in the test nam
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +18,7 @@ from appliance.rtc.echo_peer import EchoService
 from appliance.web import app as app_module
 from appliance.web.device_check import BUSY, DEVICE_CHECK_RATE
 
-from ..rtc.echo_client import EchoClient, eventually
+from ..rtc.echo_client import EchoClient, clients_fixture, eventually  # noqa: F401 - fixture
 from .conftest import DOCTOR_PASSWORD, Box
 
 MAX_SECONDS = 2.0
@@ -31,15 +30,6 @@ def echo(monkeypatch: pytest.MonkeyPatch) -> EchoService:
     service = EchoService(max_concurrent=2, max_seconds=MAX_SECONDS)
     monkeypatch.setattr(app_module, "EchoService", lambda **_: service)
     return service
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[EchoClient]]:
-    """Clients a test opens; all hung up afterwards."""
-    opened: list[EchoClient] = []
-    yield opened
-    for client in opened:
-        await client.close()
 
 
 async def _client(clients: list[EchoClient]) -> tuple[EchoClient, dict[str, str]]:

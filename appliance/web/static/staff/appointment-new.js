@@ -7,7 +7,7 @@ import { t, addDays, nowIn, wallClock } from '/static/common/i18n.js';
 import {
   busy, checkRules, clearErrors, field, showApiError, showFieldError,
 } from './forms.js';
-import { doctors, linkAndCode, printInvitation, when } from './appointments.js';
+import { doctors, linkAndCode, printInvitation, timeRules, when } from './appointments.js';
 import { consentText, patientForm } from './patient-form.js';
 
 const SEARCH_DELAY_MS = 250;
@@ -171,11 +171,7 @@ export async function render(root, ctx) {
       (pickBox.hidden ? chosen : searchInput).focus();
       return;
     }
-    if (!checkRules(appointmentForm, [
-      [el('date'), Boolean, t('ui.validation.required')],
-      [el('time'), Boolean, t('ui.validation.required')],
-      [el('duration_minutes'), (v) => Number(v) >= 5 && Number(v) <= 180, t('ui.validation.duration')],
-    ])) return;
+    if (!checkRules(appointmentForm, timeRules(el))) return;
     const body = {
       doctor: el('doctor').value,
       patient_id: selected.id,

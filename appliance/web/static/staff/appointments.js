@@ -108,6 +108,15 @@ export function showDetails(appt, ctx, { onChanged } = {}) {
   return handle;
 }
 
+/** The form checks of an appointment's date, time and duration (the API allows 5–180 min). */
+export function timeRules(el) {
+  return [
+    [el('date'), Boolean, t('ui.validation.required')],
+    [el('time'), Boolean, t('ui.validation.required')],
+    [el('duration_minutes'), (v) => Number(v) >= 5 && Number(v) <= 180, t('ui.validation.duration')],
+  ];
+}
+
 /** Edit, cancel, reissue and no-show buttons fitting the appointment's state. */
 export function actionButtons(appt, ctx, onChanged, { small = false } = {}) {
   const cls = (extra) => [small && 'small', extra].filter(Boolean).join(' ') || null;
@@ -209,11 +218,7 @@ export async function editAppointment(appt, ctx, onChanged) {
     event.preventDefault();
     clearErrors(form);
     const el = (name) => form.elements.namedItem(name);
-    if (!checkRules(form, [
-      [el('date'), Boolean, t('ui.validation.required')],
-      [el('time'), Boolean, t('ui.validation.required')],
-      [el('duration_minutes'), (v) => Number(v) >= 5 && Number(v) <= 180, t('ui.validation.duration')],
-    ])) return;
+    if (!checkRules(form, timeRules(el))) return;
     const body = {
       doctor: el('doctor').value,
       start: `${el('date').value}T${el('time').value}`,
