@@ -33,6 +33,10 @@ public_urls = ["http://127.0.0.1:8081"]  # proposed at onboarding; then the prac
 
 [vault]
 path = "./var/vault"
+# Where the box keeps what lets it pick up logged-in sessions and running calls after a restart
+# of its process (docs/restart.md). On a box: a tmpfs emptied at boot, so the vault is sealed
+# after every boot. Without it: the directory "run" next to the vault (survives a reboot).
+# runtime_dir = "/run/sprechzimmer"
 
 [practice]
 retention_days = 90           # appointment metadata is purged after this (at most 90, R8)
@@ -68,9 +72,15 @@ class WebSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class VaultSettings:
-    """Where the encrypted store lives."""
+    """Where the encrypted store lives, and where the box keeps what a restart needs."""
 
     path: Path = Path("var/vault")
+    runtime_dir: Path | None = None
+
+    @property
+    def resume_dir(self) -> Path:
+        """The runtime directory: as configured, else ``run`` next to the vault."""
+        return self.runtime_dir or self.path.parent / "run"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -261,6 +271,10 @@ def _optional_file(value: Any) -> Path | None:
     return None if value == "" else _file(value)
 
 
+def _optional_path(value: Any) -> Path | None:
+    return None if value == "" else _path(value)
+
+
 def _uplinks(value: Any) -> tuple[TurnUplink, ...]:
     """``[[turn.uplinks]]`` tables, or (environment) ``HOST=PUBLIC/LAN`` separated by commas."""
     allowed = (
@@ -346,7 +360,7 @@ SCHEMA: Final[dict[str, tuple[type, dict[str, _Validator]]]] = {
             "public_urls": _public_urls,
         },
     ),
-    "vault": (VaultSettings, {"path": _path}),
+    "vault": (VaultSettings, {"path": _path, "runtime_dir": _optional_path}),
     "practice": (PracticeSettings, {"retention_days": _retention_days}),
     "turn": (
         TurnSettings,

@@ -133,6 +133,13 @@ class Visitor:
         return _S.SCHEDULED if self.guest.checked_in_at is None else _S.WAITING
 
     @property
+    def in_call(self) -> bool:
+        """Whether the doctor let this visitor into the call that is running now."""
+        if self.appointment.state is not _S.IN_CALL:
+            return False
+        return self.guest is None or self.guest.admitted_at is not None
+
+    @property
     def audit_target(self) -> str:
         """What the audit log names: the appointment id, and the guest's id after a colon."""
         appointment_id = self.appointment.id
@@ -351,8 +358,10 @@ class AppointmentBook:
             raise NotFound()
         if guest.checked_in_at is None:
             raise Conflict(detail="die Person hat sich nicht angemeldet")
+        admitted = replace(guest, admitted_at=self._clock.now())
+        self._save_holder(Visitor(appointment=appointment, guest=guest), admitted)
         self._audit.record(actor, "guest.admit", f"{appointment.id}:{guest.id}")
-        return guest
+        return admitted
 
     def day(self, day: date, tz: tzinfo | None = None) -> list[Appointment]:
         """The appointments starting on ``day`` in ``tz`` (the practice's zone if not given)."""
@@ -400,12 +409,14 @@ class AppointmentBook:
     def end(self, actor: str, appointment_id: str) -> Appointment:
         """End the call: only the appointment's doctor (O3)."""
         appointment = self._own_appointment(actor, appointment_id)
-        return self._move("end", actor, appointment, ended_at=self._clock.now())
+        return self._move("end", actor, appointment, ended_at=self._clock.now(),
+                          guests=_out_of_call(appointment.guests))
 
     def reopen(self, actor: str, appointment_id: str) -> Appointment:
         """Put an ended appointment back into the waiting room: only its doctor."""
         appointment = self._own_appointment(actor, appointment_id)
-        return self._move("reopen", actor, appointment, ended_at=None)
+        return self._move("reopen", actor, appointment, ended_at=None,
+                          guests=_out_of_call(appointment.guests))
 
     def leave_waiting_room(self, appointment_id: str) -> Appointment:
         """The patient left the waiting room (closed the page): back to scheduled."""
@@ -661,6 +672,11 @@ class AppointmentBook:
         if guest is None:
             raise NotFound()
         return Visitor(appointment=appointment, guest=guest)
+
+
+def _out_of_call(guests: tuple[Guest, ...]) -> tuple[Guest, ...]:
+    """The guests with their admission to a call that is over."""
+    return tuple(replace(g, admitted_at=None) for g in guests)
 
 
 def _confirmed_name(full_name: str, consent_confirmed: bool, rules_confirmed: bool) -> str:

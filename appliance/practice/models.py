@@ -232,6 +232,8 @@ class Guest:
     link_locked: bool = False
     checked_in_name: str | None = field(default=None, repr=False)
     checked_in_at: datetime | None = None
+    #: when the doctor let them into the running call (cleared when the call ends)
+    admitted_at: datetime | None = None
     created_by: str
     created_at: datetime
 
@@ -247,6 +249,7 @@ class Guest:
             "link_locked": self.link_locked,
             "checked_in_name": self.checked_in_name,
             "checked_in_at": _opt_to(self.checked_in_at),
+            "admitted_at": _opt_to(self.admitted_at),
             "created_by": self.created_by,
             "created_at": to_utc_text(self.created_at),
         }
@@ -264,6 +267,7 @@ class Guest:
             link_locked=bool(data["link_locked"]),
             checked_in_name=data.get("checked_in_name"),
             checked_in_at=_opt_from(data.get("checked_in_at")),
+            admitted_at=_opt_from(data.get("admitted_at")),
             created_by=data["created_by"],
             created_at=from_utc_text(data["created_at"]),
         )

@@ -8,6 +8,7 @@ Transport-agnostic (docs/signaling.md): an adapter authenticates a socket, hands
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import time
@@ -413,7 +414,7 @@ class SignalingHub:
                         "signal_room_full", limit=self._max_participants))
                     return
                 self._rooms[room.id] = room
-                participant = _Participant(room, self._new_id(room), member)
+                participant = _Participant(room, self._new_id(room, member.key), member)
                 room.participants[member.key] = participant
                 room.by_id[participant.id] = participant
                 _LOGGER.info("participant %s (%s) joined room %s", participant.id, member.role,
@@ -446,11 +447,16 @@ class SignalingHub:
                 Admitted(seq=seq, ice_servers=tuple(servers))))
         self._broadcast_room(room)
 
-    def _new_id(self, room: _Room) -> str:
-        while True:
-            pid = f"p-{secrets.token_hex(4)}"
-            if pid not in room.by_id:
-                return pid
+    def _new_id(self, room: _Room, key: str) -> str:
+        """The same id for the same member of a room, also in a hub started anew.
+
+        After a restart of the web process the pages come back to a new hub: with the ids they
+        knew, their peer connections (P2P, never through the box) simply go on.
+        """
+        pid = "p-" + hashlib.sha256(f"{room.id}\0{key}".encode()).hexdigest()[:12]
+        while pid in room.by_id:  # never in practice; ids must stay unique regardless
+            pid = f"p-{secrets.token_hex(6)}"
+        return pid
 
     # --- actions ------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hmac
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ from appliance.errors import (
     VaultNotInitialized,
     VaultSealed,
     VaultTampered,
+    WrongCredentials,
 )
 from appliance.vault import crypto, journal
 from appliance.vault.crypto import KdfParams
@@ -145,6 +147,7 @@ class Vault:
         self._lock = threading.RLock()
         self._handles = _Handles()
         self._listeners: list[Callable[[], None]] = []
+        self._rekey_listeners: list[Callable[[], None]] = []
         self._storage = VaultStorage(self._live)
         self._db = VaultDB(self._storage)
         weakref.finalize(self, self._handles.close)
@@ -218,13 +221,17 @@ class Vault:
         self._listeners.append(callback)
 
     def _notify_unsealed(self) -> None:
+        self._notify(self._listeners)
+
+    @staticmethod
+    def _notify(listeners: list[Callable[[], None]]) -> None:
         # a failing listener (say, an index rebuild) must not turn a good login into an error
         # while the vault is already open: every listener gets its turn, failures are logged
-        for callback in list(self._listeners):
+        for callback in list(listeners):
             try:
                 callback()
             except Exception:
-                _LOGGER.exception("an unseal listener failed")
+                _LOGGER.exception("a vault listener failed")
 
     # --- creating, opening, closing ------------------------------------------------------------
 
@@ -306,6 +313,31 @@ class Vault:
         if self._open(lambda ring: ring.open_recovery(recovery_key)):
             _LOGGER.warning("vault unsealed with the recovery key")
             self._notify_unsealed()
+
+    def unseal_with_data_key(self, key_id: bytes, data_key: bytes) -> None:
+        """Open the vault with its data key kept elsewhere (:mod:`appliance.vault.resume`).
+
+        Raises :class:`WrongCredentials` when ``key_id`` is not the vault's current key (it was
+        re-keyed since); a wrong key for the right id fails as tampering.
+        """
+
+        def check(ring: KeyRing) -> bytes:
+            if not hmac.compare_digest(ring.key_id, key_id):
+                raise WrongCredentials()
+            return data_key
+
+        if self._open(check):
+            _LOGGER.info("vault reopened with a kept data key")
+            self._notify_unsealed()
+
+    def current_key(self) -> tuple[bytes, bytes]:
+        """The key id and data key while unsealed, for :mod:`appliance.vault.resume` only."""
+        session = self._session()
+        return session.ring.key_id, session.data_key
+
+    def add_rekey_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after each change of the data key (a member removed, a re-key)."""
+        self._rekey_listeners.append(callback)
 
     def _open(self, data_key_of: Callable[[KeyRing], bytes]) -> bool:
         """Unseal with the data key that ``data_key_of`` finds; ``False`` if it was open already."""
@@ -439,6 +471,7 @@ class Vault:
             ring = session.ring.without_member(member_id).rekeyed(data_key)
             self._replace_snapshot(session, ring, data_key)
         _LOGGER.info("vault member removed and vault re-keyed")
+        self._notify(self._rekey_listeners)
 
     def rekey(self) -> None:
         """Replace the data key: everything re-encrypted, the new key sealed to every public key."""
@@ -447,6 +480,7 @@ class Vault:
             data_key = crypto.random_key()
             self._replace_snapshot(session, session.ring.rekeyed(data_key), data_key)
         _LOGGER.info("vault re-keyed")
+        self._notify(self._rekey_listeners)
 
     def compact(self) -> None:
         """Fold the journal into a new snapshot."""

@@ -15,6 +15,7 @@ from appliance.i18n import LANGUAGES, catalog
 from appliance.practice.services import PracticeServices
 from appliance.rtc.echo_peer import EchoService
 from appliance.rtc.turn import TurnRelay
+from appliance.vault.resume import ResumeFile
 from appliance.web import public, staff
 from appliance.web.api import add_endpoints, openapi_document
 from appliance.web.context import (
@@ -24,6 +25,7 @@ from appliance.web.context import (
     PATIENT_SESSIONS,
     PUBLIC_LIMIT,
     SERVICES,
+    SESSION_KEEPER,
     STAFF_SESSIONS,
 )
 from appliance.web.device_check import ECHO, PAGE_ICE, setup_device_check
@@ -33,6 +35,7 @@ from appliance.web.sessions import (
     PATIENT_COOKIE,
     STAFF_COOKIE,
     PatientSession,
+    SessionKeeper,
     SessionStore,
     StaffSession,
 )
@@ -77,6 +80,9 @@ def build_staff_app(settings: Settings, services: PracticeServices) -> web.Appli
     app[STAFF_SESSIONS] = SessionStore[StaffSession](
         STAFF_COOKIE, idle_s=STAFF_IDLE_S, max_s=STAFF_MAX_S
     )
+    app[SESSION_KEEPER] = SessionKeeper(
+        ResumeFile(settings.vault.resume_dir, services.vault), services.vault)
+    app[SESSION_KEEPER].keep("staff", app[STAFF_SESSIONS], StaffSession, reopens=True)
     app[LOGIN_LIMIT] = RateLimiter(*LOGIN_RATE)
     services.appointments.add_state_listener(
         lambda appt: app[EVENTS].publish({"type": "appointment", "id": appt.id})
@@ -128,6 +134,8 @@ def build_public_app(
     app[PATIENT_SESSIONS] = SessionStore[PatientSession](
         PATIENT_COOKIE, idle_s=PATIENT_IDLE_S, max_s=PATIENT_MAX_S
     )
+    staff_app[SESSION_KEEPER].keep("patient", app[PATIENT_SESSIONS], PatientSession,
+                                   reopens=False)
     app[PUBLIC_LIMIT] = RateLimiter(*PUBLIC_RATE)
     app[CODE_LIMIT] = RateLimiter(*CODE_RATE)
 

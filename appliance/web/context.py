@@ -10,12 +10,14 @@ from appliance.practice.services import PracticeServices
 from appliance.rtc.signaling import SignalingHub
 from appliance.web.events import EventHub
 from appliance.web.security import RateLimiter
-from appliance.web.sessions import PatientSession, SessionStore, StaffSession
+from appliance.web.sessions import PatientSession, SessionKeeper, SessionStore, StaffSession
 
 SERVICES: Final = web.AppKey("services", PracticeServices)
 EVENTS: Final = web.AppKey("events", EventHub)
 STAFF_SESSIONS: Final = web.AppKey("staff_sessions", SessionStore[StaffSession])
 PATIENT_SESSIONS: Final = web.AppKey("patient_sessions", SessionStore[PatientSession])
+#: both sites' sessions, kept for a restart of the process
+SESSION_KEEPER: Final = web.AppKey("session_keeper", SessionKeeper)
 LOGIN_LIMIT: Final = web.AppKey("login_limit", RateLimiter)
 CODE_LIMIT: Final = web.AppKey("code_limit", RateLimiter)
 PUBLIC_LIMIT: Final = web.AppKey("public_limit", RateLimiter)

@@ -176,13 +176,11 @@ async def _patient_signal(request: web.Request) -> web.StreamResponse:
         if state is AppointmentState.SCHEDULED:
             raise Conflict(detail=f"der Termin ist {STATE_WORDS[state]}")
         raise AppointmentClosed()
-    appointment = visitor.appointment
-    if visitor.guest is None:
-        member = Member(key="patient", role="patient", name=visitor.name or "",
-                        admitted=appointment.state is AppointmentState.IN_CALL)
-    else:  # admitted by the doctor in the hub; the name is shown to everyone in the call (O2)
-        member = Member(key=visitor.key, role="guest", name=visitor.name or "")
-    return await serve_socket(request, appointment.id, member)
+    # the name is shown to everyone in the call (O2); someone the doctor let into the running
+    # call is in at once (a reload, a return after the grace period or a restart of the box)
+    member = Member(key=visitor.key, role="patient" if visitor.guest is None else "guest",
+                    name=visitor.name or "", admitted=visitor.in_call)
+    return await serve_socket(request, visitor.appointment.id, member)
 
 
 # --- wiring -------------------------------------------------------------------------------------

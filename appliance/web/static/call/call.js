@@ -43,10 +43,11 @@ export class Call extends EventTarget {
       signal: (e) => this.onSignal(e.detail),
       restart: () => this.onRestart(),
       ended: (e) => this.onEnded(e.detail),
-      // the box forgot our session: like a reload, the peers start over with a new page id
+      // the box forgot our session (it restarted, or we were away past the grace period). The
+      // participant ids stay the same, so the peer connections (P2P) simply go on; each peer
+      // hears again which page this is, and one that started over answers with a new connection.
       reset: () => {
-        this.page = newPage();
-        for (const id of [...this.peers.keys()]) this.dropPeer(id);
+        for (const id of this.peers.keys()) this.sayHello(id);
         this.sync();
       },
       // removed, or the same person opened the call in another window: this page is out
@@ -207,10 +208,14 @@ export class Call extends EventTarget {
     peer.addEventListener('stream', () => this.files.channelReset(id));
     if (this.saving) peer.setSaving(true);
     this.peers.set(id, peer);
-    // tell the other side which page this is: a leader answers a reloaded page at once
-    this.signaling.send('signal', { to: id, data: { kind: 'hello', page: this.page } });
+    this.sayHello(id);
     this.dispatchEvent(new CustomEvent('peer', { detail: { peer } }));
     return peer;
+  }
+
+  /** Tell participant `id` which page this is: a leader answers a reloaded page at once. */
+  sayHello(id) {
+    this.signaling.send('signal', { to: id, data: { kind: 'hello', page: this.page } });
   }
 
   /** Doctor leads; between two guests the lower participant id does (a fixed, shared rule). */
