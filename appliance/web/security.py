@@ -83,7 +83,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except SprechzimmerError as exc:
-        if exc.status >= 500:
+        if exc.status == 503:  # "not now" (sealed, busy): expected, e.g. right after a restart
+            _LOGGER.info("%s %s: %s", request.method, route_name(request), exc.code)
+        elif exc.status >= 500:
             _LOGGER.error("%s %s failed: %s", request.method, route_name(request), exc.code)
         return error_response(request, exc.status, exc.code, exc.message(lang), **_safe(exc))
     except web.HTTPException as exc:
