@@ -1,0 +1,290 @@
+"""The real box and real Chromium in TURN.md's practice LAN, built from network namespaces.
+
+``tests/rtc/turn_fixtures.practice_lan()`` gives the topology (inet — router with NAT and no
+hairpin — LAN bridge with box, doctor, other). On top of it, :func:`call_lab` adds what a call
+between two browsers needs: the router forwards the public site's port to the box (as it forwards
+UDP 3478), coturn runs on the box with our generated configuration and the box firewall rule
+(design C), and the box itself (``python -m appliance serve``) runs in the box namespace with the
+staff site on the box's LAN address and the public site behind the router's public address.
+
+Chromium runs in a namespace through a wrapper script (``exec ip netns exec NS chromium``):
+Playwright talks to it over pipes, so the browser needs no route to the test process. Playwright's
+own HTTP client (``context.request``) runs in the driver process outside the namespaces, so
+:class:`PageApi` sends the test's API calls as ``fetch()`` from a page instead.
+
+Only TURN.md's lab addresses exist here, inside namespaces the test creates and always removes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from appliance.config import TurnSettings, TurnUplink
+from appliance.rtc.turn import nft_rules
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_FLAGS, STOP_TIMEOUT_S, RunningBox
+from tests.rtc.turn_fixtures import (
+    BOX,
+    REALM,
+    SECRET,
+    WAN_PUBLIC,
+    Coturn,
+    practice_lan,
+    run_in,
+    running_coturn,
+)
+
+STAFF_PORT = 8080
+PUBLIC_PORT = 8443
+TURN_PORT = 3478
+#: the doctor's PC opens the staff site on the box's LAN address; patients the public address
+STAFF_URL = f"http://{BOX}:{STAFF_PORT}"
+PUBLIC_URL = f"http://{WAN_PUBLIC}:{PUBLIC_PORT}"
+START_TIMEOUT_S = 30.0
+
+#: a restrictive patient network (a strict company or hotel firewall): the web page and UDP to
+#: the TURN port of the practice's public address, nothing else — no direct path can exist
+PATIENT_FIREWALL = f"""
+table inet sz_patient_firewall {{
+\tchain output {{
+\t\ttype filter hook output priority filter; policy drop;
+\t\toifname "lo" accept
+\t\tip daddr {WAN_PUBLIC} tcp dport {PUBLIC_PORT} accept
+\t\tip daddr {WAN_PUBLIC} udp dport {TURN_PORT} accept
+\t}}
+\tchain input {{
+\t\ttype filter hook input priority filter; policy drop;
+\t\tiifname "lo" accept
+\t\tct state established,related accept
+\t}}
+}}
+"""
+
+#: the patient's uplink goes dead in the router: every packet from and to the internet side is
+#: silently lost (no ICMP, no reset), as on a dead DSL line (UPLINKS.md)
+UPLINK_CUT = """
+table inet sz_uplink_cut {
+\tchain pre {
+\t\ttype filter hook prerouting priority raw; policy accept;
+\t\tiifname "wan" counter drop
+\t}
+\tchain post {
+\t\ttype filter hook postrouting priority raw; policy accept;
+\t\toifname "wan" counter drop
+\t}
+}
+"""
+
+
+def missing_tools() -> str | None:
+    """Why the lab cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    for tool in ("turnserver", "nft", "ip"):
+        if shutil.which(tool) is None:
+            return f"{tool} is needed (tests/system-deps)"
+    if not CHROMIUM.exists():
+        return "Debian chromium is not installed (apt-get install chromium)"
+    return None
+
+
+def turn_settings() -> TurnSettings:
+    """Design C with one uplink: coturn on the box's LAN address, the router's public address."""
+    return TurnSettings(
+        enabled=True, secret=SECRET, realm=REALM, lan_address=BOX, port=TURN_PORT,
+        uplinks=(TurnUplink(public_host=WAN_PUBLIC, public_address=WAN_PUBLIC, lan_address=BOX),),
+    )
+
+
+@dataclass
+class CallLab:
+    """The running lab: namespaces by host name, the box's two sites, coturn, a scratch dir."""
+
+    netns: dict[str, str]
+    box: RunningBox
+    coturn: Coturn
+    directory: Path
+
+    def chromium(self, host: str) -> Path:
+        """An executable that starts Debian Chromium inside ``host``'s namespace."""
+        wrapper = self.directory / f"chromium-{host}"
+        wrapper.write_text(
+            f'#!/bin/sh\nexec ip netns exec {self.netns[host]} {CHROMIUM} "$@"\n', "utf-8")
+        wrapper.chmod(0o755)
+        return wrapper
+
+    def launch_options(self, host: str) -> dict[str, Any]:
+        """Playwright ``launch()`` arguments for a Chromium in ``host``'s namespace.
+
+        The sites are plain http on non-loopback addresses, which is no secure context: the
+        flag makes Chromium treat exactly the lab's two origins as secure (getUserMedia).
+        """
+        return {
+            "executable_path": str(self.chromium(host)), "headless": True,
+            "args": [*CHROMIUM_FLAGS,
+                     f"--unsafely-treat-insecure-origin-as-secure={STAFF_URL},{PUBLIC_URL}"],
+        }
+
+    def cut_patient_uplink(self) -> None:
+        """From now on, nothing passes between the internet (the patient) and the practice."""
+        run_in(self.netns["router"], "nft", "-f", "-", stdin=UPLINK_CUT)
+
+    def restore_patient_uplink(self) -> int:
+        """The line is back; returns how many packets the cut dropped."""
+        counters = run_in(self.netns["router"], "nft", "list", "table", "inet", "sz_uplink_cut")
+        run_in(self.netns["router"], "nft", "delete", "table", "inet", "sz_uplink_cut")
+        return sum(int(line.split("packets", 1)[1].split()[0])
+                   for line in counters.splitlines() if "counter packets" in line)
+
+
+def _listening(pid: int, address: str, port: int) -> bool:
+    """Whether the process's namespace has a TCP socket listening on ``address:port``."""
+    wanted = "".join(f"{int(part):02X}" for part in reversed(address.split("."))) + f":{port:04X}"
+    try:
+        lines = Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return False
+    return any(line.split()[1] == wanted and line.split()[3] == "0A" for line in lines)
+
+
+@contextmanager
+def _running_box(netns: str, directory: Path, settings: TurnSettings) -> Iterator[RunningBox]:
+    """``python -m appliance serve`` in the box namespace with a fresh vault and TURN on."""
+    uplink = settings.uplinks[0]
+    config = directory / "sprechzimmer.toml"
+    config.write_text(
+        "[web]\n"
+        f'staff_host = "{BOX}"\n'
+        f"staff_port = {STAFF_PORT}\n"
+        f'public_host = "{BOX}"\n'
+        f"public_port = {PUBLIC_PORT}\n"
+        f'public_urls = ["{PUBLIC_URL}"]\n'
+        "[vault]\n"
+        f'path = "{directory / "vault"}"\n'
+        "[turn]\n"
+        "enabled = true\n"
+        f'secret = "{settings.secret}"\n'
+        f'realm = "{settings.realm}"\n'
+        f'lan_address = "{settings.lan_address}"\n'
+        f"port = {settings.port}\n"
+        "[[turn.uplinks]]\n"
+        f'public_host = "{uplink.public_host}"\n'
+        f'public_address = "{uplink.public_address}"\n'
+        f'lan_address = "{uplink.lan_address}"\n',
+        "utf-8",
+    )
+    log = directory / "box.log"
+    running = RunningBox(STAFF_URL, PUBLIC_URL, log)
+    with log.open("wb") as out:
+        # ip netns exec execs the command: the pid is the box's own
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", netns, sys.executable, "-m", "appliance", "--config",
+             str(config), "serve"],
+            stdout=out, stderr=subprocess.STDOUT, cwd=directory,
+        )
+        try:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while not (_listening(process.pid, BOX, STAFF_PORT)
+                       and _listening(process.pid, BOX, PUBLIC_PORT)):
+                if process.poll() is not None:
+                    raise RuntimeError(f"the box exited with {process.returncode}:\n"
+                                       f"{running.log_text()}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the box did not listen within {START_TIMEOUT_S} s:\n"
+                                       f"{running.log_text()}")
+                time.sleep(0.1)
+            yield running
+        finally:
+            process.terminate()
+            try:
+                process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(STOP_TIMEOUT_S)
+
+
+@contextmanager
+def call_lab(directory: Path, *, restrict_patient: bool) -> Iterator[CallLab]:
+    """TURN.md's topology with coturn (design C) and the box running; the patient's network
+    restricted to the web page and TURN when ``restrict_patient``. Removed afterwards."""
+    settings = turn_settings()
+    with ExitStack() as stack:
+        netns = stack.enter_context(practice_lan())
+        # the router forwards the public site to the box, as ROUTER_NFT does for UDP 3478
+        run_in(netns["router"], "nft", "add", "rule", "ip", "nat", "prerouting",
+               "iifname", "wan", "tcp", "dport", str(PUBLIC_PORT), "dnat", "to", BOX)
+        run_in(netns["box"], "nft", "-f", "-", stdin=nft_rules(settings))
+        turn_dir = directory / "coturn"
+        turn_dir.mkdir()
+        coturn = stack.enter_context(running_coturn(settings, turn_dir, netns=netns["box"]))
+        box_dir = directory / "box"
+        box_dir.mkdir()
+        box = stack.enter_context(_running_box(netns["box"], box_dir, settings))
+        if restrict_patient:
+            run_in(netns["inet"], "nft", "-f", "-", stdin=PATIENT_FIREWALL)
+        yield CallLab(netns=netns, box=box, coturn=coturn, directory=directory)
+
+
+# --- the test's API calls, sent from a page inside the namespaces ------------------------------
+
+_FETCH = """async ([method, url, body, headers]) => {
+  const init = {method, headers: {...headers}, credentials: 'same-origin'};
+  if (body !== null) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  const answer = await fetch(url, init);
+  return {status: answer.status, ok: answer.ok, text: await answer.text()};
+}"""
+
+
+@dataclass
+class PageAnswer:
+    """What ``fetch()`` got, shaped like the parts of Playwright's APIResponse the tests use."""
+
+    status: int
+    ok: bool
+    body: str
+
+    async def text(self) -> str:
+        return self.body
+
+    async def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class PageApi:
+    """``get``/``post`` like Playwright's APIRequestContext, but as ``fetch()`` from ``page``
+    (same origin, its cookies): the page is inside a namespace, the Playwright driver is not."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+
+    async def _fetch(self, method: str, url: str, data: Any, headers: dict[str, str] | None
+                     ) -> PageAnswer:
+        answer = await self.page.evaluate(_FETCH, [method, url, data, headers or {}])
+        return PageAnswer(status=answer["status"], ok=answer["ok"], body=answer["text"])
+
+    async def get(self, url: str, *, headers: dict[str, str] | None = None,
+                  **_: Any) -> PageAnswer:
+        return await self._fetch("GET", url, None, headers)
+
+    async def post(self, url: str, *, data: Any = None, headers: dict[str, str] | None = None,
+                   **_: Any) -> PageAnswer:
+        return await self._fetch("POST", url, data, headers)
+
+
+class PageContext:
+    """Stands in for a BrowserContext where helpers only use ``context.request``."""
+
+    def __init__(self, page: Any) -> None:
+        self.request = PageApi(page)
