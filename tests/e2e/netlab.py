@@ -31,7 +31,7 @@ from typing import Any
 
 from appliance.config import TurnSettings, TurnUplink
 from appliance.rtc.turn import nft_rules
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_FLAGS, STOP_TIMEOUT_S, RunningBox
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_FLAGS, STOP_TIMEOUT_S
 from tests.rtc.turn_fixtures import (
     BOX,
     REALM,
@@ -105,12 +105,25 @@ def turn_settings() -> TurnSettings:
     )
 
 
+@dataclass(frozen=True)
+class LabBox:
+    """The box in the lab: what ``test_call``'s helpers need of conftest's ``RunningBox``."""
+
+    staff_url: str
+    public_url: str
+    log: Path
+
+    def log_text(self) -> str:
+        """What the box printed so far (for failure messages)."""
+        return self.log.read_text("utf-8", errors="replace") if self.log.exists() else ""
+
+
 @dataclass
 class CallLab:
     """The running lab: namespaces by host name, the box's two sites, coturn, a scratch dir."""
 
     netns: dict[str, str]
-    box: RunningBox
+    box: LabBox
     coturn: Coturn
     directory: Path
 
@@ -157,7 +170,7 @@ def _listening(pid: int, address: str, port: int) -> bool:
 
 
 @contextmanager
-def _running_box(netns: str, directory: Path, settings: TurnSettings) -> Iterator[RunningBox]:
+def _running_box(netns: str, directory: Path, settings: TurnSettings) -> Iterator[LabBox]:
     """``python -m appliance serve`` in the box namespace with a fresh vault and TURN on."""
     uplink = settings.uplinks[0]
     config = directory / "sprechzimmer.toml"
@@ -183,7 +196,7 @@ def _running_box(netns: str, directory: Path, settings: TurnSettings) -> Iterato
         "utf-8",
     )
     log = directory / "box.log"
-    running = RunningBox(STAFF_URL, PUBLIC_URL, log)
+    running = LabBox(STAFF_URL, PUBLIC_URL, log)
     with log.open("wb") as out:
         # ip netns exec execs the command: the pid is the box's own
         process = subprocess.Popen(

@@ -67,6 +67,15 @@ SELECTED_PAIRS = """async () => {
   return pairs;
 }"""
 
+#: the page's signaling sockets, marked so that a new one can be told from the old one
+MARK_SOCKETS = """() => {
+  const links = window.__sz.signaling.links;
+  for (const link of links) if (link.socket) link.socket.szBeforeCut = true;
+  return links.filter((link) => link.socket && link.ready).length;
+}"""
+SOCKETS_REPLACED = """() => window.__sz.signaling.links.every(
+  (link) => link.socket && link.ready && !link.socket.szBeforeCut)"""
+
 
 def _pair(pairs: list[dict[str, str]]) -> str:
     return ", ".join(f"{p['local']} {p['localAddress']} ↔ {p['remote']} {p['remoteAddress']}"
@@ -217,6 +226,7 @@ async def test_call_recovers_after_patient_path_is_cut(
         old_ids = {cid for cid, _ in await doctor.evaluate(CONNECTION_IDS)}
         assert old_ids, "no connection before the cut"
 
+        assert await visit.evaluate(MARK_SOCKETS) > 0
         lab.cut_patient_uplink()
         try:
             await doctor.wait_for_timeout(4000)
@@ -239,6 +249,8 @@ async def test_call_recovers_after_patient_path_is_cut(
         for page in (doctor, visit):
             ids = await page.evaluate(CONNECTION_IDS)
             assert len(ids) == 1 and ids[0][0] > max(old_ids), ids
+        # the patient's page gave up its silent socket (heartbeat) and signals over a new one
+        await _until(visit, SOCKETS_REPLACED, timeout_s=10)
         after = await _until(doctor, SELECTED_PAIRS)
         await expect(visit.get_by_test_id("call-status")).to_contain_text(
             f"Verbunden mit {DOCTOR[1]}")
