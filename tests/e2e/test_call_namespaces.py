@@ -215,7 +215,8 @@ async def test_call_recovers_after_patient_path_is_cut(
     (the patient) and the practice for 4 s — media and both signaling sockets die without a
     word. The doctor's media watchdog builds a new RTCPeerConnection (a higher connection id),
     the patient's signaling finds its dead socket by heartbeat and reconnects, the offer arrives
-    by replay, and both sides decode video again on the new connection.
+    by replay, and both sides decode video again on the new connection. Once with the direct
+    path (through the practice's NAT), once with the patient relay-only as in the first test.
     """
     lab = any_lab
     errors: list[str] = []
@@ -223,6 +224,8 @@ async def test_call_recovers_after_patient_path_is_cut(
     try:
         doctor, visit = await _into_call(lab, doctor_browser, patient_browser, errors)
         before = await _until(doctor, SELECTED_PAIRS)
+        relayed = [p["remote"] == "relay" for p in before]
+        assert relayed == [lab.patient_restricted], before  # the path this variant is about
         old_ids = {cid for cid, _ in await doctor.evaluate(CONNECTION_IDS)}
         assert old_ids, "no connection before the cut"
 
