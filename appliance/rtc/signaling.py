@@ -248,6 +248,26 @@ class SignalingHub:
                 elif participant.ack_due:
                     self._flush_ack(participant)
 
+    def keep_places(self, room_id: str, members: list[Member]) -> None:
+        """Give a running call's members their places, away for now, if the room is unknown.
+
+        After a restart of the process the hub knows no room, yet the call goes on peer to peer.
+        Whoever re-attaches first must see the others as away (in their grace period), not as
+        gone: a page drops its peer connection to someone who left the room.
+        """
+        if room_id in self._rooms or not members:
+            return
+        room = _Room(room_id)
+        now = self._clock()
+        for member in members:
+            participant = _Participant(room, self._new_id(room, member.key), member)
+            participant.admitted = member.admitted or member.role == DOCTOR
+            participant.absent_since = now
+            room.participants[member.key] = participant
+            room.by_id[participant.id] = participant
+        self._rooms[room_id] = room
+        _LOGGER.info("room %s taken up again with %d places", room_id, len(members))
+
     def push_restart(self, room_id: str, reason: str) -> int:
         """Ask everyone in the call in ``room_id`` to build a new peer connection; how many."""
         room = self._rooms.get(room_id)

@@ -18,9 +18,15 @@ from typing import Any, Final
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from appliance.errors import AppointmentClosed, Conflict, CsrfFailed, PermissionDenied
-from appliance.practice.appointments import STATE_WORDS
-from appliance.practice.models import AppointmentState, Role
+from appliance.errors import (
+    AppointmentClosed,
+    Conflict,
+    CsrfFailed,
+    NotFound,
+    PermissionDenied,
+)
+from appliance.practice.appointments import STATE_WORDS, Visitor
+from appliance.practice.models import Appointment, AppointmentState, Role, StaffMember
 from appliance.practice.services import PracticeServices
 from appliance.rtc.messages import MAX_FRAME_BYTES
 from appliance.rtc.signaling import IceServersFn, Member, SignalingHub
@@ -109,9 +115,12 @@ class _Connection:
             await self._task
 
 
-async def serve_socket(request: web.Request, room_id: str, member: Member) -> web.WebSocketResponse:
-    """Upgrade ``request`` and connect it to the hub as ``member`` of ``room_id`` till it ends."""
+async def serve_socket(request: web.Request, appointment: Appointment,
+                       member: Member) -> web.WebSocketResponse:
+    """Upgrade ``request`` and connect it to the hub as ``member`` of the call till it ends."""
     hub = request.app[HUB]
+    room_id = appointment.id
+    hub.keep_places(room_id, _members_of_call(request.app[SERVICES], appointment))
     ws = web.WebSocketResponse(heartbeat=None, max_msg_size=MAX_FRAME_BYTES)
     await ws.prepare(request)
     connection = _Connection(ws, request.transport)
@@ -153,10 +162,7 @@ def staff_endpoint(
             raise PermissionDenied()
         if appointment.state in CLOSED_FOR_DOCTOR:
             raise AppointmentClosed()
-        member = Member(key=f"doctor:{staff_member.username}", role="doctor",
-                        name=staff_member.display_name, username=staff_member.username,
-                        admitted=True)
-        return await serve_socket(request, appointment.id, member)
+        return await serve_socket(request, appointment, _doctor(staff_member))
 
     return Endpoint(method="GET", path=STAFF_PATH, handler=_appointment_signal, access="doctor",
                     status=101, content_type="application/websocket",
@@ -176,11 +182,36 @@ async def _patient_signal(request: web.Request) -> web.StreamResponse:
         if state is AppointmentState.SCHEDULED:
             raise Conflict(detail=f"der Termin ist {STATE_WORDS[state]}")
         raise AppointmentClosed()
-    # the name is shown to everyone in the call (O2); someone the doctor let into the running
-    # call is in at once (a reload, a return after the grace period or a restart of the box)
-    member = Member(key=visitor.key, role="patient" if visitor.guest is None else "guest",
-                    name=visitor.name or "", admitted=visitor.in_call)
-    return await serve_socket(request, visitor.appointment.id, member)
+    return await serve_socket(request, visitor.appointment, _visitor(visitor))
+
+
+# --- who is who in the hub ----------------------------------------------------------------------
+
+
+def _doctor(staff_member: StaffMember) -> Member:
+    return Member(key=f"doctor:{staff_member.username}", role="doctor",
+                  name=staff_member.display_name, username=staff_member.username, admitted=True)
+
+
+def _visitor(visitor: Visitor) -> Member:
+    """The patient or a guest; the name is shown to everyone in the call (O2). Someone the doctor
+    let into the running call is in at once (a reload, a return after the grace period or a
+    restart of the box)."""
+    return Member(key=visitor.key, role="patient" if visitor.guest is None else "guest",
+                  name=visitor.name or "", admitted=visitor.in_call)
+
+
+def _members_of_call(services: PracticeServices, appointment: Appointment) -> list[Member]:
+    """Everyone the doctor let into ``appointment``'s running call (none if it is not running)."""
+    if appointment.state is not AppointmentState.IN_CALL:
+        return []
+    try:
+        doctor = services.staff.get(appointment.doctor)
+    except NotFound:
+        return []
+    visitors = [Visitor(appointment=appointment),
+                *(Visitor(appointment=appointment, guest=g) for g in appointment.guests)]
+    return [_doctor(doctor), *(_visitor(v) for v in visitors if v.in_call)]
 
 
 # --- wiring -------------------------------------------------------------------------------------

@@ -33,17 +33,46 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@dataclass(frozen=True)
+@dataclass
 class RunningBox:
-    """A box started with ``sprechzimmer serve``: where its two sites listen."""
+    """A box started with ``sprechzimmer serve``: where its two sites listen; kill and start it."""
 
     staff_url: str
     public_url: str
     log: Path
+    config: Path
+    process: subprocess.Popen[bytes] | None = None
 
     def log_text(self) -> str:
         """What the box printed so far (for failure messages)."""
         return self.log.read_text("utf-8", errors="replace") if self.log.exists() else ""
+
+    def start(self) -> None:
+        """Start the process (again: same settings, same files) and wait until it answers."""
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "appliance", "--config", str(self.config), "serve"],
+                stdout=out, stderr=subprocess.STDOUT, cwd=self.config.parent,
+            )
+        _wait_until_up(self.process, self)
+
+    def kill(self) -> None:
+        """SIGKILL: the process ends without any cleanup (a crash, the OOM killer)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(STOP_TIMEOUT_S)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it does not end in time."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(STOP_TIMEOUT_S)
 
 
 @pytest.fixture
@@ -65,23 +94,13 @@ def box(tmp_path: Path) -> Iterator[RunningBox]:
         f'path = "{tmp_path / "vault"}"\n',
         "utf-8",
     )
-    log = tmp_path / "box.log"
-    running = RunningBox(f"http://127.0.0.1:{staff_port}", public_url, log)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "appliance", "--config", str(config), "serve"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
-        )
-        try:
-            _wait_until_up(process, running)
-            yield running
-        finally:
-            process.terminate()
-            try:
-                process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(STOP_TIMEOUT_S)
+    running = RunningBox(f"http://127.0.0.1:{staff_port}", public_url, tmp_path / "box.log",
+                         config)
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
 
 
 def _wait_until_up(process: subprocess.Popen[bytes], running: RunningBox) -> None:

@@ -399,14 +399,11 @@ async def test_call_survives_lost_signaling_and_rebuilds_media(box: RunningBox, 
     # 3. the media path dies without a word (here: the patient's connection is gone): the
     #    doctor's watchdog sees no packets for ~1 s and builds connection + 1; the patient follows
     old_ids = {cid for cid, _ in await doctor.evaluate(CONNECTION_IDS)}
-    cut = time.monotonic()
     await visit.evaluate("[...window.__sz.call.peers.values()][0].current.pc.close()")
     await _until(doctor, f"""() => [...window.__sz.call.peers.values()].some(
         (p) => p.current && p.current.id > {max(old_ids)}
                && p.current.pc.connectionState === 'connected')""")
     await _until_frames(visit, 0)
-    recovered_s = time.monotonic() - cut
-    assert recovered_s < 5, recovered_s  # UPLINKS.md: ~1.3 s in the lab
     await _until_frames(doctor, await _frames(doctor))
 
     # 4. the patient reloads the page mid-call: straight back into the call, video both ways
@@ -415,6 +412,46 @@ async def test_call_survives_lost_signaling_and_rebuilds_media(box: RunningBox, 
     await _until_frames(visit, 0)
     await _until_frames(doctor, await _frames(doctor))
     assert not errors, errors
+    await patient_context.close()
+    await staff.close()
+
+
+async def test_call_goes_on_while_the_box_process_restarts(box: RunningBox, browser) -> None:  # noqa: ANN001
+    """Issue 3 (restart), R4: the box's process is killed mid-call (SIGKILL, no cleanup) and
+    started again. Media keeps flowing peer-to-peer on the same RTCPeerConnection all along;
+    both pages re-attach to the new process's signaling as the same participants — the
+    doctor's session cookie reopens the vault, no password typed — and the doctor can still
+    end the call (O3): the patient sees the end screen."""
+    errors: list[str] = []
+    staff, patient_context, doctor, visit, _ = await _into_call(box, browser, errors, check=False)
+    me = "window.__sz.signaling.participant.id"
+    before = {"doctor": (await doctor.evaluate(me), await doctor.evaluate(CONNECTION_IDS)),
+              "visit": (await visit.evaluate(me), await visit.evaluate(CONNECTION_IDS))}
+
+    box.kill()
+    await _until(visit, "window.__sz.signaling.connected === 0", timeout_s=10)
+    await _until(doctor, "window.__sz.signaling.connected === 0", timeout_s=10)
+    await _until_frames(visit, await _frames(visit))  # the box is gone, the call is not
+    await _until_frames(doctor, await _frames(doctor))
+
+    box.start()
+    await _until(doctor, "window.__sz.signaling.connected >= 1", timeout_s=20)
+    await _until(visit, "window.__sz.signaling.connected >= 1", timeout_s=20)
+    await _until(doctor, """() => window.__sz.call.state === 'in_call' && window.__sz.call.others
+        .some((p) => p.role === 'patient' && p.present && p.admitted)""")
+    after = {"doctor": (await doctor.evaluate(me), await doctor.evaluate(CONNECTION_IDS)),
+             "visit": (await visit.evaluate(me), await visit.evaluate(CONNECTION_IDS))}
+    assert after == before  # same participants, same connection, still connected
+    await _until_frames(visit, await _frames(visit))
+    await _until_frames(doctor, await _frames(doctor))
+    await expect(visit.get_by_test_id("call-view")).to_be_visible()
+
+    await doctor.get_by_test_id("end-call").click()
+    await doctor.get_by_test_id("confirm-yes").click()
+    await expect(doctor.get_by_test_id("call-ended")).to_be_visible()
+    await expect(visit.get_by_role("heading", name="Der Termin ist beendet")).to_be_visible()
+    # the sockets to the killed process could not connect for a while: that is all it logged
+    assert [e for e in errors if not e.startswith("WebSocket connection to")] == [], errors
     await patient_context.close()
     await staff.close()
 

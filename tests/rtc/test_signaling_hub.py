@@ -599,3 +599,40 @@ def test_close_all_closes_every_socket(hub: SignalingHub) -> None:
     hub.open(ROOM, PATIENT, loose.send, loose.close)
     hub.close_all()
     assert dsock.closed and psock.closed and loose.closed and hub.room_ids() == []
+
+
+# --- a restart of the process -------------------------------------------------------------------
+
+
+async def test_a_new_hub_keeps_the_places_of_a_running_call(clock: FakeClock,
+                                                            domain: Domain) -> None:
+    """Issue 3 (restart): a hub started anew gives everyone the id they had; a running call's
+    members get their places back as away, so whoever re-attaches first sees the others away
+    (their page keeps its peer connection), not gone; places not taken up end with the grace."""
+    old = SignalingHub(on_admit=domain.on_admit, clock=clock)
+    _, _, patient, _ = call(old)
+    doctor_id = Page(old, DOCTOR).connect().of("welcome")[0]["participant"]["id"]
+    patient_id = patient.id
+
+    hub = SignalingHub(on_admit=domain.on_admit, clock=clock)
+    hub.keep_places(ROOM, [DOCTOR, Member(key="patient", role="patient",
+                                          name="Erika Mustermann", admitted=True)])
+    returning = Page(hub, Member(key="patient", role="patient", name="Erika Mustermann",
+                                 admitted=True))
+    sock = returning.connect()
+    assert returning.id == patient_id
+    room = sock.last("room")
+    assert room["state"] == "in_call"
+    assert {"id": doctor_id, "role": "doctor", "name": "Dr. Maria Müller", "present": False,
+            "admitted": True} in room["participants"]
+    hub.keep_places(ROOM, [])  # a room that exists is left alone
+    hub.keep_places(ROOM, [DOCTOR])
+    assert len(hub.participants(ROOM)) == 2
+    assert len(domain.admitted) == 1  # nobody was admitted anew
+    for _ in range(int(GRACE_S) + 1):
+        returning.ping(sock)
+        await tick(hub, clock, 1)
+    assert [p.role for p in hub.participants(ROOM)] == ["patient"]
+    assert sock.last("room")["participants"] == [
+        {"id": patient_id, "role": "patient", "name": "Erika Mustermann", "present": True,
+         "admitted": True}]
