@@ -72,19 +72,27 @@ SIGNAL_PREFIX: Final = '{"v":1,"type":"signal"'
 
 
 def _hub_app() -> web.Application:
+    from types import SimpleNamespace
+
+    from appliance.practice.models import AppointmentState
     from appliance.rtc.signaling import Member, SignalingHub
-    from appliance.web.context import HUB
+    from appliance.web.context import HUB, SERVICES
     from appliance.web.sockets import TICK_S, serve_socket, setup_public_signaling
 
     host = web.Application()
     host[HUB] = SignalingHub()
     app = web.Application()
     setup_public_signaling(app, host)  # the adapter's state, as on the public site
+    # no vault: a waiting appointment has no running call whose places the adapter would take
+    # up again, so the services are never asked
+    app[SERVICES] = None  # type: ignore[assignment]
 
     async def signal(request: web.Request) -> web.StreamResponse:
         role = request.match_info["role"]
         member = Member(key=role, role=role, name=role, username="bench", admitted=True)
-        return await serve_socket(request, request.match_info["room"], member)
+        appointment = SimpleNamespace(id=request.match_info["room"],
+                                      state=AppointmentState.WAITING)
+        return await serve_socket(request, appointment, member)  # type: ignore[arg-type]
 
     async def tick(app: web.Application) -> AsyncIterator[None]:
         async def loop() -> None:
