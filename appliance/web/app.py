@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Final
 
 from aiohttp import web
+from yarl import URL
 
 from appliance.config import Settings
 from appliance.i18n import LANGUAGES, catalog
@@ -30,7 +31,13 @@ from appliance.web.context import (
 )
 from appliance.web.device_check import ECHO, PAGE_ICE, setup_device_check
 from appliance.web.events import EventHub
-from appliance.web.security import RateLimiter, setup_security, staff_host_middleware
+from appliance.web.public import public_origins
+from appliance.web.security import (
+    RateLimiter,
+    content_security_policy,
+    setup_security,
+    staff_host_middleware,
+)
 from appliance.web.sessions import (
     PATIENT_COOKIE,
     STAFF_COOKIE,
@@ -158,8 +165,21 @@ def build_public_app(
                        page_ice_servers=staff_app[PAGE_ICE])
     for folder in PUBLIC_STATIC_DIRS:
         app.router.add_static(f"/static/{folder}/", STATIC / folder, follow_symlinks=False)
+    app.on_response_prepare.append(_allow_sockets_to_other_hosts)
     app.on_shutdown.append(_close_events)
     return app
+
+
+async def _allow_sockets_to_other_hosts(request: web.Request,
+                                        response: web.StreamResponse) -> None:
+    """The patient's page keeps a signaling socket to every public host of the practice (one
+    per uplink): its CSP allows exactly those, nothing else of another origin."""
+    here = f"{request.scheme}://{request.host}"
+    others = [origin for origin in public_origins(request.app[SERVICES]) if origin != here]
+    if others:
+        sockets = tuple(str(URL(origin).with_scheme(
+            "wss" if origin.startswith("https:") else "ws")) for origin in others)
+        response.headers["Content-Security-Policy"] = content_security_policy(sockets)
 
 
 async def _close_events(app: web.Application) -> None:

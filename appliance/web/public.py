@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from yarl import URL
 
 from appliance.errors import (
     CsrfFailed,
@@ -20,7 +22,7 @@ from appliance.practice.services import PracticeServices
 from appliance.web.api import Endpoint, read_body
 from appliance.web.context import CODE_LIMIT, EVENTS, PATIENT_SESSIONS, PUBLIC_LIMIT, SERVICES
 from appliance.web.events import stream_events
-from appliance.web.schema import boolean, obj, string
+from appliance.web.schema import array, boolean, obj, string
 from appliance.web.security import check_same_origin, client_address
 from appliance.web.sessions import PatientSession
 
@@ -37,6 +39,8 @@ INFO = obj({
     "state": string(nullable=True), "verified": boolean(), "guest": boolean(),
 }, required=("online", "verified"))
 STATE = obj({"state": string(), "name": string(nullable=True)}, required=("state",))
+SIGNALING = obj({"origins": array(string()), "ticket": string()},
+                required=("origins", "ticket"))
 
 
 def _services(request: web.Request) -> PracticeServices:
@@ -51,10 +55,32 @@ def _patient_state(visitor: Visitor) -> dict[str, Any]:
     return {"state": visitor.state.value, "name": visitor.name}
 
 
-def _verified(request: web.Request) -> tuple[PatientSession, Visitor]:
-    """The session for this very link, and whose link it is (patient or guest, still valid)."""
+def public_origins(services: PracticeServices) -> tuple[str, ...]:
+    """The practice's public sites (one per uplink) as origins, the patient links' first."""
+    if services.vault.sealed:
+        return ()
+    profile = services.office.profile()
+    origins: list[str] = []
+    for url in profile.public_urls if profile else ():
+        origin = str(URL(url).origin())
+        if origin not in origins:
+            origins.append(origin)
+    return tuple(origins)
+
+
+def _verified(request: web.Request, *, ticket: str | None = None,
+              ) -> tuple[PatientSession, Visitor]:
+    """The session for this very link, and whose link it is (patient or guest, still valid).
+
+    The session is the cookie's; on another public host (no cookie there) the signaling socket
+    shows its session's ``ticket`` instead.
+    """
     token = request.match_info["token"]
-    session = request.app[PATIENT_SESSIONS].get(request)
+    sessions = request.app[PATIENT_SESSIONS]
+    session = sessions.get(request)
+    if session is None and ticket:
+        session = sessions.find(lambda s: s.token == token and hmac.compare_digest(
+            s.ticket.encode(), ticket.encode()))
     services = _services(request)
     if services.vault.sealed:
         raise PracticeOffline()
@@ -127,6 +153,15 @@ async def _check_in(request: web.Request) -> web.Response:
     return web.json_response(_patient_state(visitor))
 
 
+async def _signaling(request: web.Request) -> web.Response:
+    """Where this page keeps its signaling sockets: every public host, and the ticket for the
+    hosts that do not see this host's cookie."""
+    _limit(request)
+    session, _ = _verified(request)
+    return web.json_response({"origins": list(public_origins(_services(request))),
+                              "ticket": session.ticket})
+
+
 async def _state(request: web.Request) -> web.Response:
     _limit(request)
     _, visitor = _verified(request)
@@ -189,6 +224,10 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
              response=STATE),
     Endpoint(method="GET", path="/v/{token}/state", handler=_state, access="public",
              summary="Eigener Stand im Wartezimmer", response=STATE),
+    Endpoint(method="GET", path="/v/{token}/signaling", handler=_signaling, access="public",
+             summary="Öffentliche Adressen der Praxis (eine je Internetleitung) und das "
+                     "Ticket für die Signalisierung über die anderen",
+             response=SIGNALING),
     Endpoint(method="POST", path="/v/{token}/leave", handler=_leave, access="public",
              summary="Wartezimmer verlassen", response=STATE),
     Endpoint(method="GET", path="/v/{token}/events", handler=_events, access="public",

@@ -18,11 +18,20 @@ _LOGGER = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-CSP: Final = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "media-src 'self' blob: mediastream:; connect-src 'self'; font-src 'self'; "
-    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
+
+
+def content_security_policy(connect_src: tuple[str, ...] = ()) -> str:
+    """The pages' CSP: nothing from other origins, except sockets to ``connect_src`` (the
+    practice's other public hosts, for the patient's signaling over every uplink)."""
+    connect = " ".join(("'self'", *connect_src))
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        f"media-src 'self' blob: mediastream:; connect-src {connect}; font-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+CSP: Final = content_security_policy()
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": CSP,
     "X-Frame-Options": "DENY",

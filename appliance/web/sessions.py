@@ -46,6 +46,9 @@ class PatientSession:
     code: str
     #: the guest whose link this is; None for the patient's own link
     guest_id: str | None = None
+    #: opens this link's signaling socket on the practice's other public hosts (one per uplink),
+    #: where the cookie of this host is not sent; good for nothing else
+    ticket: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
 
 S = TypeVar("S")
@@ -99,6 +102,16 @@ class SessionStore(Generic[S]):
             return None
         entry.seen = now
         return entry.value
+
+    def find(self, predicate: Callable[[S], bool]) -> S | None:
+        """The first valid session whose value matches ``predicate`` (it counts as used)."""
+        self._expire()
+        now = time.monotonic()
+        for entry in self._entries.values():
+            if predicate(entry.value):
+                entry.seen = now
+                return entry.value
+        return None
 
     def drop(self, request: web.Request, response: web.StreamResponse) -> None:
         """End the session of ``request`` and clear its cookie."""

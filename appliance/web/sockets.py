@@ -32,7 +32,7 @@ from appliance.rtc.messages import MAX_FRAME_BYTES
 from appliance.rtc.signaling import IceServersFn, Member, SignalingHub
 from appliance.web.api import Endpoint
 from appliance.web.context import HUB, PUBLIC_LIMIT, SERVICES
-from appliance.web.public import _verified
+from appliance.web.public import _verified, public_origins
 from appliance.web.security import check_same_origin, client_address
 from appliance.web.sessions import StaffSession
 
@@ -49,6 +49,9 @@ CLOSE_TIMEOUT_S: Final = 1.0
 #: a patient signals while waiting and during the call, not before check-in or afterwards
 PATIENT_STATES: Final = frozenset({AppointmentState.WAITING, AppointmentState.IN_CALL})
 GUEST_KEY_PREFIX: Final = "guest:"
+#: the subprotocol a page asks for; a patient's page offers its ticket as a second one
+PROTOCOL: Final = "sz.v1"
+TICKET_PROTOCOL: Final = "sz.ticket."
 CLOSED_FOR_DOCTOR: Final = frozenset({AppointmentState.CANCELLED, AppointmentState.NO_SHOW})
 _OPEN: Final = web.AppKey("signaling_sockets", set)
 
@@ -121,7 +124,8 @@ async def serve_socket(request: web.Request, appointment: Appointment,
     hub = request.app[HUB]
     room_id = appointment.id
     hub.keep_places(room_id, _members_of_call(request.app[SERVICES], appointment))
-    ws = web.WebSocketResponse(heartbeat=None, max_msg_size=MAX_FRAME_BYTES)
+    ws = web.WebSocketResponse(heartbeat=None, max_msg_size=MAX_FRAME_BYTES,
+                               protocols=(PROTOCOL,))
     await ws.prepare(request)
     connection = _Connection(ws, request.transport)
     opened: set[_Connection] = request.app[_OPEN]
@@ -173,16 +177,28 @@ def staff_endpoint(
 
 
 async def _patient_signal(request: web.Request) -> web.StreamResponse:
-    if not check_same_origin(request):
-        raise CsrfFailed()
     request.app[PUBLIC_LIMIT].hit(client_address(request))
-    _, visitor = _verified(request)  # the verified session of this very link (R1)
+    # the verified session of this very link (R1): by cookie, or by ticket on another host
+    _, visitor = _verified(request, ticket=_ticket(request))
+    if not (check_same_origin(request)  # no cross-site WebSocket hijacking: the patient's
+            or request.headers.get("Origin") in public_origins(request.app[SERVICES])):
+        raise CsrfFailed()  # page may live on any of the practice's public hosts
     state = visitor.state  # a guest's: waiting once checked in, while the appointment is open
     if state not in PATIENT_STATES:
         if state is AppointmentState.SCHEDULED:
             raise Conflict(detail=f"der Termin ist {STATE_WORDS[state]}")
         raise AppointmentClosed()
     return await serve_socket(request, visitor.appointment, _visitor(visitor))
+
+
+def _ticket(request: web.Request) -> str | None:
+    """The session ticket a page offers as a WebSocket subprotocol (``sz.ticket.<ticket>``):
+    in a header, so that it appears in no URL and no log."""
+    offered = request.headers.get("Sec-WebSocket-Protocol", "")
+    for protocol in (p.strip() for p in offered.split(",")):
+        if protocol.startswith(TICKET_PROTOCOL):
+            return protocol.removeprefix(TICKET_PROTOCOL) or None
+    return None
 
 
 # --- who is who in the hub ----------------------------------------------------------------------

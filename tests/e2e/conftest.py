@@ -87,7 +87,7 @@ def box(tmp_path: Path) -> Iterator[RunningBox]:
         "[web]\n"
         'staff_host = "127.0.0.1"\n'
         f"staff_port = {staff_port}\n"
-        'public_host = "127.0.0.1"\n'
+        'public_host = ["127.0.0.1", "127.0.0.2"]\n'  # a second public host (uplink)
         f"public_port = {public_port}\n"
         f'public_urls = ["{public_url}"]\n'
         "[vault]\n"

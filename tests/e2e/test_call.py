@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
+import subprocess
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -61,14 +63,14 @@ CONNECTION_IDS = """() => {
 }"""
 
 
-async def _practice(staff, box: RunningBox) -> dict:  # noqa: ANN001 - a BrowserContext
+async def _practice(staff, box: RunningBox, public_urls: list[str] | None = None) -> dict:  # noqa: ANN001 - a BrowserContext
     """Set up the box through its API (test_first_day.py covers the screens): a doctor who is
     also the admin, a patient with consent, a video appointment in a few minutes."""
     api = staff.request
     answer = await api.post(f"{box.staff_url}/api/onboarding", timeout=60_000, data={
         "practice": {"name": "Hausarztpraxis am Markt", "bsnr": "123456789",
                      "street": "Marktplatz 3", "postal_code": "50667", "city": "Köln",
-                     "kv_region": "NO", "public_urls": [box.public_url]},
+                     "kv_region": "NO", "public_urls": public_urls or [box.public_url]},
         "admin": {"username": DOCTOR[0], "display_name": DOCTOR[1], "password": DOCTOR[2],
                   "is_doctor": True, "lanr": DOCTOR[3]},
     })
@@ -161,11 +163,12 @@ def _watch(page, errors: list[str]) -> None:  # noqa: ANN001 - a Playwright page
     page.on("console", lambda message: collect_console_errors(message, errors))
 
 
-async def _into_call(box: RunningBox, browser, errors: list[str], *, check: bool):  # noqa: ANN001, ANN202
+async def _into_call(box: RunningBox, browser, errors: list[str], *, check: bool,  # noqa: ANN001, ANN202
+                     public_urls: list[str] | None = None):
     """Both sides up to a running call with video decoded both ways; returns the pages."""
     expect.set_options(timeout=TIMEOUT_MS)
     staff, patient_context = await _open_contexts(browser, errors)
-    appt = await _practice(staff, box)
+    appt = await _practice(staff, box, public_urls)
 
     doctor = await staff.new_page()
     _watch(doctor, errors)
@@ -451,6 +454,58 @@ async def test_call_goes_on_while_the_box_process_restarts(box: RunningBox, brow
     await expect(doctor.get_by_test_id("call-ended")).to_be_visible()
     await expect(visit.get_by_role("heading", name="Der Termin ist beendet")).to_be_visible()
     # the sockets to the killed process could not connect for a while: that is all it logged
+    assert [e for e in errors if not e.startswith("WebSocket connection to")] == [], errors
+    await patient_context.close()
+    await staff.close()
+
+
+#: one public host's line is cut: nothing reaches it or comes back from it (no close, no reset)
+CUT_LINE = """table inet sz_cut_line {{
+  chain out {{
+    type filter hook output priority 0; policy accept;
+    ip daddr {host} tcp dport {port} drop
+    ip saddr {host} tcp sport {port} drop
+  }}
+}}
+"""
+
+
+def _nft(script: str) -> None:
+    subprocess.run(["nft", "-f", "-"], input=script, text=True, check=True, capture_output=True,
+                   timeout=10)
+
+
+@pytest.mark.skipif(shutil.which("nft") is None, reason="nftables is needed (tests/system-deps)")
+async def test_patient_keeps_a_socket_per_public_host(box: RunningBox, browser) -> None:  # noqa: ANN001
+    """UPLINKS.md, issue 3: the practice has two public hosts (one per uplink; here 127.0.0.1
+    and 127.0.0.2, the public site on both). The patient's page holds a signaling socket on each
+    — the other host gets the link's ticket, not the cookie, and the page's CSP allows exactly
+    that host. One host's line is cut silently mid-call: the heartbeat finds that socket dead,
+    the doctor's "reconnect" still reaches the patient over the other one (a new connection),
+    and when the line is back the page holds two sockets again."""
+    errors: list[str] = []
+    port = box.public_url.rsplit(":", 1)[1]
+    second = f"http://127.0.0.2:{port}"
+    staff, patient_context, doctor, visit, _ = await _into_call(
+        box, browser, errors, check=False, public_urls=[box.public_url, second])
+    await _until(visit, "window.__sz.signaling.connected === 2")
+    assert await visit.evaluate("window.__sz.signaling.urls.map((u) => new URL(u).host)") == [
+        box.public_url.removeprefix("http://"), second.removeprefix("http://")]
+
+    _nft(CUT_LINE.format(host="127.0.0.2", port=port))
+    try:
+        await _until(visit, "window.__sz.signaling.connected === 1", timeout_s=10)
+        old_ids = {cid for cid, _ in await visit.evaluate(CONNECTION_IDS)}
+        await doctor.evaluate("window.__sz.call.restartAll()")
+        await _until(visit, f"""() => [...window.__sz.call.peers.values()].some(
+            (p) => p.current && p.current.id > {max(old_ids)}
+                   && p.current.pc.connectionState === 'connected')""")
+        await _until_frames(visit, await _frames(visit))
+        await _until_frames(doctor, await _frames(doctor))
+    finally:
+        _nft("delete table inet sz_cut_line")
+    await _until(visit, "window.__sz.signaling.connected === 2", timeout_s=15)
+    # the sockets to the cut host could not connect for a while: that is all the pages logged
     assert [e for e in errors if not e.startswith("WebSocket connection to")] == [], errors
     await patient_context.close()
     await staff.close()

@@ -38,10 +38,15 @@ export function socketUrl(origin, path) {
  * `reset` (the box forgot our session, e.g. it restarted: a new one began, peers must resync).
  */
 export class Signaling extends EventTarget {
-  /** @param {string[]} urls one WebSocket URL per public origin (today one) */
-  constructor(urls, { session = newSessionId(), log = () => {} } = {}) {
+  /**
+   * @param {string[]} urls one WebSocket URL per public host of the practice (one per uplink)
+   * @param {object} options `protocols`: offered on every socket (a ticket for the hosts that do
+   *   not see this host's cookie travels as one, so it is in no URL)
+   */
+  constructor(urls, { session = newSessionId(), protocols = [], log = () => {} } = {}) {
     super();
     this.urls = urls;
+    this.protocols = protocols;
     this.session = session;
     this.log = log;
     this.participant = null;
@@ -212,7 +217,7 @@ class Link {
     clearTimeout(this.retryTimer);
     let socket;
     try {
-      socket = new WebSocket(this.url);
+      socket = this.owner.protocols.length ? new WebSocket(this.url, this.owner.protocols) : new WebSocket(this.url);
     } catch (error) {
       this.owner.log('socket', error);
       this.retry();

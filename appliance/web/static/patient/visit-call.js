@@ -1,6 +1,7 @@
 // The patient's side of the call: the device check offered in the waiting room, the signaling
 // socket (opened while waiting, so the doctor's "admit" arrives at once), and the call view.
 
+import { api } from '/static/common/api.js';
 import { t } from '/static/common/i18n.js';
 import { h } from '/static/common/dom.js';
 import { Signaling, socketUrl } from '/static/call/signaling.js';
@@ -11,21 +12,39 @@ import { renderDeviceCheck } from '/static/call/device-check.js';
 import { register } from '/static/call/debug.js';
 
 /**
- * One per page. `base` is "/v/<token>"; `origins` the public origins to keep a socket to
- * (today this page's own); `onAdmitted()` / `onEnded(reason)` / `onRefused()` tell patient.js.
+ * One per page. `base` is "/v/<token>"; `onAdmitted()` / `onEnded(reason)` / `onRefused()`
+ * tell patient.js.
  */
-export function createVisitCall({ base, origins = [location.origin], onAdmitted, onEnded, onRefused }) {
+export function createVisitCall({ base, onAdmitted, onEnded, onRefused }) {
   const media = new LocalMedia();
   let signaling = null;
   let call = null;
   let view = null;
   let check = null;
   let finished = false;
+  let connecting = null;
+  let wanted = false;
   register('media', media);
 
+  /** A socket to every public host of the practice (one per uplink: UPLINKS.md), this one first. */
   function connect() {
-    if (signaling || finished) return;
+    wanted = true;
+    if (signaling || finished) return Promise.resolve();
+    if (!connecting) connecting = open().finally(() => { connecting = null; });
+    return connecting;
+  }
+
+  async function open() {
+    let hosts = { origins: [], ticket: null };
+    try {
+      hosts = await api(`${base}/signaling`);
+    } catch {
+      // this host alone, then (the box may be restarting: the socket retries by itself)
+    }
+    if (signaling || finished || !wanted) return;
+    const origins = [location.origin, ...hosts.origins.filter((origin) => origin !== location.origin)];
     signaling = new Signaling(origins.map((origin) => socketUrl(origin, `${base}/signal`)), {
+      protocols: hosts.ticket ? ['sz.v1', `sz.ticket.${hosts.ticket}`] : ['sz.v1'],
       log: (...args) => console.debug('[signaling]', ...args), // eslint-disable-line no-console
     });
     register('signaling', signaling);
@@ -42,7 +61,9 @@ export function createVisitCall({ base, origins = [location.origin], onAdmitted,
 
   /** Out of the waiting room (the patient left it): no socket until they come back. */
   function disconnect() {
-    if (!signaling || view) return;
+    if (view) return;
+    wanted = false;
+    if (!signaling) return;
     call.close();
     signaling.close();
     call = null;
@@ -77,7 +98,8 @@ export function createVisitCall({ base, origins = [location.origin], onAdmitted,
   /** The doctor let the patient in: the call replaces the waiting room. */
   async function enter(container) {
     if (finished) return;
-    connect();
+    await connect();
+    if (finished || !call) return;
     if (check) {
       check.destroy();
       check = null;
