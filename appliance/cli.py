@@ -308,6 +308,7 @@ def _vault_status(args: argparse.Namespace, settings: Settings) -> int:
 def _as_admin(args: argparse.Namespace, settings: Settings) -> Iterator[PracticeServices]:
     """The box's services, opened by the admin named with ``--as``; closed afterwards."""
     from appliance.practice.models import Role
+    from appliance.practice.throttle import CLI_SOURCE
     from appliance.runtime import build_services
 
     if _service_status(settings) is not None:
@@ -321,7 +322,7 @@ def _as_admin(args: argparse.Namespace, settings: Settings) -> Iterator[Practice
     services = build_services(settings)
     try:
         password = _read_secret(args.as_password_file, f"Passwort von {args.actor}: ")
-        member = services.staff.login(args.actor, password, args.totp)
+        member = services.staff.login(args.actor, password, args.totp, source=CLI_SOURCE)
         if Role.ADMIN not in member.roles:
             print("sprechzimmer: nur ein Admin darf Konten ändern.", file=sys.stderr)
             raise SystemExit(EXIT_ERROR)
@@ -359,11 +360,14 @@ def _user_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _user_passwd(args: argparse.Namespace, settings: Settings) -> int:
+    from appliance.practice.throttle import CLI_SOURCE
+
     with _as_admin(args, settings) as services:
         password = _read_secret(args.password_file, f"Neues Passwort für {args.username}: ",
                                 confirm=True)
         old = args.actor_password if args.username == args.actor else None
-        services.staff.set_password(args.actor, args.username, password, old_password=old)
+        services.staff.set_password(args.actor, args.username, password, old_password=old,
+                                    source=CLI_SOURCE)
     print(f"Passwort von {args.username} gesetzt.")
     return EXIT_OK
 

@@ -13,7 +13,6 @@ from tinydb.table import Table
 
 from appliance.clock import Clock
 from appliance.errors import (
-    AccountLocked,
     AuthenticationFailed,
     Conflict,
     InvalidInput,
@@ -199,17 +198,22 @@ class StaffDirectory:
             raise Conflict(detail="dieser Arzt hat noch offene Termine")
         self._vault.remove_member(username)
         self._table().remove(Query().username == username)
-        self._throttle.succeeded(username)
+        self._throttle.forget(username)
         self._audit.record(actor, "staff.remove", username)
 
     def set_password(
-        self, actor: str, username: str, new_password: str, *, old_password: str | None = None
+        self, actor: str, username: str, new_password: str, *, old_password: str | None = None,
+        source: str,
     ) -> None:
-        """Set a password: one's own with the old one, someone else's as an admin."""
+        """Set a password: one's own with the old one, someone else's as an admin.
+
+        ``source`` is where the request comes from (client address or ``"cli"``): a wrong old
+        password counts towards the same lockout as a wrong login from there.
+        """
         if actor == username:
-            self._throttle.check(username)
+            self._throttle.check(username, source)
             if old_password is None or not self._vault.check_password(username, old_password):
-                self._fail(username)
+                self._fail(username, source)
                 raise AuthenticationFailed()
         else:
             self._require_admin(actor)
@@ -232,42 +236,35 @@ class StaffDirectory:
 
     # --- login --------------------------------------------------------------------------------
 
-    def login(self, username: str, password: str, totp_code: str | None = None) -> StaffMember:
-        """Check a login; while the vault is sealed, these credentials unseal it."""
+    def login(self, username: str, password: str, totp_code: str | None = None, *,
+              source: str) -> StaffMember:
+        """Check a login; while the vault is sealed, these credentials unseal it.
+
+        ``source`` is where the login comes from (the client address, or ``"cli"``): failures
+        lock the name from that source, and many from anywhere lock it everywhere.
+        """
         name = username.strip().lower()[:64]
-        self._throttle.check(name)
+        self._throttle.check(name, source)
         unsealed_here = False
         if self._vault.sealed:
             try:
                 self._vault.unseal(name, password)
             except WrongCredentials:
-                self._fail(name)
+                self._fail(name, source)
                 raise AuthenticationFailed() from None
             unsealed_here = True
             _LOGGER.info("vault unsealed by a staff login")
         elif not self._vault.check_password(name, password):
-            self._fail(name, audit=True)
+            self._fail(name, source, audit=True)
             raise AuthenticationFailed()
         doc = self._find(name)
         if doc is None:  # a vault member without an account: no way in
-            self._fail(name, audit=True, reseal=unsealed_here)
+            self._fail(name, source, audit=True, reseal=unsealed_here)
             raise AuthenticationFailed()
         member = StaffMember.from_dict(doc)
         if member.totp_enabled:
-            if not totp_code:
-                if unsealed_here:
-                    self._vault.seal()
-                raise TotpRequired()
-            step = totp.matching_step(doc["totp_secret"], totp_code, self._clock.now())
-            last = doc.get("totp_last_step")
-            if step is None:
-                self._fail(name, audit=True, reseal=unsealed_here)
-                raise AuthenticationFailed()
-            if last is not None and step <= last:  # a replayed code
-                self._fail(name, audit=True, reseal=unsealed_here)
-                raise TotpReused()
-            self._update_doc(name, {"totp_last_step": step})
-        self._throttle.succeeded(name)
+            self._check_totp(doc, totp_code, source, reseal=unsealed_here)
+        self._throttle.succeeded(name, source)
         self._audit.record(name, "login")
         return member
 
@@ -297,8 +294,15 @@ class StaffDirectory:
         self._audit.record(username, "staff.totp.enable", username)
         return self.get(username)
 
-    def disable_totp(self, actor: str, username: str) -> StaffMember:
-        """Switch the second factor off: one's own, or anyone's as an admin."""
+    def disable_totp(self, actor: str, username: str, *, password: str, totp_code: str | None,
+                     source: str) -> StaffMember:
+        """Switch the second factor off: one's own, or anyone's as an admin.
+
+        The actor proves it is them with their password and, while their own second factor is
+        on, a current code: an open session at an unattended PC is not enough. A wrong password
+        or code fails and counts exactly like a wrong login from ``source``.
+        """
+        self._reauthenticate(actor, password, totp_code, source)
         if actor != username:
             self._require_admin(actor)
         self.get(username)
@@ -308,6 +312,39 @@ class StaffDirectory:
         return self.get(username)
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _reauthenticate(self, actor: str, password: str, totp_code: str | None,
+                        source: str) -> None:
+        """A logged-in member confirms a sensitive change like a login, lockout included."""
+        self._throttle.check(actor, source)
+        if not self._vault.check_password(actor, password):
+            self._fail(actor, source, audit=True)
+            raise AuthenticationFailed()
+        doc = self._find(actor)
+        if doc is None:
+            self._fail(actor, source, audit=True)
+            raise AuthenticationFailed()
+        if doc.get("totp_enabled"):
+            self._check_totp(doc, totp_code, source)
+        self._throttle.succeeded(actor, source)
+
+    def _check_totp(self, doc: dict[str, Any], code: str | None, source: str, *,
+                    reseal: bool = False) -> None:
+        """The member's current second-factor code, used once; failures count like logins."""
+        name = doc["username"]
+        if not code:
+            if reseal:
+                self._vault.seal()
+            raise TotpRequired()
+        step = totp.matching_step(doc["totp_secret"], code, self._clock.now())
+        last = doc.get("totp_last_step")
+        if step is None:
+            self._fail(name, source, audit=True, reseal=reseal)
+            raise AuthenticationFailed()
+        if last is not None and step <= last:  # a replayed code
+            self._fail(name, source, audit=True, reseal=reseal)
+            raise TotpReused()
+        self._update_doc(name, {"totp_last_step": step})
 
     def _new_member(self, username: str, display_name: str, roles: Iterable[Role | str],
                     lanr: str | None, password: str) -> StaffMember:
@@ -346,15 +383,16 @@ class StaffDirectory:
         if not admins:
             raise Conflict(detail="die Praxis braucht mindestens einen Administrator")
 
-    def _fail(self, name: str, *, audit: bool = False, reseal: bool = False) -> None:
+    def _fail(self, name: str, source: str, *, audit: bool = False,
+              reseal: bool = False) -> None:
         """Count a failed login; audit it while the vault is open; re-seal if asked."""
-        locked = self._throttle.failed(name)
         if audit:
             known = self._find(name) is not None
             self._audit.record(name if known else UNKNOWN_ACTOR, "login.failed",
                                name if known else None)
-        if reseal:
+        if reseal:  # before counting: a lock raised there must not leave the vault open
             self._vault.seal()
+        locked = self._throttle.failed(name, source)
         _LOGGER.info("failed staff login%s", "; name locked" if locked else "")
         if locked:
-            raise AccountLocked(minutes=self._throttle.lockout_minutes())
+            self._throttle.check(name, source)  # raises AccountLocked with the time left

@@ -1,4 +1,15 @@
-"""Login throttling: after repeated failures an account name is locked for a while (R9)."""
+"""Login throttling: repeated failures lock a name from one source, many lock it everywhere (R9).
+
+Two limits, both in memory:
+
+- per (name, source) – a source is the client address the web layer sees (IPv6 by its /64) or
+  ``"cli"`` – 5 failures within 15 minutes lock that name *from that source* for 15 minutes.
+  Someone guessing (or mistyping) at one PC does not lock the doctor out at another.
+- per name, across all sources – 50 failures within 60 minutes lock the name everywhere for
+  60 minutes: the backstop against a guesser spread over many addresses. One source alone can
+  never reach it (at most 5 failures per 30 minutes), and while it holds, a spread guesser gets
+  at most 50 tries per name per hour.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +24,16 @@ from appliance.errors import AccountLocked
 MAX_FAILURES: Final = 5
 WINDOW: Final = timedelta(minutes=15)
 LOCKOUT: Final = timedelta(minutes=15)
-#: beyond this many tracked names, names without a recent failure are forgotten
+MAX_NAME_FAILURES: Final = 50
+NAME_WINDOW: Final = timedelta(minutes=60)
+NAME_LOCKOUT: Final = timedelta(minutes=60)
+#: the source of logins on the box's command line, which has no client address
+CLI_SOURCE: Final = "cli"
+#: beyond this many tracked keys per limit, keys without a recent failure are forgotten
 _MAX_TRACKED: Final = 10_000
+
+#: a name, or a (name, source) pair
+_Key = str | tuple[str, str]
 
 
 @dataclass
@@ -23,8 +42,55 @@ class _Record:
     locked_until: datetime | None = None
 
 
+class _Limit:
+    """Failures counted per key in a sliding window; ``max_failures`` of them lock the key."""
+
+    def __init__(self, clock: Clock, max_failures: int, window: timedelta,
+                 lockout: timedelta) -> None:
+        self._clock = clock
+        self._max_failures = max_failures
+        self._window = window
+        self.lockout = lockout
+        self.records: dict[_Key, _Record] = {}
+
+    def remaining(self, key: _Key) -> timedelta | None:
+        """How long ``key`` stays locked; ``None`` if it is not (an expired lock is dropped)."""
+        record = self.records.get(key)
+        if record is None or record.locked_until is None:
+            return None
+        remaining = record.locked_until - self._clock.now()
+        if remaining > timedelta(0):
+            return remaining
+        del self.records[key]
+        return None
+
+    def forget_stale(self, now: datetime) -> None:
+        """Drop keys with neither a running lock nor a failure inside the window."""
+        self.records = {
+            key: record
+            for key, record in self.records.items()
+            if (record.locked_until is not None and record.locked_until > now)
+            or any(now - at < self._window for at in record.failures)
+        }
+
+    def full(self, key: _Key) -> bool:
+        """Whether a new ``key`` would exceed the memory bound."""
+        return key not in self.records and len(self.records) >= _MAX_TRACKED
+
+    def count(self, key: _Key, now: datetime) -> bool:
+        """Count a failure for ``key``; ``True`` if this one locked it."""
+        record = self.records.setdefault(key, _Record())
+        record.failures = [at for at in record.failures if now - at < self._window]
+        record.failures.append(now)
+        if len(record.failures) >= self._max_failures:
+            record.failures.clear()
+            record.locked_until = now + self.lockout
+            return True
+        return False
+
+
 class LoginThrottle:
-    """Counts failed logins per name in memory; known and unknown names are treated alike."""
+    """Counts failed logins per (name, source) and per name; known and unknown names alike."""
 
     def __init__(
         self,
@@ -33,52 +99,61 @@ class LoginThrottle:
         max_failures: int = MAX_FAILURES,
         window: timedelta = WINDOW,
         lockout: timedelta = LOCKOUT,
+        max_name_failures: int = MAX_NAME_FAILURES,
+        name_window: timedelta = NAME_WINDOW,
+        name_lockout: timedelta = NAME_LOCKOUT,
     ) -> None:
         self._clock = clock
-        self._max_failures = max_failures
-        self._window = window
-        self._lockout = lockout
-        self._records: dict[str, _Record] = {}
+        self._per_source = _Limit(clock, max_failures, window, lockout)
+        self._per_name = _Limit(clock, max_name_failures, name_window, name_lockout)
 
-    def check(self, name: str) -> None:
-        """Raise ``AccountLocked`` while ``name`` is locked."""
-        record = self._records.get(name)
-        if record is None or record.locked_until is None:
-            return
-        remaining = record.locked_until - self._clock.now()
-        if remaining > timedelta(0):
-            raise AccountLocked(minutes=max(1, math.ceil(remaining.total_seconds() / 60)))
-        del self._records[name]
+    def check(self, name: str, source: str) -> None:
+        """Raise ``AccountLocked`` while ``name`` is locked from ``source`` or everywhere."""
+        remaining = [
+            left for left in (self._per_name.remaining(name),
+                              self._per_source.remaining((name, source)))
+            if left is not None
+        ]
+        if remaining:
+            raise AccountLocked(minutes=_minutes(max(remaining)))
 
-    def failed(self, name: str) -> bool:
-        """Count a failure for ``name``; ``True`` if this one locked it."""
+    def failed(self, name: str, source: str) -> bool:
+        """Count a failure for ``name`` from ``source``; ``True`` if this one locked it."""
         now = self._clock.now()
         # sweep every time: what someone typed as a user name (perhaps a password) must not
         # stay in memory longer than the window needs it
-        self._forget_stale(now)
-        if len(self._records) >= _MAX_TRACKED:
+        self._per_source.forget_stale(now)
+        self._per_name.forget_stale(now)
+        if self._per_source.full((name, source)) or self._per_name.full(name):
             raise AccountLocked(minutes=self.lockout_minutes())  # a flood of names: hold all
-        record = self._records.setdefault(name, _Record())
-        record.failures = [at for at in record.failures if now - at < self._window]
-        record.failures.append(now)
-        if len(record.failures) >= self._max_failures:
-            record.failures.clear()
-            record.locked_until = now + self._lockout
-            return True
-        return False
+        locked_here = self._per_source.count((name, source), now)
+        locked_everywhere = self._per_name.count(name, now)
+        return locked_here or locked_everywhere
 
-    def succeeded(self, name: str) -> None:
-        """Forget the failures of ``name`` after a successful login."""
-        self._records.pop(name, None)
+    def succeeded(self, name: str, source: str) -> None:
+        """Forget the failures of ``name`` from ``source`` after a successful login there.
+
+        The count across sources stays: one right password must not wipe what a guesser
+        spread over other addresses has run up.
+        """
+        self._per_source.records.pop((name, source), None)
+
+    def forget(self, name: str) -> None:
+        """Forget everything about ``name`` (its account was removed)."""
+        self._per_name.records.pop(name, None)
+        self._per_source.records = {
+            key: record for key, record in self._per_source.records.items()
+            if not (isinstance(key, tuple) and key[0] == name)
+        }
 
     def lockout_minutes(self) -> int:
-        """How long a lock lasts, in whole minutes."""
-        return math.ceil(self._lockout.total_seconds() / 60)
+        """How long a lock from one source lasts, in whole minutes."""
+        return _minutes(self._per_source.lockout)
 
-    def _forget_stale(self, now: datetime) -> None:
-        self._records = {
-            name: record
-            for name, record in self._records.items()
-            if (record.locked_until is not None and record.locked_until > now)
-            or any(now - at < self._window for at in record.failures)
-        }
+    def tracked(self) -> int:
+        """How many keys the throttle holds in memory (for tests of its bound)."""
+        return len(self._per_source.records) + len(self._per_name.records)
+
+
+def _minutes(delta: timedelta) -> int:
+    return max(1, math.ceil(delta.total_seconds() / 60))

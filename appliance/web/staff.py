@@ -81,6 +81,10 @@ MEMBER_CHANGE = obj({
     "roles": array(string(enum=ROLE_NAMES), max_items=3),
     "lanr": string(max_length=9, nullable=True),
 })
+TOTP_OFF = obj({
+    "password": string(min_length=1, max_length=1000),
+    "totp": string(max_length=10),
+}, required=("password",))
 PASSWORD_CHANGE = obj({
     "new_password": string(min_length=1, max_length=1000),
     "old_password": string(max_length=1000),
@@ -332,7 +336,7 @@ async def _login(request: web.Request) -> web.Response:
     data = await read_body(request, LOGIN)
     services = _services(request)
     member = services.staff.login(data["username"].strip().lower(), data["password"],
-                                  data.get("totp") or None)
+                                  data.get("totp") or None, source=client_address(request))
     session = StaffSession(username=member.username)
     response = web.json_response(_session_json(services, session, member))
     request.app[STAFF_SESSIONS].create(response, request, session)
@@ -464,6 +468,7 @@ async def _set_password(request: web.Request) -> web.Response:
     _services(request).staff.set_password(
         actor.username, username, data["new_password"],
         old_password=data.get("old_password") if own else None,
+        source=client_address(request),
     )
     request.app[STAFF_SESSIONS].drop_where(
         lambda s: s.username == username and s is not session
@@ -487,7 +492,14 @@ async def _confirm_totp(request: web.Request) -> web.Response:
 
 async def _disable_totp(request: web.Request) -> web.Response:
     _, actor = _authorize(request)
-    _services(request).staff.disable_totp(actor.username, actor.username)
+    # a password check like a login: the same per-address rate and lockout
+    request.app[LOGIN_LIMIT].hit(client_address(request))
+    data = await read_body(request, TOTP_OFF)
+    _services(request).staff.disable_totp(
+        actor.username, actor.username, password=data["password"],
+        totp_code=data.get("totp") or None,
+        source=client_address(request),
+    )
     return web.json_response({"ok": True})
 
 
@@ -768,8 +780,9 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
              response=obj({"secret": string(), "otpauth_uri": string()})),
     Endpoint(method="POST", path="/api/me/totp/confirm", handler=_confirm_totp,
              body=obj({"code": string()}), summary="TOTP mit einem Code bestätigen", response=OK),
-    Endpoint(method="DELETE", path="/api/me/totp", handler=_disable_totp,
-             summary="TOTP abschalten", response=OK),
+    Endpoint(method="DELETE", path="/api/me/totp", handler=_disable_totp, body=TOTP_OFF,
+             summary="TOTP abschalten: nur mit dem eigenen Passwort und einem aktuellen Code "
+                     "(Fehlversuche zählen wie bei der Anmeldung)", response=OK),
     Endpoint(method="GET", path="/api/patients", handler=_list_patients,
              summary="Patienten suchen (?q=Name)", response=array(PATIENT)),
     Endpoint(method="POST", path="/api/patients", handler=_add_patient, body=NEW_PATIENT,

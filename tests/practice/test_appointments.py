@@ -179,7 +179,7 @@ def test_token_index_survives_seal_and_unseal(
     """After seal and the next staff login, links work again (index rebuilt on unseal)."""
     first, second = make_appointment(), make_appointment()
     vault.seal()
-    staff.login("dr.weber", passwords["dr.weber"])
+    staff.login("dr.weber", passwords["dr.weber"], source="192.0.2.10")
     assert book.find_by_token(first.link_token) == first
     assert book.find_by_token(second.link_token) == second
 
@@ -198,7 +198,7 @@ def test_token_index_after_reboot(
     patients = PatientRegistry(rebooted, audit, clock)
     book = AppointmentBook(rebooted, audit, clock, staff, patients,
                            PracticeOffice(rebooted, audit))
-    staff.login("mfa.klein", passwords["mfa.klein"])
+    staff.login("mfa.klein", passwords["mfa.klein"], source="192.0.2.10")
     assert book.find_by_token(appointment.link_token) == appointment
     assert book.verify_code(appointment.link_token, appointment.access_code) == appointment
 

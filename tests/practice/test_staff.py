@@ -28,13 +28,19 @@ from appliance.practice.staff import StaffDirectory
 if TYPE_CHECKING:
     from appliance.vault import Vault
 
+#: the practice PC the tests log in from (the web layer passes the client address)
+PC = "192.0.2.10"
+#: another PC in the same practice
+OTHER_PC = "192.0.2.11"
 
-def _fail(staff: StaffDirectory, username: str, times: int) -> list[type[Exception]]:
+
+def _fail(staff: StaffDirectory, username: str, times: int,
+          source: str = PC) -> list[type[Exception]]:
     """Log in ``times`` times with a wrong password; the error classes raised."""
     raised: list[type[Exception]] = []
     for _ in range(times):
         with pytest.raises((AuthenticationFailed, AccountLocked)) as info:
-            staff.login(username, "falsches-passwort")
+            staff.login(username, "falsches-passwort", source=source)
         raised.append(type(info.value))
     return raised
 
@@ -143,12 +149,12 @@ def test_remove_rekeys_the_vault(staff: StaffDirectory, doctor: StaffMember,
     with pytest.raises(WrongCredentials):
         vault.unseal("mfa.klein", passwords["mfa.klein"])
     with pytest.raises(AuthenticationFailed):
-        staff.login("mfa.klein", passwords["mfa.klein"])
+        staff.login("mfa.klein", passwords["mfa.klein"], source=PC)
     assert vault.sealed
-    assert staff.login("dr.weber", passwords["dr.weber"]).username == "dr.weber"
+    assert staff.login("dr.weber", passwords["dr.weber"], source=PC).username == "dr.weber"
     assert not vault.sealed
     vault.seal()
-    assert staff.login("admin", passwords["admin"]).username == "admin"
+    assert staff.login("admin", passwords["admin"], source=PC).username == "admin"
 
 
 def test_remove_needs_an_admin(staff: StaffDirectory, doctor: StaffMember,
@@ -167,12 +173,12 @@ def test_change_own_password_needs_the_old_one(staff: StaffDirectory, doctor: St
                                                vault: Vault, passwords: dict[str, str]) -> None:
     """A member changing their own password must give the old one."""
     with pytest.raises(AuthenticationFailed):
-        staff.set_password("dr.weber", "dr.weber", "neues-passwort-1")
+        staff.set_password("dr.weber", "dr.weber", "neues-passwort-1", source=PC)
     with pytest.raises(AuthenticationFailed):
         staff.set_password("dr.weber", "dr.weber", "neues-passwort-1",
-                           old_password="falsches-passwort")
+                           old_password="falsches-passwort", source=PC)
     staff.set_password("dr.weber", "dr.weber", "neues-passwort-1",
-                       old_password=passwords["dr.weber"])
+                       old_password=passwords["dr.weber"], source=PC)
     assert vault.check_password("dr.weber", "neues-passwort-1")
     assert not vault.check_password("dr.weber", passwords["dr.weber"])
 
@@ -181,21 +187,21 @@ def test_admin_resets_a_password(staff: StaffDirectory, doctor: StaffMember,
                                  assistant: StaffMember, vault: Vault) -> None:
     """An admin resets someone else's password without the old one; an assistant cannot."""
     with pytest.raises(PermissionDenied):
-        staff.set_password("mfa.klein", "dr.weber", "neues-passwort-1")
+        staff.set_password("mfa.klein", "dr.weber", "neues-passwort-1", source=PC)
     with pytest.raises(InvalidInput):
-        staff.set_password("admin", "dr.weber", "kurz")
-    staff.set_password("admin", "dr.weber", "neues-passwort-1")
+        staff.set_password("admin", "dr.weber", "kurz", source=PC)
+    staff.set_password("admin", "dr.weber", "neues-passwort-1", source=PC)
     vault.seal()
-    assert staff.login("dr.weber", "neues-passwort-1").username == "dr.weber"
+    assert staff.login("dr.weber", "neues-passwort-1", source=PC).username == "dr.weber"
 
 
 def test_no_password_in_the_audit_log(staff: StaffDirectory, doctor: StaffMember,
                                       vault: Vault, passwords: dict[str, str]) -> None:
     """Every change is audited, and no password ever appears in the log."""
-    staff.set_password("admin", "dr.weber", "neues-passwort-1")
-    staff.login("dr.weber", "neues-passwort-1")
+    staff.set_password("admin", "dr.weber", "neues-passwort-1", source=PC)
+    staff.login("dr.weber", "neues-passwort-1", source=PC)
     with pytest.raises(AuthenticationFailed):
-        staff.login("dr.weber", "falsches-passwort")
+        staff.login("dr.weber", "falsches-passwort", source=PC)
     actions = [doc["action"] for doc in vault.db.table(store.AUDIT).all()]
     assert actions[-4:] == ["staff.add", "staff.password", "login", "login.failed"]
     dump = str(vault.db.table(store.AUDIT).all())
@@ -208,12 +214,12 @@ def test_no_password_in_the_audit_log(staff: StaffDirectory, doctor: StaffMember
 
 def test_login(staff: StaffDirectory, doctor: StaffMember, passwords: dict[str, str]) -> None:
     """Right password: the member; wrong password or unknown name: the same error."""
-    assert staff.login("dr.weber", passwords["dr.weber"]) == doctor
-    assert staff.login(" Dr.Weber ", passwords["dr.weber"]) == doctor
+    assert staff.login("dr.weber", passwords["dr.weber"], source=PC) == doctor
+    assert staff.login(" Dr.Weber ", passwords["dr.weber"], source=PC) == doctor
     with pytest.raises(AuthenticationFailed) as wrong:
-        staff.login("dr.weber", "falsches-passwort")
+        staff.login("dr.weber", "falsches-passwort", source=PC)
     with pytest.raises(AuthenticationFailed) as unknown:
-        staff.login("niemand", passwords["dr.weber"])
+        staff.login("niemand", passwords["dr.weber"], source=PC)
     assert type(wrong.value) is type(unknown.value) is AuthenticationFailed
     assert wrong.value.message() == unknown.value.message()
 
@@ -227,9 +233,9 @@ def test_login_unseals_the_vault(staff: StaffDirectory, doctor: StaffMember, vau
     assert rebooted.sealed
     directory = StaffDirectory(rebooted, AuditLog(rebooted, clock), clock)
     with pytest.raises(AuthenticationFailed):
-        directory.login("dr.weber", "falsches-passwort")
+        directory.login("dr.weber", "falsches-passwort", source=PC)
     assert rebooted.sealed
-    assert directory.login("dr.weber", passwords["dr.weber"]) == doctor
+    assert directory.login("dr.weber", passwords["dr.weber"], source=PC) == doctor
     assert not rebooted.sealed
 
 
@@ -238,13 +244,13 @@ def test_lockout_after_five_failures(staff: StaffDirectory, doctor: StaffMember,
     """R9: the fifth wrong password locks the account 15 minutes, even for the right one."""
     assert _fail(staff, "dr.weber", 5) == [AuthenticationFailed] * 4 + [AccountLocked]
     with pytest.raises(AccountLocked) as locked:
-        staff.login("dr.weber", passwords["dr.weber"])
+        staff.login("dr.weber", passwords["dr.weber"], source=PC)
     assert locked.value.params == {"minutes": 15}
     clock.advance(timedelta(minutes=14, seconds=59))
     with pytest.raises(AccountLocked):
-        staff.login("dr.weber", passwords["dr.weber"])
+        staff.login("dr.weber", passwords["dr.weber"], source=PC)
     clock.advance(timedelta(seconds=1))
-    assert staff.login("dr.weber", passwords["dr.weber"]) == doctor
+    assert staff.login("dr.weber", passwords["dr.weber"], source=PC) == doctor
 
 
 def test_lockout_on_a_sealed_vault(staff: StaffDirectory, doctor: StaffMember, vault: Vault,
@@ -253,7 +259,7 @@ def test_lockout_on_a_sealed_vault(staff: StaffDirectory, doctor: StaffMember, v
     vault.seal()
     assert _fail(staff, "dr.weber", 5)[-1] is AccountLocked
     with pytest.raises(AccountLocked):
-        staff.login("dr.weber", passwords["dr.weber"])
+        staff.login("dr.weber", passwords["dr.weber"], source=PC)
     assert vault.sealed
 
 
@@ -262,18 +268,42 @@ def test_unknown_usernames_are_throttled_alike(staff: StaffDirectory, admin: Sta
     """R9: an unknown name locks exactly like a real one, so names cannot be probed."""
     assert _fail(staff, "niemand", 5) == [AuthenticationFailed] * 4 + [AccountLocked]
     with pytest.raises(AccountLocked):
-        staff.login("niemand", "irgendwas-1")
+        staff.login("niemand", "irgendwas-1", source=PC)
     clock.advance(timedelta(minutes=15))
     with pytest.raises(AuthenticationFailed):
-        staff.login("niemand", "irgendwas-1")
+        staff.login("niemand", "irgendwas-1", source=PC)
 
 
 def test_success_resets_the_count(staff: StaffDirectory, doctor: StaffMember,
                                   passwords: dict[str, str]) -> None:
     """Four failures, a success, four failures: no lock."""
     _fail(staff, "dr.weber", 4)
-    staff.login("dr.weber", passwords["dr.weber"])
+    staff.login("dr.weber", passwords["dr.weber"], source=PC)
     assert _fail(staff, "dr.weber", 4) == [AuthenticationFailed] * 4
+
+
+def test_failures_from_one_pc_do_not_lock_another(staff: StaffDirectory, doctor: StaffMember,
+                                                  passwords: dict[str, str]) -> None:
+    """Security (R9): five wrong passwords at one PC lock the name there, not at the doctor's."""
+    assert _fail(staff, "dr.weber", 5) == [AuthenticationFailed] * 4 + [AccountLocked]
+    with pytest.raises(AccountLocked):
+        staff.login("dr.weber", passwords["dr.weber"], source=PC)
+    assert staff.login("dr.weber", passwords["dr.weber"], source=OTHER_PC) == doctor
+    assert _fail(staff, "dr.weber", 4, OTHER_PC) == [AuthenticationFailed] * 4
+
+
+def test_failures_from_many_addresses_lock_the_name_everywhere(
+    staff: StaffDirectory, doctor: StaffMember, clock: ManualClock, passwords: dict[str, str],
+) -> None:
+    """Security (R9): a guesser spread over ten addresses locks the name for an hour."""
+    for n in range(10):
+        _fail(staff, "dr.weber", 5, f"198.51.100.{n}")
+    for source in (PC, OTHER_PC, "cli"):
+        with pytest.raises(AccountLocked) as locked:
+            staff.login("dr.weber", passwords["dr.weber"], source=source)
+        assert locked.value.params == {"minutes": 60}
+    clock.advance(timedelta(minutes=60))
+    assert staff.login("dr.weber", passwords["dr.weber"], source=PC) == doctor
 
 
 def test_wrong_old_password_counts_as_a_failure(staff: StaffDirectory, doctor: StaffMember,
@@ -282,9 +312,9 @@ def test_wrong_old_password_counts_as_a_failure(staff: StaffDirectory, doctor: S
     for _ in range(4):
         with pytest.raises(AuthenticationFailed):
             staff.set_password("dr.weber", "dr.weber", "neues-passwort-1",
-                               old_password="falsch-falsch")
+                               old_password="falsch-falsch", source=PC)
     with pytest.raises(AccountLocked):
-        staff.login("dr.weber", "falsches-passwort")
+        staff.login("dr.weber", "falsches-passwort", source=PC)
 
 
 # --- second factor ----------------------------------------------------------------------------
@@ -309,13 +339,13 @@ def test_totp_happy_path(staff: StaffDirectory, doctor: StaffMember, clock: Manu
     """With TOTP on, login needs the code; a right code lets the member in, once."""
     secret = _enable_totp(staff, clock, "dr.weber")
     with pytest.raises(TotpRequired):
-        staff.login("dr.weber", passwords["dr.weber"])
+        staff.login("dr.weber", passwords["dr.weber"], source=PC)
     code = _code(secret, clock)
-    assert staff.login("dr.weber", passwords["dr.weber"], code) == staff.get("dr.weber")
+    assert staff.login("dr.weber", passwords["dr.weber"], code, source=PC) == staff.get("dr.weber")
     with pytest.raises(TotpReused):  # RFC 6238 §5.2: no replay of a used code
-        staff.login("dr.weber", passwords["dr.weber"], code)
+        staff.login("dr.weber", passwords["dr.weber"], code, source=PC)
     clock.advance(timedelta(seconds=30))
-    staff.login("dr.weber", passwords["dr.weber"], _code(secret, clock))
+    staff.login("dr.weber", passwords["dr.weber"], _code(secret, clock), source=PC)
 
 
 def test_totp_confirm_needs_a_right_code(staff: StaffDirectory, doctor: StaffMember) -> None:
@@ -334,13 +364,13 @@ def test_totp_wrong_code(staff: StaffDirectory, doctor: StaffMember, clock: Manu
     secret = _enable_totp(staff, clock, "dr.weber")
     wrong = "000000" if _code(secret, clock) != "000000" else "111111"
     with pytest.raises(AuthenticationFailed) as raised:
-        staff.login("dr.weber", passwords["dr.weber"], wrong)
+        staff.login("dr.weber", passwords["dr.weber"], wrong, source=PC)
     assert type(raised.value) is AuthenticationFailed
     for _ in range(3):
         with pytest.raises(AuthenticationFailed):
-            staff.login("dr.weber", passwords["dr.weber"], wrong)
+            staff.login("dr.weber", passwords["dr.weber"], wrong, source=PC)
     with pytest.raises(AccountLocked):
-        staff.login("dr.weber", passwords["dr.weber"], wrong)
+        staff.login("dr.weber", passwords["dr.weber"], wrong, source=PC)
 
 
 def test_totp_failure_reseals_a_vault_this_login_opened(
@@ -351,13 +381,13 @@ def test_totp_failure_reseals_a_vault_this_login_opened(
     secret = _enable_totp(staff, clock, "dr.weber")
     vault.seal()
     with pytest.raises(TotpRequired):
-        staff.login("dr.weber", passwords["dr.weber"])
+        staff.login("dr.weber", passwords["dr.weber"], source=PC)
     assert vault.sealed
     with pytest.raises(AuthenticationFailed):
         staff.login("dr.weber", passwords["dr.weber"], "000000" if _code(secret, clock)
-                    != "000000" else "111111")
+                    != "000000" else "111111", source=PC)
     assert vault.sealed
-    staff.login("dr.weber", passwords["dr.weber"], _code(secret, clock))
+    staff.login("dr.weber", passwords["dr.weber"], _code(secret, clock), source=PC)
     assert not vault.sealed
 
 
@@ -367,7 +397,7 @@ def test_totp_failure_leaves_an_open_vault_open(staff: StaffDirectory, doctor: S
     """If the vault was already open, another member's failed code does not seal it."""
     _enable_totp(staff, clock, "dr.weber")
     with pytest.raises(TotpRequired):
-        staff.login("dr.weber", passwords["dr.weber"])
+        staff.login("dr.weber", passwords["dr.weber"], source=PC)
     assert not vault.sealed
 
 
@@ -376,6 +406,76 @@ def test_disable_totp(staff: StaffDirectory, doctor: StaffMember, assistant: Sta
     """A member or an admin switches TOTP off; an assistant cannot for someone else."""
     _enable_totp(staff, clock, "dr.weber")
     with pytest.raises(PermissionDenied):
-        staff.disable_totp("mfa.klein", "dr.weber")
-    assert not staff.disable_totp("admin", "dr.weber").totp_enabled
-    assert staff.login("dr.weber", passwords["dr.weber"]) == staff.get("dr.weber")
+        staff.disable_totp("mfa.klein", "dr.weber", password=passwords["mfa.klein"],
+                           totp_code=None, source=PC)
+    assert not staff.disable_totp("admin", "dr.weber", password=passwords["admin"],
+                                  totp_code=None, source=PC).totp_enabled
+    assert staff.login("dr.weber", passwords["dr.weber"], source=PC) == staff.get("dr.weber")
+
+
+def _wrong(secret: str, clock: ManualClock) -> str:
+    return "000000" if _code(secret, clock) != "000000" else "111111"
+
+
+def test_disabling_totp_needs_password_and_code(staff: StaffDirectory, doctor: StaffMember,
+                                                 vault: Vault, clock: ManualClock,
+                                                 passwords: dict[str, str]) -> None:
+    """Security (R9): an open session alone cannot switch the second factor off.
+
+    A wrong password is the same error as a wrong login and is audited like one; the right
+    password needs a current code as well; with both, TOTP goes off and the change is audited.
+    """
+    secret = _enable_totp(staff, clock, "dr.weber")
+    with pytest.raises(AuthenticationFailed) as wrong_password:
+        staff.disable_totp("dr.weber", "dr.weber", password="falsches-passwort",
+                           totp_code=_code(secret, clock), source=PC)
+    assert type(wrong_password.value) is AuthenticationFailed
+    with pytest.raises(TotpRequired):
+        staff.disable_totp("dr.weber", "dr.weber", password=passwords["dr.weber"],
+                           totp_code=None, source=PC)
+    with pytest.raises(AuthenticationFailed) as wrong_code:
+        staff.disable_totp("dr.weber", "dr.weber", password=passwords["dr.weber"],
+                           totp_code=_wrong(secret, clock), source=PC)
+    assert type(wrong_code.value) is AuthenticationFailed
+    assert staff.get("dr.weber").totp_enabled
+    actions = [doc["action"] for doc in vault.db.table(store.AUDIT).all()]
+    assert actions.count("login.failed") == 2 and "staff.totp.disable" not in actions
+    member = staff.disable_totp("dr.weber", "dr.weber", password=passwords["dr.weber"],
+                                totp_code=_code(secret, clock), source=PC)
+    assert not member.totp_enabled
+    entries = vault.db.table(store.AUDIT).all()
+    assert (entries[-1]["actor"], entries[-1]["action"], entries[-1]["target"]) == (
+        "dr.weber", "staff.totp.disable", "dr.weber")
+
+
+def test_disabling_totp_with_a_used_code_is_refused(staff: StaffDirectory, doctor: StaffMember,
+                                                    clock: ManualClock,
+                                                    passwords: dict[str, str]) -> None:
+    """Security (R9): a code just used to log in (seen over a shoulder) does not count again."""
+    secret = _enable_totp(staff, clock, "dr.weber")
+    code = _code(secret, clock)
+    staff.login("dr.weber", passwords["dr.weber"], code, source=PC)
+    with pytest.raises(TotpReused):
+        staff.disable_totp("dr.weber", "dr.weber", password=passwords["dr.weber"],
+                           totp_code=code, source=PC)
+    assert staff.get("dr.weber").totp_enabled
+
+
+def test_wrong_password_to_disable_totp_counts_towards_the_lockout(
+    staff: StaffDirectory, doctor: StaffMember, clock: ManualClock, passwords: dict[str, str],
+) -> None:
+    """Security (R9): the switch-off form is no way to guess the password around the lockout."""
+    secret = _enable_totp(staff, clock, "dr.weber")
+    for _ in range(4):
+        with pytest.raises(AuthenticationFailed):
+            staff.disable_totp("dr.weber", "dr.weber", password="falsches-passwort",
+                               totp_code=_code(secret, clock), source=PC)
+    with pytest.raises(AccountLocked):
+        staff.disable_totp("dr.weber", "dr.weber", password="falsches-passwort",
+                           totp_code=_code(secret, clock), source=PC)
+    with pytest.raises(AccountLocked):  # locked even for the right password, at this PC
+        staff.disable_totp("dr.weber", "dr.weber", password=passwords["dr.weber"],
+                           totp_code=_code(secret, clock), source=PC)
+    with pytest.raises(AccountLocked):
+        staff.login("dr.weber", passwords["dr.weber"], _code(secret, clock), source=PC)
+    assert staff.get("dr.weber").totp_enabled

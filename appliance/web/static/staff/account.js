@@ -4,8 +4,8 @@ import { api } from '/static/common/api.js';
 import { h, clear } from '/static/common/dom.js';
 import { t } from '/static/common/i18n.js';
 import {
-  busy, checkRules, clearErrors, confirmDialog, copyField, field, filled, showApiError,
-  showFieldError,
+  busy, checkRules, clearErrors, copyField, field, filled, openDialog, showApiError,
+  showFieldError, showFormError,
 } from './forms.js';
 
 export async function render(root, ctx) {
@@ -67,20 +67,8 @@ function renderTotp(root, ctx) {
   if (ctx.user.totp_enabled) {
     root.append(
       h('p', { class: 'notice ok' }, t('ui.account.totp_on')),
-      h('button', { type: 'button', class: 'danger', onclick: async () => {
-        const ok = await confirmDialog({
-          title: t('ui.account.totp_disable_title'), message: t('ui.account.totp_disable_text'),
-          confirmLabel: t('ui.account.totp_disable'), danger: true,
-        });
-        if (!ok) return;
-        try {
-          await api('/api/me/totp', { method: 'DELETE' });
-          await ctx.refreshSession();
-          renderTotp(root, ctx);
-        } catch (error) {
-          root.append(h('p', { class: 'form-error', role: 'alert' }, error.message));
-        }
-      } }, t('ui.account.totp_disable')));
+      h('button', { type: 'button', class: 'danger', 'data-test': 'totp-disable',
+        onclick: () => disableTotp(root, ctx) }, t('ui.account.totp_disable')));
     return;
   }
   const start = h('button', { type: 'button', class: 'primary', 'data-test': 'totp-begin' }, t('ui.account.totp_begin'));
@@ -94,6 +82,57 @@ function renderTotp(root, ctx) {
     } catch (err) {
       error.textContent = err.message;
       error.hidden = false;
+    }
+  });
+}
+
+// Switching the second factor off asks for the password and a current code: an open session at
+// an unattended PC is not enough. Wrong ones count towards the lockout like a wrong login.
+function disableTotp(root, ctx) {
+  const form = h('form', { novalidate: true, id: 'totp-off-form', 'data-test': 'totp-off' },
+    h('p', {}, t('ui.account.totp_disable_text')),
+    h('p', { class: 'muted' }, t('ui.account.totp_disable_confirm')),
+    field({ label: t('ui.account.totp_disable_password'), name: 'password', type: 'password',
+      required: true, attrs: { autocomplete: 'current-password' } }),
+    field({ label: t('ui.account.totp_code'), name: 'totp', required: true, narrow: true,
+      fields: ['totp', 'totp_code'], hint: t('ui.account.totp_code_hint'),
+      attrs: { inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: 10 } }));
+  const submit = h('button', { type: 'submit', class: ['primary', 'danger'], form: 'totp-off-form' },
+    t('ui.account.totp_disable'));
+  const cancel = h('button', { type: 'button', onclick: () => handle.close() }, t('ui.action.cancel_dialog'));
+  const handle = openDialog({
+    title: t('ui.account.totp_disable_title'), body: [form], actions: [submit, cancel],
+    test: 'totp-off-dialog',
+  });
+  const el = (name) => form.elements.namedItem(name);
+  el('password').focus();
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    if (!checkRules(form, [
+      [el('password'), filled, t('ui.validation.required')],
+      [el('totp'), (v) => /^\d{6,8}$/.test(v.replace(/\s/g, '')), t('ui.validation.totp')],
+    ])) return;
+    try {
+      await busy(submit, null, () => api('/api/me/totp', {
+        method: 'DELETE',
+        body: { password: el('password').value, totp: el('totp').value.replace(/\s/g, '') },
+      }));
+      handle.close();
+      await ctx.refreshSession();
+      renderTotp(root, ctx);
+    } catch (error) {
+      if (error.code === 'authentication_failed') {
+        showFormError(form, t('ui.account.totp_disable_wrong'));
+        el('password').value = '';
+        el('totp').value = '';
+        el('password').focus();
+      } else if (error.code === 'totp_required' || error.code === 'totp_reused') {
+        showFieldError(form, el('totp'), error.message);
+        el('totp').select();
+      } else {
+        showApiError(form, error);
+      }
     }
   });
 }
