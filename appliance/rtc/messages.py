@@ -7,7 +7,7 @@ import json.encoder as json_encoder
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, TypeAlias
 
 from appliance.errors import SprechzimmerError
@@ -90,6 +90,9 @@ class SignalTo:
     seq: int
     to: str
     data: Mapping[str, Any]
+    #: ``data``'s own text in the frame, when the parser took it from a frame as pages write it
+    #: (already decoded and checked: valid JSON, an object); relayed as it is (:func:`data_json`)
+    raw_data: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -245,6 +248,22 @@ _C_ENCODER: Final = (
     if json_encoder.c_make_encoder is not None and json_encoder.c_encode_basestring is not None
     else None
 )
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # e.g. 1e400: the encoder refuses it, so must the splice
+        raise ValueError(text)
+    return value
+
+
+# the same checks as ``_DECODER``, and no number that serializing would refuse (the hot path
+# relays ``data`` as it came instead of serializing it anew)
+_SPLICE_DECODER: Final = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
+#: a signal frame as pages write it (``JSON.stringify``: compact, keys in this order) up to the
+#: value of ``data``; ``seq`` and ``to`` as the protocol allows them (checked again below)
+_SIGNAL_HEAD: Final = re.compile(
+    r'\{"v":1,"type":"signal","seq":([1-9][0-9]{0,15}),"to":"([A-Za-z0-9_-]{1,64})","data":')
 
 
 def _dumps(obj: Any) -> str:
@@ -404,6 +423,10 @@ def _envelope(obj: Mapping[str, Any], reliable: frozenset[str],
 
 def parse_client(frame: str | bytes) -> ClientMessage:
     """A client → hub frame as its message; raises :class:`SignalingError` with a clear code."""
+    if isinstance(frame, str) and (head := _SIGNAL_HEAD.match(frame)) is not None:
+        message = _signal_as_written(frame, head)
+        if message is not None:
+            return message
     obj = _load(frame)
     kind, seq = _envelope(obj, RELIABLE_CLIENT_TYPES, CONTROL_CLIENT_TYPES)
     if seq is None:
@@ -430,8 +453,40 @@ def parse_client(frame: str | bytes) -> ClientMessage:
     return Leave(seq=seq)
 
 
+def _signal_as_written(frame: str, head: re.Match[str]) -> SignalTo | None:
+    """The hot path: a ``signal`` frame as pages write it, with its ``data`` text kept.
+
+    Decodes only ``data`` (the envelope up to it is ``head``, a fixed text) and accepts the
+    frame only if ``data`` is a JSON object that ends right before the frame's closing brace:
+    then the frame is exactly ``{"v":1,"type":"signal","seq":…,"to":…,"data":{…}}`` and means
+    what :func:`_load` and :func:`_envelope` would make of it. Anything else (or anything they
+    might refuse: a large or deeply nested frame, a bad number) is left to the general path
+    (None), which parses it or raises the error it always did.
+    """
+    if len(frame) * 4 > MAX_FRAME_BYTES or frame.count("{") + frame.count("[") > MAX_DEPTH:
+        return None
+    start = head.end()
+    try:
+        data, end = _SPLICE_DECODER.raw_decode(frame, start)
+    except (ValueError, RecursionError):
+        return None
+    seq = int(head[1])
+    if end != len(frame) - 1 or frame[end] != "}" or type(data) is not dict or seq > MAX_SEQ:
+        return None
+    return SignalTo(seq=seq, to=head[2], data=data, raw_data=frame[start:end])
+
+
 def data_json(message: SignalTo) -> str:
-    """The serialized ``data`` of a signal, at most ``MAX_DATA_BYTES``."""
+    """The serialized ``data`` of a signal, at most ``MAX_DATA_BYTES``.
+
+    That is the frame's own text of ``data`` where the parser kept it (valid JSON, checked),
+    else ``data`` serialized compactly; a kept text above the limit is measured compactly too,
+    so both paths accept the same signals.
+    """
+    raw = message.raw_data
+    if raw is not None and (len(raw) * 4 <= MAX_DATA_BYTES
+                            or len(raw.encode("utf-8", "surrogatepass")) <= MAX_DATA_BYTES):
+        return raw
     text = _dumps_parsed(message.data)  # type: ignore[arg-type]
     if len(text) * 4 > MAX_DATA_BYTES and len(text.encode("utf-8")) > MAX_DATA_BYTES:
         raise SignalingError("signal_data_too_large", limit=MAX_DATA_BYTES // 1024,

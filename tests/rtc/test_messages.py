@@ -126,6 +126,90 @@ def test_data_is_limited_to_32_kib() -> None:
     assert caught.value.consumes
 
 
+def _outcome(raw: str) -> tuple[Any, ...]:
+    """What parsing ``raw`` gives: the message and its ``data`` text, or the error's details."""
+    try:
+        message = parse_client(raw)
+    except SignalingError as error:
+        return ("error", error.code, error.ref, error.consumes)
+    if not isinstance(message, m.SignalTo):
+        return ("message", message)
+    try:
+        text = m.data_json(message)
+    except SignalingError as error:
+        return ("data error", message, error.code, error.ref)
+    except ValueError:
+        return ("data refused", message)
+    return ("signal", message, json.loads(text))
+
+
+AS_WRITTEN = '{"v":1,"type":"signal","seq":3,"to":"p-1","data":'
+NEAR_MISSES = [
+    AS_WRITTEN + '{"kind":"candidate","n":[1,2.5,-3e2],"s":"J\\u00fcrgen \\"q\\""}}',
+    AS_WRITTEN + '{"name":"Jürgen","nested":{"a":[{"b":null}]}}}',
+    AS_WRITTEN + '{}}',
+    AS_WRITTEN + '{"a":1},"extra":2}',  # more keys after data: not spliced
+    AS_WRITTEN + '{"a":1},"data":{"b":2}}',  # the last data counts (as in JSON.parse)
+    AS_WRITTEN + '{"a":1} }',
+    AS_WRITTEN + '{"a":1}}\n',
+    AS_WRITTEN + '{"a":1}}}',
+    AS_WRITTEN + '{"a":1}',
+    AS_WRITTEN + '[1,2]}',
+    AS_WRITTEN + '"text"}',
+    AS_WRITTEN + 'null}',
+    AS_WRITTEN + '{"a":NaN}}',
+    AS_WRITTEN + '{"a":Infinity}}',
+    AS_WRITTEN + '{"a":1e400}}',  # parses, but no serializer writes it: refused as before
+    AS_WRITTEN + '{"a":01}}',
+    AS_WRITTEN + '{"a":1,}}',
+    AS_WRITTEN + '{"a":"\\ud800"}}',
+    AS_WRITTEN + '{"a":' + "[" * 10 + "]" * 10 + '}}',
+    AS_WRITTEN + '{"a":' + "[" * 11 + "]" * 11 + '}}',
+    AS_WRITTEN + '{"a":' + "[" * 30_000 + "]" * 30_000 + '}}',
+    AS_WRITTEN + '{"sdp":"' + "a" * (32 * 1024) + '"}}',
+    AS_WRITTEN + '{"sdp":"' + "\\u00e4" * (6 * 1024) + '"}}',  # 36 KiB as written, 12 compact
+    AS_WRITTEN + '{"sdp":"' + "ä" * (20 * 1024) + '"}}',  # 40 KiB in UTF-8
+    AS_WRITTEN + '{"sdp":"' + "a" * (64 * 1024) + '"}}',
+    AS_WRITTEN + '{"sdp":"' + "€" * (11 * 1024) + '"}}',  # 33 KiB in UTF-8
+    AS_WRITTEN + '{"sdp":' + " " * (3 * 1024) + '"' + "€" * (10 * 1024) + '"}}',  # 33, 30
+    '{"v":1,"type":"signal","seq":9007199254740991,"to":"p-1","data":{}}',
+    '{"v":1,"type":"signal","seq":9007199254740992,"to":"p-1","data":{}}',
+    '{"v":1,"type":"signal","seq":1,"to":"' + "a" * 65 + '","data":{}}',
+    '{"v":1,"type":"signal","seq":1,"to":"p 1","data":{}}',
+    '{"v":1,"type":"signal","seq":1,"to":"p-\\u0031","data":{}}',
+    '{"v":1,"type":"signal","seq":1.0,"to":"p-1","data":{}}',
+    '{"v":1,"type":"signal","seq":1,"to":"p-1"}',
+]
+
+
+@pytest.mark.parametrize("raw", NEAR_MISSES)
+def test_signals_as_pages_write_them_mean_what_the_general_parser_makes_of_them(
+        raw: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hot path for compact ``signal`` frames agrees with the general parser on everything.
+
+    Same message or same error (code, ``ref``, whether it consumes its seq), same ``data``
+    relayed and the same size limit on it; only the text of ``data`` may be the sender's own.
+    """
+    fast = _outcome(raw)
+    monkeypatch.setattr(m, "_SIGNAL_HEAD", re.compile(r"(?!)"))  # the general path only
+    assert _outcome(raw) == fast
+
+
+def test_signal_data_is_relayed_as_the_page_wrote_it() -> None:
+    """A compact frame's ``data`` is relayed as its own (checked) text, escapes and all."""
+    data = '{"kind":"candidate","candidate":{"candidate":"J\\u00fcrgen","sdpMLineIndex":0}}'
+    message = parse_client(AS_WRITTEN + data + "}")
+    assert isinstance(message, m.SignalTo) and message.raw_data == data
+    assert m.data_json(message) == data
+    assert message == m.SignalTo(seq=3, to="p-1", data=json.loads(data))
+    relayed = json.loads(m.signal_frame(8, "p-2", m.data_json(message)))
+    assert relayed == {"v": 1, "type": "signal", "seq": 8, "from": "p-2", "data": json.loads(data)}
+    spaced = parse_client(frame(type="signal", seq=3, to="p-1", data=json.loads(data)))
+    assert isinstance(spaced, m.SignalTo) and spaced.raw_data is None
+    assert m.data_json(spaced) == json.dumps(json.loads(data), ensure_ascii=False,
+                                             separators=(",", ":"))
+
+
 def test_unknown_type_and_wrong_version() -> None:
     """Unknown types and versions other than 1 have their own codes; ``ref`` echoes ``seq``."""
     unknown = code_of(frame(type="chat-presence", seq=5))
