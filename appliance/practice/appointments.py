@@ -133,9 +133,14 @@ class Visitor:
         return _S.SCHEDULED if self.guest.checked_in_at is None else _S.WAITING
 
     @property
+    def removed(self) -> bool:
+        """Whether the doctor sent this visitor out of the call (until reopened or reissued)."""
+        return self.key in self.appointment.removed_from_call
+
+    @property
     def in_call(self) -> bool:
         """Whether the doctor let this visitor into the call that is running now."""
-        if self.appointment.state is not _S.IN_CALL:
+        if self.appointment.state is not _S.IN_CALL or self.removed:
             return False
         return self.guest is None or self.guest.admitted_at is not None
 
@@ -323,8 +328,14 @@ class AppointmentBook:
         assert old is not None
         guest = replace(old, link_token=new_link_token(),
                         access_code=new_access_code(), code_failures=0, link_locked=False,
-                        checked_in_name=None, checked_in_at=None)
+                        checked_in_name=None, checked_in_at=None, admitted_at=None)
         visitor = self._save_holder(visitor, guest)
+        key = visitor.key
+        if key in visitor.appointment.removed_from_call:
+            appointment = replace(visitor.appointment, removed_from_call=_let_back(
+                visitor.appointment.removed_from_call, key))
+            self._save(appointment)
+            visitor = Visitor(appointment=appointment, guest=guest)
         self._index.pop(self._digest(old.link_token), None)
         self._index[self._digest(guest.link_token)] = (appointment_id, guest.id)
         self._audit.record(actor, "guest.reissue", visitor.audit_target)
@@ -416,7 +427,23 @@ class AppointmentBook:
         """Put an ended appointment back into the waiting room: only its doctor."""
         appointment = self._own_appointment(actor, appointment_id)
         return self._move("reopen", actor, appointment, ended_at=None,
-                          guests=_out_of_call(appointment.guests))
+                          guests=_out_of_call(appointment.guests), removed_from_call=())
+
+    def remove_from_call(self, actor: str, appointment_id: str, key: str) -> Appointment:
+        """The doctor sends ``key`` (``patient``, ``guest:<id>``) out of the call (O3); they stay
+        out, also after a restart of the box, until reopened or given a new link."""
+        appointment = self._own_appointment(actor, appointment_id)
+        if key in appointment.removed_from_call:
+            return appointment
+        guests = tuple(replace(g, admitted_at=None) if f"guest:{g.id}" == key else g
+                       for g in appointment.guests)
+        changed = replace(appointment, removed_from_call=(*appointment.removed_from_call, key),
+                          guests=guests, updated_at=self._clock.now())
+        self._save(changed)
+        self._audit.record(actor, "appointment.remove_from_call", Visitor(
+            appointment=changed, guest=changed.guest(key.removeprefix("guest:"))).audit_target)
+        self._notify(changed)
+        return changed
 
     def leave_waiting_room(self, appointment_id: str) -> Appointment:
         """The patient left the waiting room (closed the page): back to scheduled."""
@@ -672,6 +699,11 @@ class AppointmentBook:
         if guest is None:
             raise NotFound()
         return Visitor(appointment=appointment, guest=guest)
+
+
+def _let_back(removed: tuple[str, ...], key: str) -> tuple[str, ...]:
+    """``removed`` without ``key``: a new link lets that person back."""
+    return tuple(k for k in removed if k != key)
 
 
 def _out_of_call(guests: tuple[Guest, ...]) -> tuple[Guest, ...]:

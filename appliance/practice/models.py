@@ -294,6 +294,9 @@ class Appointment:
     ended_at: datetime | None = None
     #: further participants with their own links (at most ``appointments.MAX_GUESTS``)
     guests: tuple[Guest, ...] = ()
+    #: whom the doctor sent out of the running call (``patient``, ``guest:<id>``): they stay out
+    #: until the doctor reopens the appointment or staff issue that person a new link
+    removed_from_call: tuple[str, ...] = ()
     created_by: str
     created_at: datetime
     updated_at: datetime
@@ -330,6 +333,7 @@ class Appointment:
             "admitted_at": _opt_to(self.admitted_at),
             "ended_at": _opt_to(self.ended_at),
             "guests": [guest.to_dict() for guest in self.guests],
+            "removed_from_call": list(self.removed_from_call),
             "created_by": self.created_by,
             "created_at": to_utc_text(self.created_at),
             "updated_at": to_utc_text(self.updated_at),
@@ -354,6 +358,7 @@ class Appointment:
             admitted_at=_opt_from(data.get("admitted_at")),
             ended_at=_opt_from(data.get("ended_at")),
             guests=tuple(Guest.from_dict(guest) for guest in data.get("guests", ())),
+            removed_from_call=tuple(data.get("removed_from_call", ())),
             created_by=data["created_by"],
             created_at=from_utc_text(data["created_at"]),
             updated_at=from_utc_text(data["updated_at"]),

@@ -84,6 +84,7 @@ class Member:
 
 AdmitFn = Callable[[str, str, Member], IceServers]
 EndFn = Callable[[str, str], None]
+RemoveFn = Callable[[str, str, Member], None]
 IceServersFn = Callable[[str, Member], IceServers]
 
 
@@ -166,6 +167,10 @@ def _no_end(room_id: str, doctor: str) -> None:
     return None
 
 
+def _no_remove(room_id: str, doctor: str, member: Member) -> None:
+    return None
+
+
 class SignalingHub:
     """Rooms of participants; relays signals reliably and in order; never raises on input."""
 
@@ -174,6 +179,7 @@ class SignalingHub:
         *,
         on_admit: AdmitFn | None = None,
         on_end: EndFn | None = None,
+        on_remove: RemoveFn | None = None,
         ice_servers: IceServersFn = _no_ice_servers,
         clock: Callable[[], float] = time.monotonic,
         dead_after_s: float = DEAD_AFTER_S,
@@ -185,6 +191,7 @@ class SignalingHub:
             lambda room_id, doctor, member: ice_servers(room_id, member)
         )
         self._on_end = on_end or _no_end
+        self._on_remove = on_remove or _no_remove
         self._clock = clock
         self._dead_after_s = dead_after_s
         self._grace_s = grace_s
@@ -248,16 +255,19 @@ class SignalingHub:
                 elif participant.ack_due:
                     self._flush_ack(participant)
 
-    def keep_places(self, room_id: str, members: list[Member]) -> None:
+    def keep_places(self, room_id: str, members: list[Member],
+                    removed: tuple[str, ...] = ()) -> None:
         """Give a running call's members their places, away for now, if the room is unknown.
 
         After a restart of the process the hub knows no room, yet the call goes on peer to peer.
         Whoever re-attaches first must see the others as away (in their grace period), not as
-        gone: a page drops its peer connection to someone who left the room.
+        gone: a page drops its peer connection to someone who left the room. The keys in
+        ``removed`` (sent out by the doctor) stay out.
         """
-        if room_id in self._rooms or not members:
+        if room_id in self._rooms or not (members or removed):
             return
         room = _Room(room_id)
+        room.banned.update(removed)
         now = self._clock()
         for member in members:
             participant = _Participant(room, self._new_id(room, member.key), member)
@@ -526,6 +536,7 @@ class SignalingHub:
         target = self._other(doctor, message.participant)
         if target.member.role == DOCTOR:
             raise SignalingError("signal_not_allowed")
+        self._on_remove(doctor.room.id, doctor.member.username or "", target.member)
         self._send_reliable(target, lambda seq: serialize(Ended(seq=seq, reason="removed")))
         doctor.room.banned.add(target.member.key)
         _LOGGER.info("participant %s removed from room %s", target.id, doctor.room.id)

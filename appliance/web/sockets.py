@@ -123,7 +123,8 @@ async def serve_socket(request: web.Request, appointment: Appointment,
     """Upgrade ``request`` and connect it to the hub as ``member`` of the call till it ends."""
     hub = request.app[HUB]
     room_id = appointment.id
-    hub.keep_places(room_id, _members_of_call(request.app[SERVICES], appointment))
+    hub.keep_places(room_id, _members_of_call(request.app[SERVICES], appointment),
+                    removed=appointment.removed_from_call)
     ws = web.WebSocketResponse(heartbeat=None, max_msg_size=MAX_FRAME_BYTES,
                                protocols=(PROTOCOL,))
     await ws.prepare(request)
@@ -258,7 +259,11 @@ def build_hub(services: PracticeServices, *,
     def on_end(room_id: str, doctor: str) -> None:
         book.end(doctor, room_id)
 
-    return SignalingHub(on_admit=on_admit, on_end=on_end, ice_servers=servers)
+    def on_remove(room_id: str, doctor: str, member: Member) -> None:
+        book.remove_from_call(doctor, room_id, member.key)
+
+    return SignalingHub(on_admit=on_admit, on_end=on_end, on_remove=on_remove,
+                        ice_servers=servers)
 
 
 def setup_staff_signaling(app: web.Application, *,

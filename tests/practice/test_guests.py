@@ -23,7 +23,7 @@ from appliance.practice.audit import AuditLog
 from appliance.practice.models import Appointment, AppointmentState, Guest, Patient
 from appliance.practice.patients import PatientRegistry
 from appliance.practice.retention import RetentionPolicy
-from tests.practice.test_appointments import _wrong
+from tests.practice.test_appointments import _to, _wrong
 
 if TYPE_CHECKING:
     from appliance.vault import Vault
@@ -185,6 +185,46 @@ def test_only_the_doctor_admits_a_checked_in_guest(book: AppointmentBook,
     with pytest.raises(PermissionDenied):
         book.admit_guest("mfa.klein", appointment.id, guest.id)
     assert book.admit_guest("dr.weber", appointment.id, guest.id).id == guest.id
+
+
+def test_the_call_remembers_who_is_in_and_who_was_sent_out(
+    book: AppointmentBook, make_appointment: MakeAppointment, audit: AuditLog,
+) -> None:
+    """O3, issue 3 (restart): admissions and removals are kept with the appointment, so that a
+    restarted box lets back exactly those the doctor let in. A removed guest is back only with a
+    new link; the end clears every admission, a reopening every removal."""
+    appointment = _to(book, make_appointment(), S.IN_CALL)
+    guest = _check_in(book, book.invite_guest("mfa.klein", appointment.id, label="Tochter"))
+
+    def visitor(token: str):  # noqa: ANN202 - a Visitor
+        found = book.find_visitor(token)
+        assert found is not None
+        return found
+
+    assert visitor(appointment.link_token).in_call
+    assert not visitor(guest.link_token).in_call  # checked in, not yet admitted
+    book.admit_guest("dr.weber", appointment.id, guest.id)
+    assert visitor(guest.link_token).in_call
+
+    with pytest.raises(PermissionDenied):  # only the appointment's doctor sends someone out
+        book.remove_from_call("mfa.klein", appointment.id, f"guest:{guest.id}")
+    book.remove_from_call("dr.weber", appointment.id, f"guest:{guest.id}")
+    out = visitor(guest.link_token)
+    assert out.removed and not out.in_call and out.guest.admitted_at is None
+    entry = audit.entries(limit=1)[0]
+    assert (entry.action, entry.target) == ("appointment.remove_from_call",
+                                            f"{appointment.id}:{guest.id}")
+    fresh = _check_in(book, book.reissue_guest("mfa.klein", appointment.id, guest.id))
+    assert not visitor(fresh.link_token).removed  # a new link: the doctor may admit again
+
+    book.remove_from_call("dr.weber", appointment.id, "patient")
+    assert visitor(appointment.link_token).removed
+    assert not visitor(appointment.link_token).in_call
+    book.admit_guest("dr.weber", appointment.id, guest.id)
+    ended = book.end("dr.weber", appointment.id)
+    assert all(g.admitted_at is None for g in ended.guests)
+    reopened = book.reopen("dr.weber", appointment.id)
+    assert reopened.removed_from_call == ()
 
 
 def test_guests_survive_unseal_and_go_with_their_appointment(

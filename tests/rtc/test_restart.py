@@ -219,3 +219,36 @@ async def test_an_admitted_guest_is_in_again_after_the_restart(
         await guest.close()
     stored = box.services.appointments.get(appt.id).guests[0]
     assert stored.admitted_at is None
+
+
+async def test_someone_the_doctor_sent_out_stays_out_after_the_restart(
+    practice: Box, settings: Settings, aiohttp_client: Client
+) -> None:
+    """O3: only the doctor admits. A patient the doctor removed from the call cannot use the
+    restart to come back in (the removal is kept with the appointment, not only in the hub)."""
+    appt, token = await waiting_patient(practice)
+    await practice.login("drmueller", DOCTOR_PASSWORD)
+    doctor, patient = doctor_page(practice, appt), patient_page(practice.public, token)
+    await doctor.open()
+    await patient.open()
+    await doctor.wait_for(is_room(lambda r: any(p.role == "patient" for p in r.participants)))
+    await doctor.send("admit", participant=patient.id)
+    await patient.wait_for(lambda msg: isinstance(msg, m.Admitted))
+    await doctor.send("remove", participant=patient.id)
+    ended = await patient.wait_for(lambda msg: isinstance(msg, m.Ended))
+    assert isinstance(ended, m.Ended) and ended.reason == "removed"
+    await doctor.close()
+    await patient.close()
+
+    box = await _restart(practice, settings, aiohttp_client)
+    doctor = SignalingPage(lambda: box.staff.ws_connect(f"/api/appointments/{appt.id}/signal"))
+    patient = SignalingPage(lambda: box.public.ws_connect(f"/v/{token}/signal"))
+    try:
+        await doctor.open()
+        ws = await box.public.ws_connect(f"/v/{token}/signal")
+        await ws.send_str(m.serialize(m.Hello(session=patient.session, received=0)))
+        refused = m.parse_hub((await ws.receive()).data)
+        assert isinstance(refused, m.Error) and refused.code == "signal_removed"
+        await ws.close()
+    finally:
+        await doctor.close()

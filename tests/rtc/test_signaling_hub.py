@@ -347,6 +347,30 @@ def test_remove_keeps_a_participant_out(hub: SignalingHub) -> None:
     assert again.errors() == ["signal_removed"] and again.closed
 
 
+def test_remove_goes_to_the_domain_and_survives_a_new_hub(clock: FakeClock,
+                                                           domain: Domain) -> None:
+    """O3: the doctor's ``remove`` is recorded by the domain (so that it outlasts the hub); a
+    hub started anew keeps the removed key out of the call it takes up again."""
+    removed: list[tuple[str, str, str]] = []
+    hub = SignalingHub(on_admit=domain.on_admit, clock=clock,
+                       on_remove=lambda room, doctor, m: removed.append((room, doctor, m.key)))
+    doctor, _, patient, psock = call(hub)
+    doctor.send("remove", participant=patient.id)
+    assert removed == [(ROOM, "drmueller", "patient")]
+    assert psock.last("ended")["reason"] == "removed"
+
+    fresh = SignalingHub(on_admit=domain.on_admit, clock=clock)
+    fresh.keep_places(ROOM, [DOCTOR], removed=("patient",))
+    back = Page(fresh, Member(key="patient", role="patient", name="Erika Mustermann",
+                              admitted=True)).connect()
+    assert back.errors() == ["signal_removed"] and back.closed
+    alone = SignalingHub(clock=clock)
+    alone.keep_places(OTHER_ROOM, [], removed=("patient",))  # even with nobody else known
+    late = Page(alone, Member(key="patient", role="patient", name="Erika Mustermann",
+                              admitted=True), room=OTHER_ROOM).connect()
+    assert late.errors() == ["signal_removed"]
+
+
 def test_leave_frees_the_place_at_once(hub: SignalingHub) -> None:
     """``leave`` takes the participant out without a grace period."""
     _, dsock, patient, psock = call(hub)
