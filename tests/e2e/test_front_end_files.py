@@ -73,3 +73,20 @@ def test_no_inline_code_or_foreign_origins(path: Path) -> None:
         assert "innerHTML" not in text and "eval(" not in text
     assert not re.search(r"(?:https?:)?//(?!127\.0\.0\.1)[a-z0-9.-]+\.[a-z]{2,}/", text.replace(
         "https://videosprechstunde.praxis-beispiel.de", "")), "a URL of another origin"
+
+
+def test_every_audit_action_has_a_label() -> None:
+    """The admin's audit view names every action the domain records, in both languages
+    (actions built from a transition, ``appointment.<event>``, included)."""
+    recorded = set()
+    for source in (ROOT / "practice").rglob("*.py"):
+        recorded.update(re.findall(r'\.record\([^,]+,\s*"([a-z_.]+)"', source.read_text("utf-8")))
+    transitions = re.search(r"TRANSITIONS[^=]*=\s*\{(.*?)\n\}", (
+        ROOT / "practice" / "appointments.py").read_text("utf-8"), re.S)
+    assert transitions is not None
+    recorded.update(f"appointment.{event}"
+                    for event in re.findall(r'^\s*"([a-z_]+)":', transitions.group(1), re.M))
+    assert len(recorded) > 20
+    for lang in ("de", "en"):
+        missing = sorted(a for a in recorded if f"ui.audit.{a}" not in _catalog(lang))
+        assert missing == [], (lang, missing)
