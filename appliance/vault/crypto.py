@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
+import threading
+import time
 import unicodedata
 from dataclasses import dataclass
 from typing import Final
@@ -105,15 +109,66 @@ def normalize_password(password: str) -> bytes:
 
 
 def derive_password_key(password: str, salt: bytes, params: KdfParams) -> bytes:
-    """A 256-bit key from a password with Argon2id."""
-    kdf = Argon2id(
+    """A 256-bit key from a password with Argon2id (taken from :func:`prepare_password_key`'s
+    work if it was done for these inputs in the last moments)."""
+    secret = normalize_password(password)
+    prepared = _PREPARED.take(salt, params, secret)
+    return prepared if prepared is not None else _argon2id(secret, salt, params)
+
+
+def prepare_password_key(password: str, salt: bytes, params: KdfParams) -> None:
+    """Derive the key now, for a :func:`derive_password_key` call that follows shortly.
+
+    Argon2id takes ~0.3 s and releases the GIL: a server runs this in a worker thread, so that
+    the event loop (signaling heartbeats, other pages) is not blocked while someone logs in.
+    """
+    secret = normalize_password(password)
+    _PREPARED.put(salt, params, secret, _argon2id(secret, salt, params))
+
+
+def _argon2id(secret: bytes, salt: bytes, params: KdfParams) -> bytes:
+    return Argon2id(
         salt=salt,
         length=KEY_BYTES,
         iterations=params.iterations,
         lanes=params.lanes,
         memory_cost=params.memory_kib,
-    )
-    return kdf.derive(normalize_password(password))
+    ).derive(secret)
+
+
+class _PreparedKeys:
+    """Keys derived ahead, each used once and forgotten after ``ttl_s`` (thread-safe)."""
+
+    def __init__(self, ttl_s: float = 30.0, max_entries: int = 64) -> None:
+        self._ttl_s = ttl_s
+        self._max = max_entries
+        self._lock = threading.Lock()
+        self._entries: dict[bytes, tuple[float, bytes]] = {}
+
+    @staticmethod
+    def _id(salt: bytes, params: KdfParams, secret: bytes) -> bytes:
+        # a keyed hash with a per-process key: the table reveals nothing about the passwords
+        return hmac.new(_PROCESS_KEY, b"\0".join((
+            salt, repr(params).encode(), secret)), hashlib.sha256).digest()
+
+    def put(self, salt: bytes, params: KdfParams, secret: bytes, key: bytes) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._entries = {k: v for k, v in self._entries.items()
+                             if now - v[0] < self._ttl_s}
+            if len(self._entries) < self._max:
+                self._entries[self._id(salt, params, secret)] = (now, key)
+
+    def take(self, salt: bytes, params: KdfParams, secret: bytes) -> bytes | None:
+        with self._lock:
+            found = self._entries.pop(self._id(salt, params, secret), None)
+        if found is None or time.monotonic() - found[0] >= self._ttl_s:
+            return None
+        return found[1]
+
+
+_PROCESS_KEY: Final = os.urandom(32)
+_PREPARED: Final = _PreparedKeys()
 
 
 def hkdf(ikm: bytes, info: bytes, *, salt: bytes | None = None, length: int = KEY_BYTES) -> bytes:

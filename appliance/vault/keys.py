@@ -264,6 +264,17 @@ class KeyRing:
             raise VaultTampered(detail="Das Schlüsselpaar eines Mitglieds passt nicht zusammen")
         return private
 
+    def prepare_password(self, member_id: str, password: str) -> None:
+        """Do the Argon2id work of a coming check of ``member_id``'s password now (e.g. in a
+        worker thread). An unknown member gets the same work as a known one."""
+        if not isinstance(password, str):
+            return
+        wrap = self.members.get(member_id)
+        if wrap is None:
+            crypto.prepare_password_key(password, _DUMMY_SALT, self._typical_kdf())
+        elif wrap.kdf.plausible:
+            crypto.prepare_password_key(password, wrap.salt, wrap.kdf)
+
     def _typical_kdf(self) -> KdfParams:
         for wrap in self.members.values():
             if wrap.kdf.plausible:

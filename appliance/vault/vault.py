@@ -415,6 +415,20 @@ class Vault:
                 ring = _parse_header(journal.read_snapshot(self._path).header).ring
         return ring.check_password(member_id, password)
 
+    def prepare_password(self, member_id: str, password: str) -> None:
+        """Do the slow part (Argon2id) of a following unseal or password check of ``member_id``
+        now; thread-safe, for a worker thread, so that a server's event loop goes on meanwhile.
+        """
+        with self._lock:
+            session = self._handles.session
+            ring = session.ring if session is not None else None
+        if ring is None:
+            try:
+                ring = _parse_header(journal.read_snapshot(self._path).header).ring
+            except VaultNotInitialized:
+                return
+        ring.prepare_password(member_id, password)
+
     def seal(self) -> None:
         """Drop the data key and all plaintext from memory and close the files."""
         with self._lock:

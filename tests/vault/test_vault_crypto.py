@@ -6,8 +6,10 @@ import os
 
 import pytest
 
-from appliance.vault import KdfParams, crypto
+from appliance.vault import KdfParams, Vault, crypto
 from appliance.vault.crypto import Unauthentic
+
+from .conftest import PASSWORD
 
 
 def test_aead_round_trip_and_fresh_nonces() -> None:
@@ -105,3 +107,46 @@ def test_sealed_box_refuses_a_zero_ephemeral_key() -> None:
     recipient = crypto.generate_private_key()
     with pytest.raises(Unauthentic):
         crypto.open_sealed_box(recipient, bytes(crypto.SEALED_KEY_BYTES), b"ctx")
+
+
+def test_prepared_password_work_is_used_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server derives the password key in a worker thread first (Argon2id releases the GIL);
+    the check that follows on the event loop then costs no Argon2id run. Each preparation
+    serves one check of exactly that password and salt."""
+    runs: list[bytes] = []
+    real = crypto._argon2id
+
+    def counted(secret: bytes, salt: bytes, params: KdfParams) -> bytes:
+        runs.append(salt)
+        return real(secret, salt, params)
+
+    monkeypatch.setattr(crypto, "_argon2id", counted)
+    params = KdfParams(memory_kib=1024, iterations=1, lanes=1)
+    salt = b"\x01" * crypto.SALT_BYTES
+    crypto.prepare_password_key("Passwort 1", salt, params)
+    assert len(runs) == 1
+    key = crypto.derive_password_key("Passwort 1", salt, params)
+    assert len(runs) == 1  # served from the preparation
+    assert crypto.derive_password_key("Passwort 1", salt, params) == key
+    assert len(runs) == 2  # used once: the next check derives again
+    crypto.prepare_password_key("Passwort 1", salt, params)
+    other = crypto.derive_password_key("Passwort 2", salt, params)
+    assert other != key and len(runs) == 4  # another password never gets the prepared key
+    assert crypto.derive_password_key("Passwort 1", b"\x02" * crypto.SALT_BYTES, params) != key
+
+
+def test_vault_prepares_known_and_unknown_members_alike(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The vault prepares the check of a member's password and of an unknown name the same way
+    (the answer must not reveal who exists), and the check then runs no Argon2id itself."""
+    runs: list[bytes] = []
+    real = crypto._argon2id
+    monkeypatch.setattr(crypto, "_argon2id", lambda secret, salt, params: (
+        runs.append(salt) or real(secret, salt, params)))
+    for member in ("anna", "niemand"):
+        vault.prepare_password(member, PASSWORD)
+    assert len(runs) == 2
+    assert vault.check_password("anna", PASSWORD) is True
+    assert vault.check_password("niemand", PASSWORD) is False
+    assert len(runs) == 2
