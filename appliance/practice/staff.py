@@ -236,6 +236,11 @@ class StaffDirectory:
 
     # --- login --------------------------------------------------------------------------------
 
+    def prepare_password_check(self, username: str, password: str) -> None:
+        """Do the slow part of checking ``username``'s password (Argon2id, ~0.3 s) now; a
+        server calls this in a worker thread right before :meth:`login` (or a re-check)."""
+        self._vault.prepare_password(username.strip().lower()[:64], password)
+
     def login(self, username: str, password: str, totp_code: str | None = None, *,
               source: str) -> StaffMember:
         """Check a login; while the vault is sealed, these credentials unseal it.

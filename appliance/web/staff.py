@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo
@@ -47,6 +49,8 @@ from appliance.web.sessions import StaffSession
 
 T = TypeVar("T")
 DEFAULT_TIMEZONE: Final = "Europe/Berlin"
+#: where password checks derive their keys (Argon2id releases the GIL: the loop goes on)
+_PASSWORD_WORK: Final = ThreadPoolExecutor(max_workers=2, thread_name_prefix="password-check")
 ROLE_NAMES: Final = [role.value for role in Role]
 STATE_NAMES: Final = [
     "scheduled", "waiting", "in_call", "ended", "cancelled", "no_show",
@@ -329,12 +333,20 @@ async def _recovery_confirmed(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def _prepare_password_check(request: web.Request, username: str, password: str) -> None:
+    """Argon2id (~0.3 s, 64 MiB) in a worker thread, not on the event loop that carries every
+    page's signaling; at most two at once, so that a flood of logins cannot exhaust memory."""
+    await asyncio.get_running_loop().run_in_executor(
+        _PASSWORD_WORK, _services(request).staff.prepare_password_check, username, password)
+
+
 async def _login(request: web.Request) -> web.Response:
     if not check_same_origin(request):
         raise CsrfFailed()
     request.app[LOGIN_LIMIT].hit(client_address(request))
     data = await read_body(request, LOGIN)
     services = _services(request)
+    await _prepare_password_check(request, data["username"], data["password"])
     member = services.staff.login(data["username"].strip().lower(), data["password"],
                                   data.get("totp") or None, source=client_address(request))
     session = StaffSession(username=member.username)
@@ -465,6 +477,8 @@ async def _set_password(request: web.Request) -> web.Response:
     data = await read_body(request, PASSWORD_CHANGE)
     if own and not data.get("old_password"):
         raise InvalidInput(field="old_password", detail="fehlt")
+    if own:
+        await _prepare_password_check(request, username, data["old_password"])
     _services(request).staff.set_password(
         actor.username, username, data["new_password"],
         old_password=data.get("old_password") if own else None,
@@ -495,6 +509,7 @@ async def _disable_totp(request: web.Request) -> web.Response:
     # a password check like a login: the same per-address rate and lockout
     request.app[LOGIN_LIMIT].hit(client_address(request))
     data = await read_body(request, TOTP_OFF)
+    await _prepare_password_check(request, actor.username, data["password"])
     _services(request).staff.disable_totp(
         actor.username, actor.username, password=data["password"],
         totp_code=data.get("totp") or None,

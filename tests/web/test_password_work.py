@@ -1,0 +1,47 @@
+"""Password checks do their Argon2id work off the event loop that carries every page."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from aiohttp.test_utils import TestClient
+
+from appliance.config import Settings
+from appliance.practice.models import Role
+from appliance.practice.onboarding import onboard
+from appliance.runtime import build_services
+from appliance.vault import KdfParams
+from appliance.web.app import build_public_app, build_staff_app
+
+from .conftest import ADMIN_PASSWORD, PROFILE
+
+
+async def test_a_login_does_not_hold_up_the_other_pages(
+    settings: Settings, aiohttp_client: Callable[..., Awaitable[TestClient]]
+) -> None:
+    """With the box's real Argon2id costs (~0.3 s a check) a login runs its key derivation in a
+    worker thread: a request that arrives meanwhile (here the status the pages poll; in a call,
+    signaling heartbeats) is answered before the login is. On the event loop it would wait."""
+    services = build_services(settings, kdf=KdfParams())  # the real costs, not the tests' cheap
+    onboard(services, profile=PROFILE, username="admin", display_name="Anna Admin",
+            password=ADMIN_PASSWORD, roles={Role.ADMIN})
+    staff_app = build_staff_app(settings, services)
+    build_public_app(settings, services, staff_app)
+    client = await aiohttp_client(staff_app)
+    finished: list[str] = []
+
+    async def login() -> None:
+        answer = await client.post("/api/login", json={"username": "admin",
+                                                        "password": ADMIN_PASSWORD})
+        assert answer.status == 200, await answer.text()
+        finished.append("login")
+
+    async def status() -> None:
+        await asyncio.sleep(0.1)  # the login is deriving its key by now
+        answer = await client.get("/api/status")
+        assert answer.status == 200
+        finished.append("status")
+
+    await asyncio.gather(login(), status())
+    assert finished == ["status", "login"]
