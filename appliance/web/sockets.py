@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
@@ -54,6 +55,8 @@ PROTOCOL: Final = "sz.v1"
 TICKET_PROTOCOL: Final = "sz.ticket."
 CLOSED_FOR_DOCTOR: Final = frozenset({AppointmentState.CANCELLED, AppointmentState.NO_SHOW})
 _OPEN: Final = web.AppKey("signaling_sockets", set)
+#: Linux's option to send a batch of small writes in as few packets as possible
+_TCP_CORK: Final[int | None] = getattr(socket, "TCP_CORK", None)
 
 
 class _Connection:
@@ -66,6 +69,8 @@ class _Connection:
         self._wake = asyncio.Event()
         self._closing = False
         self._close_code = WSCloseCode.OK
+        self._cork_socket = (transport.get_extra_info("socket")
+                             if transport is not None and _TCP_CORK is not None else None)
         self._task = asyncio.get_running_loop().create_task(self._write_all())
 
     def send(self, frame: str) -> None:
@@ -93,14 +98,38 @@ class _Connection:
         if self._transport is not None:
             self._transport.abort()  # e.g. a dead path whose send buffer is full
 
+    def _cork(self, on: bool) -> bool:
+        """Hold back (or push out) partial TCP segments; whether that worked.
+
+        Frames come in batches (the hub relays every frame of one read of the sender at once):
+        corked, a batch leaves in one or few packets instead of one packet per frame, which on
+        loopback or a LAN is most of a frame's cost. Only where the system has ``TCP_CORK``
+        (Linux) and the socket is TCP; the first failure turns it off for this socket.
+        """
+        if self._cork_socket is None or _TCP_CORK is None:
+            return False
+        try:
+            self._cork_socket.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, int(on))
+        except OSError:
+            self._cork_socket = None
+            return False
+        return True
+
     async def _write_all(self) -> None:
         ws = self._ws
+        queue = self._queue
         try:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
-                while self._queue:
-                    await ws.send_str(self._queue.popleft())
+                # uncorked in any case before the next wait: nothing is held back for long
+                corked = len(queue) > 1 and self._cork(True)
+                try:
+                    while queue:
+                        await ws.send_str(queue.popleft())
+                finally:
+                    if corked:
+                        self._cork(False)
                 if self._closing:
                     break
         except (ConnectionError, RuntimeError):
