@@ -91,7 +91,7 @@ def _hub_app() -> web.Application:
         role = request.match_info["role"]
         member = Member(key=role, role=role, name=role, username="bench", admitted=True)
         appointment = SimpleNamespace(id=request.match_info["room"],
-                                      state=AppointmentState.WAITING)
+                                      state=AppointmentState.WAITING, removed_from_call=())
         return await serve_socket(request, appointment, member)  # type: ignore[arg-type]
 
     async def tick(app: web.Application) -> AsyncIterator[None]:
