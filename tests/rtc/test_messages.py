@@ -202,6 +202,8 @@ def test_signal_data_is_relayed_as_the_page_wrote_it() -> None:
     assert isinstance(message, m.SignalTo) and message.raw_data == data
     assert m.data_json(message) == data
     assert message == m.SignalTo(seq=3, to="p-1", data=json.loads(data))
+    with pytest.raises(AttributeError):  # frozen like any other message
+        message.seq = 4  # type: ignore[misc]
     relayed = json.loads(m.signal_frame(8, "p-2", m.data_json(message)))
     assert relayed == {"v": 1, "type": "signal", "seq": 8, "from": "p-2", "data": json.loads(data)}
     spaced = parse_client(frame(type="signal", seq=3, to="p-1", data=json.loads(data)))
