@@ -1,22 +1,29 @@
 """The signaling hub against a bare aiohttp WebSocket relay: waiting patients, relayed messages.
 
 Server: a subprocess pinned to one core (the clients get the other) running either our hub
-behind the real adapter (``appliance.web.sockets.serve_socket``; members pre-admitted, no vault)
-or a bare relay that answers pings with a fixed pong and forwards every other text frame to the
-socket's partner unread. Clients: this process, aiohttp client WebSockets on loopback, building
-and reading frames with string operations so that the servers are the bottleneck. Both servers
-get byte-identical client traffic, except that hub clients acknowledge (every 32 messages, as
-pages do).
+behind the real adapter (``appliance.web.sockets.serve_socket``, its per-socket writer included;
+members pre-admitted to a waiting appointment, no vault) or a bare relay that answers pings with
+a fixed pong and forwards every other text frame to the socket's partner unread. Clients: this
+process, aiohttp client WebSockets on loopback, building and reading frames with string
+operations so that the servers are the bottleneck. Both servers get byte-identical client
+traffic, except that hub clients acknowledge (every 32 messages, as pages do). The frames have
+the shape pages give them (``JSON.stringify``: compact, keys ``v, type, seq, to, data``): the
+hub decodes such a frame once and relays its ``data`` as written (checked, not serialized
+anew); frames of any other shape take its general path. Neither side negotiates
+permessage-deflate (browsers do; aiohttp then compresses every frame, on the hub and on a bare
+relay alike).
 
 - **waiting**: N patients, one room each, every socket pinging every 500 ms for 10 s; "alive" is
   the number of sockets still open at the end, RTT is ping → pong; server RSS and CPU share.
 - **relay burst**: 50 doctor → patient pairs, 600 ``signal`` messages each (an ICE candidate,
   ~330 bytes of JSON), 8 in flight per pair; messages/s over the whole burst, latency from
-  send to receipt, server CPU per message; the median of 5 rounds, hub and bare interleaved.
+  send to receipt, server CPU per message; the median of 5 rounds, hub and bare interleaved,
+  and the lowest and highest round (the spread: other load on the machine shows there first).
 - **relay single**: one pair, one message at a time (pure latency).
 - The pipe is the floor (no routing at all); the routing relay is the least a signaling relay
   does (parse, route by ``to``, set ``from``, serialize). Our hub adds validation, sequence
-  numbers, outbox and replay on top of that.
+  numbers, outbox and replay on top of that; its writer sends what queued up for a socket
+  in one go (TCP_CORK), the bare relays write each frame as it comes.
 
 Ratios are hub / bare (throughput: higher is better, goal ≥ 0.7).
 """
@@ -368,8 +375,10 @@ async def _relay(server: _Server, name: str, pairs: int, messages: int,
 
 
 def _median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """The round with the median throughput (its latencies belong to it)."""
-    return sorted(rounds, key=lambda r: r["msgs_per_s"])[len(rounds) // 2]
+    """The round with the median throughput (its latencies belong to it), and the spread."""
+    ordered = sorted(rounds, key=lambda r: r["msgs_per_s"])
+    return {**ordered[len(rounds) // 2], "min_msgs_per_s": ordered[0]["msgs_per_s"],
+            "max_msgs_per_s": ordered[-1]["msgs_per_s"]}
 
 
 def _measure() -> dict[str, dict[str, dict[str, Any]]]:
@@ -422,6 +431,9 @@ def run() -> list[dict[str, Any]]:
         if key == "burst":  # a few hundred messages are below the CPU clock's resolution
             rows[-1]["server µs/msg hub/route/pipe"] = "/".join(
                 f"{x['cpu_us_per_msg']:.0f}" for x in (h, r, p))
+            rows[-1][f"msgs/s of the {ROUNDS} rounds, min–max hub/route/pipe"] = " / ".join(
+                f"{x['min_msgs_per_s'] / 1000:.1f}k–{x['max_msgs_per_s'] / 1000:.1f}k"
+                for x in (h, r, p))
     burst = rows[1]
     print(f"signaling: the hub relays {burst['hub / route']:.2f}× the messages/s of a bare "
           f"routing relay and {burst['hub / pipe']:.2f}× those of a bare pipe (goal ≥ 0.7)",
