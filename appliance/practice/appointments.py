@@ -275,6 +275,7 @@ class AppointmentBook:
             access_code=new_access_code(),
             code_failures=0,
             link_locked=False,
+            removed_from_call=_let_back(appointment.removed_from_call, "patient"),
             updated_at=self._clock.now(),
         )
         self._save(changed)
@@ -433,6 +434,8 @@ class AppointmentBook:
         """The doctor sends ``key`` (``patient``, ``guest:<id>``) out of the call (O3); they stay
         out, also after a restart of the box, until reopened or given a new link."""
         appointment = self._own_appointment(actor, appointment_id)
+        if appointment.state is not _S.IN_CALL:  # nobody is kept out of a waiting room
+            raise Conflict(detail=f"der Termin ist {STATE_WORDS[appointment.state]}")
         if key in appointment.removed_from_call:
             return appointment
         guests = tuple(replace(g, admitted_at=None) if f"guest:{g.id}" == key else g

@@ -236,10 +236,15 @@ class StaffDirectory:
 
     # --- login --------------------------------------------------------------------------------
 
+    def check_not_locked(self, username: str, *, source: str) -> None:
+        """Raise :class:`AccountLocked` if ``username`` may not try a password from ``source``
+        now (before any costly work for it is done)."""
+        self._throttle.check(_login_name(username), source)
+
     def prepare_password_check(self, username: str, password: str) -> None:
         """Do the slow part of checking ``username``'s password (Argon2id, ~0.3 s) now; a
         server calls this in a worker thread right before :meth:`login` (or a re-check)."""
-        self._vault.prepare_password(username.strip().lower()[:64], password)
+        self._vault.prepare_password(_login_name(username), password)
 
     def login(self, username: str, password: str, totp_code: str | None = None, *,
               source: str) -> StaffMember:
@@ -248,7 +253,7 @@ class StaffDirectory:
         ``source`` is where the login comes from (the client address, or ``"cli"``): failures
         lock the name from that source, and many from anywhere lock it everywhere.
         """
-        name = username.strip().lower()[:64]
+        name = _login_name(username)
         self._throttle.check(name, source)
         unsealed_here = False
         if self._vault.sealed:
@@ -401,3 +406,8 @@ class StaffDirectory:
         _LOGGER.info("failed staff login%s", "; name locked" if locked else "")
         if locked:
             self._throttle.check(name, source)  # raises AccountLocked with the time left
+
+
+def _login_name(username: str) -> str:
+    """A typed user name as the login compares it."""
+    return username.strip().lower()[:64]

@@ -257,14 +257,20 @@ class SignalingHub:
 
     def keep_places(self, room_id: str, members: list[Member],
                     removed: tuple[str, ...] = ()) -> None:
-        """Give a running call's members their places, away for now, if the room is unknown.
+        """Align the room with the practice's record before a socket joins it.
 
-        After a restart of the process the hub knows no room, yet the call goes on peer to peer.
-        Whoever re-attaches first must see the others as away (in their grace period), not as
-        gone: a page drops its peer connection to someone who left the room. The keys in
-        ``removed`` (sent out by the doctor) stay out.
+        ``removed`` — whom the doctor sent out of the running call — is the whole truth: a new
+        link or a reopening lets them back in this very room. ``members`` — a running call's
+        members — get their places, away for now, if the hub does not know the room: after a
+        restart of the process the call goes on peer to peer, and whoever re-attaches first
+        must see the others as away (in their grace period), not as gone (a page drops its
+        peer connection to someone who left the room).
         """
-        if room_id in self._rooms or not (members or removed):
+        room = self._rooms.get(room_id)
+        if room is not None:
+            room.banned = set(removed)
+            return
+        if not (members or removed):
             return
         room = _Room(room_id)
         room.banned.update(removed)

@@ -154,10 +154,11 @@ class _PreparedKeys:
     def put(self, salt: bytes, params: KdfParams, secret: bytes, key: bytes) -> None:
         now = time.monotonic()
         with self._lock:
-            self._entries = {k: v for k, v in self._entries.items()
-                             if now - v[0] < self._ttl_s}
-            if len(self._entries) < self._max:
-                self._entries[self._id(salt, params, secret)] = (now, key)
+            entries = {k: v for k, v in self._entries.items() if now - v[0] < self._ttl_s}
+            while len(entries) >= self._max:  # the oldest makes room: the newest is awaited
+                del entries[next(iter(entries))]
+            entries[self._id(salt, params, secret)] = (now, key)
+            self._entries = entries
 
     def take(self, salt: bytes, params: KdfParams, secret: bytes) -> bytes | None:
         with self._lock:

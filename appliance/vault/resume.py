@@ -14,7 +14,9 @@ boot as before):
   data key itself, so any grant — or a password login — reads them.
 
 Both are bound to the data key's id: after a re-key the caller saves again (the vault tells its
-re-key listeners), and a file left over from an older key opens nothing.
+re-key listeners), and a file left over from an older key opens nothing. The grants are also
+bound to the kernel's boot id: even where the runtime directory is on a disk (a laptop without
+``runtime_dir``), no grant opens anything after a reboot.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import binascii
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -36,6 +38,7 @@ from appliance.vault.vault import Vault
 _LOGGER = logging.getLogger(__name__)
 
 FILE_NAME: Final = "resume.json"
+BOOT_ID_PATH: Final = "/proc/sys/kernel/random/boot_id"
 _VERSION: Final = 1
 _LOOKUP: Final = b"sprechzimmer resume lookup"
 _GRANT_KEY: Final = b"sprechzimmer resume grant key"
@@ -65,13 +68,22 @@ def _grant_key(secret: str) -> bytes:
     return crypto.hkdf(_secret_bytes(secret), _GRANT_KEY)
 
 
+def current_boot_id() -> str:
+    """The kernel's id of this boot (a new one after every reboot); empty where there is none."""
+    try:
+        return Path(BOOT_ID_PATH).read_text("ascii").strip()
+    except OSError:
+        return ""
+
+
 class ResumeFile:
     """The file that lets whoever holds a granted secret reopen ``vault`` after a restart."""
 
-    def __init__(self, directory: Path, vault: Vault) -> None:
+    def __init__(self, directory: Path, vault: Vault, *, boot_id: str | None = None) -> None:
         self._directory = Path(directory)
         self._path = self._directory / FILE_NAME
         self._vault = vault
+        self._boot = (current_boot_id() if boot_id is None else boot_id).encode("ascii")
 
     @property
     def path(self) -> Path:
@@ -90,7 +102,7 @@ class ResumeFile:
         cannot pick up its sessions after a restart.
         """
         key_id, data_key = self._vault.current_key()
-        aad_grant = _GRANT_AAD + key_id
+        aad_grant = _GRANT_AAD + key_id + self._boot
         document = {
             "v": _VERSION,
             "key_id": key_id.hex(),
@@ -110,8 +122,10 @@ class ResumeFile:
                 json.dump(document, out)
             os.replace(tmp, self._path)
         except OSError:
+            # fail closed: an older file could still hold a session that has ended since
             _LOGGER.warning("could not write the resume file; sessions will not survive a "
                             "restart", exc_info=True)
+            self.discard()
 
     def load(self) -> list[dict[str, Any]]:
         """The saved records, read with the open vault's key; ``[]`` if none fit that key."""
@@ -121,11 +135,13 @@ class ResumeFile:
             return []
         return self._records(document, key_id, data_key) or []
 
-    def reopen(self, secret: str) -> bool:
+    def reopen(self, secret: str,
+               accept: Callable[[list[dict[str, Any]]], bool] = lambda records: True) -> bool:
         """Unseal the vault with the data key granted to ``secret``; whether that worked.
 
-        Never raises for a wrong, unknown or stale secret or a damaged file: the caller then
-        treats the secret like any unknown session.
+        ``accept`` sees the saved records first and may refuse (say, the secret's session has
+        expired since). Never raises for a wrong, unknown or stale secret or a damaged file: the
+        caller then treats the secret like any unknown session.
         """
         if not self._vault.sealed:
             return False
@@ -138,11 +154,12 @@ class ResumeFile:
         key_id: bytes = document["key_id"]
         try:
             data_key = crypto.unseal(_grant_key(secret), _unb64(sealed_key),
-                                     _GRANT_AAD + key_id)
+                                     _GRANT_AAD + key_id + self._boot)
         except (Unauthentic, ValueError, binascii.Error):
-            _LOGGER.warning("a resume grant did not open; ignored")
+            _LOGGER.warning("a resume grant did not open (another boot, or damaged); ignored")
             return False
-        if self._records(document, key_id, data_key) is None:
+        records = self._records(document, key_id, data_key)
+        if records is None or not accept(records):
             return False
         try:
             self._vault.unseal_with_data_key(key_id, data_key)

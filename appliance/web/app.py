@@ -89,7 +89,9 @@ def build_staff_app(settings: Settings, services: PracticeServices) -> web.Appli
     )
     app[SESSION_KEEPER] = SessionKeeper(
         ResumeFile(settings.vault.resume_dir, services.vault), services.vault)
-    app[SESSION_KEEPER].keep("staff", app[STAFF_SESSIONS], StaffSession, reopens=True)
+    app[SESSION_KEEPER].keep(  # a removed member's sessions never come back
+        "staff", app[STAFF_SESSIONS], StaffSession, reopens=True,
+        belongs=lambda session: session.username in services.vault.members())
     app[LOGIN_LIMIT] = RateLimiter(*LOGIN_RATE)
     services.appointments.add_state_listener(
         lambda appt: app[EVENTS].publish({"type": "appointment", "id": appt.id})

@@ -69,8 +69,10 @@ class SessionStore(Generic[S]):
         self._idle_s = idle_s
         self._max_s = max_s
         self._entries: dict[str, _Entry[S]] = {}
-        #: told after every change (the keeper saves); asked before each look-up (it may reopen)
+        #: told after every change and use (the keeper saves); asked before each look-up (the
+        #: keeper may reopen the vault)
         self.on_change: Callable[[], None] = _nothing
+        self.on_use: Callable[[], None] = _nothing
         self.before_get: Callable[[str], None] = _nothing
 
     def create(self, response: web.StreamResponse, request: web.Request, value: S) -> str:
@@ -101,6 +103,7 @@ class SessionStore(Generic[S]):
             self.on_change()
             return None
         entry.seen = now
+        self.on_use()
         return entry.value
 
     def find(self, predicate: Callable[[S], bool]) -> S | None:
@@ -110,6 +113,7 @@ class SessionStore(Generic[S]):
         for entry in self._entries.values():
             if predicate(entry.value):
                 entry.seen = now
+                self.on_use()
                 return entry.value
         return None
 
@@ -131,23 +135,23 @@ class SessionStore(Generic[S]):
 
     # --- for the keeper -----------------------------------------------------------------------
 
-    def ids(self) -> list[str]:
-        """The ids of all live sessions."""
-        self._expire()
-        return list(self._entries)
-
-    def export(self) -> list[tuple[str, S, float]]:
-        """Each live session as (id, value, age in seconds)."""
+    def export(self) -> list[tuple[str, S, float, float]]:
+        """Each live session as (id, value, age, idle time), times in seconds."""
         self._expire()
         now = time.monotonic()
-        return [(sid, e.value, now - e.created) for sid, e in self._entries.items()]
+        return [(sid, e.value, now - e.created, now - e.seen) for sid, e in self._entries.items()]
 
-    def restore(self, session_id: str, value: S, age_s: float) -> None:
-        """Take back a session saved before a restart (its age counts; its idle time starts)."""
-        if session_id in self._entries or not 0 <= age_s < self._max_s:
-            return
+    def valid(self, age_s: float, idle_s: float) -> bool:
+        """Whether a session of that age and idle time is still good."""
+        return 0 <= age_s < self._max_s and 0 <= idle_s < self._idle_s
+
+    def restore(self, session_id: str, value: S, age_s: float, idle_s: float) -> bool:
+        """Take back a session saved before a restart, if it is still good; whether it was."""
+        if session_id in self._entries or not self.valid(age_s, idle_s):
+            return False
         now = time.monotonic()
-        self._entries[session_id] = _Entry(value, now - age_s, now)
+        self._entries[session_id] = _Entry(value, now - age_s, now - idle_s)
+        return True
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -163,69 +167,118 @@ def _nothing(*_: object) -> None:
     return None
 
 
+@dataclass(frozen=True)
+class _Kept:
+    store: SessionStore[Any]
+    value_type: type
+    #: its cookies reopen the vault after a restart (staff), or not (patients)
+    reopens: bool
+    #: whether a session still belongs (e.g. its staff member still has a key to the vault)
+    belongs: Callable[[Any], bool]
+
+
 class SessionKeeper:
     """Keeps the sessions of both sites in the resume file while the vault is open.
 
     Only staff sessions may reopen the vault (a patient's cookie never unseals the practice's
-    data); once any of them did — or a staff member logged in with a password — every session
-    saved under the current data key comes back, the patients' included.
+    data), and only while they are still good (age and idle time as saved, plus the time since);
+    once one did — or a staff member logged in with a password — every session saved under the
+    current data key comes back, the patients' included. Uses are saved at most every
+    ``SAVE_USE_EVERY_S``, so that idle times after a restart are right to within that.
     """
+
+    SAVE_USE_EVERY_S: Final = 60.0
 
     def __init__(self, resume: ResumeFile, vault: Vault) -> None:
         self._resume = resume
         self._vault = vault
-        self._stores: dict[str, tuple[SessionStore[Any], type, bool]] = {}
-        self._restoring = False
+        self._kept: dict[str, _Kept] = {}
+        self._busy = False
+        self._saved_at = 0.0
         vault.add_unseal_listener(self.restore)
         vault.add_rekey_listener(self.save)
 
-    def keep(self, kind: str, store: SessionStore[Any], value_type: type, *,
-             reopens: bool) -> None:
+    def keep(self, kind: str, store: SessionStore[Any], value_type: type, *, reopens: bool,
+             belongs: Callable[[Any], bool] = lambda value: True) -> None:
         """Save ``store``'s sessions as ``kind``; with ``reopens`` its cookies reopen the vault."""
-        self._stores[kind] = (store, value_type, reopens)
+        self._kept[kind] = _Kept(store, value_type, reopens, belongs)
         store.on_change = self.save
+        store.on_use = self._used
         if reopens:
             store.before_get = self._reopen
 
     def save(self) -> None:
         """Write every live session; remove the file when no session could reopen the vault."""
-        if self._restoring or self._vault.sealed:
+        if self._busy or self._vault.sealed:
             return
-        records: list[dict[str, Any]] = []
-        secrets_: list[str] = []
-        for kind, (store, _, reopens) in self._stores.items():
-            for session_id, value, age_s in store.export():
-                records.append({"kind": kind, "id": session_id, "age_s": age_s,
-                                "saved_at": time.time(), "value": dataclasses.asdict(value)})
-                if reopens:
-                    secrets_.append(session_id)
-        if secrets_:
-            self._resume.save(records, secrets_)
-        else:
-            self._resume.discard()
+        self._busy = True  # expiring sessions while exporting must not save again meanwhile
+        try:
+            now = time.time()
+            records: list[dict[str, Any]] = []
+            secrets_: list[str] = []
+            for kind, kept in self._kept.items():
+                for session_id, value, age_s, idle_s in kept.store.export():
+                    if not kept.belongs(value):
+                        continue  # e.g. its member was just removed (the re-key saves first)
+                    records.append({"kind": kind, "id": session_id, "age_s": age_s,
+                                    "idle_s": idle_s, "saved_at": now,
+                                    "value": dataclasses.asdict(value)})
+                    if kept.reopens:
+                        secrets_.append(session_id)
+            self._saved_at = time.monotonic()
+            if secrets_:
+                self._resume.save(records, secrets_)
+            else:
+                self._resume.discard()
+        finally:
+            self._busy = False
 
     def restore(self) -> None:
         """Bring back the sessions saved under the vault's current key (after an unseal)."""
         restored = 0
-        self._restoring = True
+        self._busy = True
         try:
             for record in self._resume.load():
-                entry = self._stores.get(record.get("kind", ""))
-                if entry is None:
+                kept = self._kept.get(record.get("kind", ""))
+                if kept is None:
                     continue
-                store, value_type, _ = entry
                 try:
-                    age_s = float(record["age_s"]) + max(0.0, time.time() - record["saved_at"])
-                    store.restore(str(record["id"]), value_type(**record["value"]), age_s)
-                    restored += 1
+                    age_s, idle_s = _times(record)
+                    value = kept.value_type(**record["value"])
+                    if kept.belongs(value) and kept.store.restore(
+                            str(record["id"]), value, age_s, idle_s):
+                        restored += 1
                 except (KeyError, TypeError, ValueError):
                     _LOGGER.warning("a saved session does not fit; skipped")
         finally:
-            self._restoring = False
+            self._busy = False
         if restored:
             _LOGGER.info("%d sessions taken back after a restart", restored)
+        self.save()  # what did not come back (expired meanwhile) leaves the file
+
+    def _used(self) -> None:
+        if time.monotonic() - self._saved_at >= self.SAVE_USE_EVERY_S:
             self.save()
 
     def _reopen(self, session_id: str) -> None:
-        if self._vault.sealed and self._resume.reopen(session_id):
+        if not self._vault.sealed:
+            return
+
+        def still_good(records: list[dict[str, Any]]) -> bool:
+            for record in records:
+                kept = self._kept.get(record.get("kind", ""))
+                if kept is not None and kept.reopens and record.get("id") == session_id:
+                    try:
+                        return kept.store.valid(*_times(record))
+                    except (KeyError, TypeError, ValueError):
+                        return False
+            return False
+
+        if self._resume.reopen(session_id, accept=still_good):
             _LOGGER.info("vault reopened by a staff session after a restart")
+
+
+def _times(record: dict[str, Any]) -> tuple[float, float]:
+    """A saved session's age and idle time now: as saved, plus the time since."""
+    since = max(0.0, time.time() - float(record["saved_at"]))
+    return float(record["age_s"]) + since, float(record["idle_s"]) + since

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +24,7 @@ from appliance.errors import (
     AppointmentClosed,
     Conflict,
     CsrfFailed,
+    InvalidInput,
     NotFound,
     PermissionDenied,
 )
@@ -53,6 +55,7 @@ GUEST_KEY_PREFIX: Final = "guest:"
 #: the subprotocol a page asks for; a patient's page offers its ticket as a second one
 PROTOCOL: Final = "sz.v1"
 TICKET_PROTOCOL: Final = "sz.ticket."
+TICKET_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{43}")
 CLOSED_FOR_DOCTOR: Final = frozenset({AppointmentState.CANCELLED, AppointmentState.NO_SHOW})
 _OPEN: Final = web.AppKey("signaling_sockets", set)
 #: Linux's option to send a batch of small writes in as few packets as possible
@@ -152,8 +155,9 @@ async def serve_socket(request: web.Request, appointment: Appointment,
     """Upgrade ``request`` and connect it to the hub as ``member`` of the call till it ends."""
     hub = request.app[HUB]
     room_id = appointment.id
+    in_call = appointment.state is AppointmentState.IN_CALL
     hub.keep_places(room_id, _members_of_call(request.app[SERVICES], appointment),
-                    removed=appointment.removed_from_call)
+                    removed=appointment.removed_from_call if in_call else ())
     ws = web.WebSocketResponse(heartbeat=None, max_msg_size=MAX_FRAME_BYTES,
                                protocols=(PROTOCOL,))
     await ws.prepare(request)
@@ -208,11 +212,11 @@ def staff_endpoint(
 
 async def _patient_signal(request: web.Request) -> web.StreamResponse:
     request.app[PUBLIC_LIMIT].hit(client_address(request))
-    # the verified session of this very link (R1): by cookie, or by ticket on another host
-    _, visitor = _verified(request, ticket=_ticket(request))
     if not (check_same_origin(request)  # no cross-site WebSocket hijacking: the patient's
             or request.headers.get("Origin") in public_origins(request.app[SERVICES])):
         raise CsrfFailed()  # page may live on any of the practice's public hosts
+    # the verified session of this very link (R1): by cookie, or by ticket on another host
+    _, visitor = _verified(request, ticket=_ticket(request))
     state = visitor.state  # a guest's: waiting once checked in, while the appointment is open
     if state not in PATIENT_STATES:
         if state is AppointmentState.SCHEDULED:
@@ -223,12 +227,15 @@ async def _patient_signal(request: web.Request) -> web.StreamResponse:
 
 def _ticket(request: web.Request) -> str | None:
     """The session ticket a page offers as a WebSocket subprotocol (``sz.ticket.<ticket>``):
-    in a header, so that it appears in no URL and no log."""
-    offered = request.headers.get("Sec-WebSocket-Protocol", "")
-    for protocol in (p.strip() for p in offered.split(",")):
-        if protocol.startswith(TICKET_PROTOCOL):
-            return protocol.removeprefix(TICKET_PROTOCOL) or None
-    return None
+    in a header, so that it appears in no URL and no log (hence refused before the upgrade
+    unless ``sz.v1`` is offered too: aiohttp would log protocols it cannot choose from)."""
+    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+    tickets = [p.removeprefix(TICKET_PROTOCOL) for p in offered if p.startswith(TICKET_PROTOCOL)]
+    if not tickets:
+        return None
+    if PROTOCOL not in offered or len(tickets) > 1 or not TICKET_PATTERN.fullmatch(tickets[0]):
+        raise InvalidInput(field="Sec-WebSocket-Protocol", detail="kein gültiges Ticket")
+    return tickets[0]
 
 
 # --- who is who in the hub ----------------------------------------------------------------------

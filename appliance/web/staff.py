@@ -335,9 +335,12 @@ async def _recovery_confirmed(request: web.Request) -> web.Response:
 
 async def _prepare_password_check(request: web.Request, username: str, password: str) -> None:
     """Argon2id (~0.3 s, 64 MiB) in a worker thread, not on the event loop that carries every
-    page's signaling; at most two at once, so that a flood of logins cannot exhaust memory."""
+    page's signaling; at most two at once, so that a flood of logins cannot exhaust memory;
+    none at all for a name locked from this address."""
+    staff = _services(request).staff
+    staff.check_not_locked(username, source=client_address(request))
     await asyncio.get_running_loop().run_in_executor(
-        _PASSWORD_WORK, _services(request).staff.prepare_password_check, username, password)
+        _PASSWORD_WORK, staff.prepare_password_check, username, password)
 
 
 async def _login(request: web.Request) -> web.Response:

@@ -227,6 +227,16 @@ def test_the_call_remembers_who_is_in_and_who_was_sent_out(
     assert reopened.removed_from_call == ()
 
 
+def test_nobody_is_kept_out_of_a_waiting_room(book: AppointmentBook,
+                                              make_appointment: MakeAppointment) -> None:
+    """A removal is for the running call only: a waiting patient cannot be locked out by it
+    (staff withdraw a link by reissuing or cancelling it)."""
+    appointment = _to(book, make_appointment(), S.WAITING)
+    with pytest.raises(Conflict):
+        book.remove_from_call("dr.weber", appointment.id, "patient")
+    assert book.get(appointment.id).removed_from_call == ()
+
+
 def test_guests_survive_unseal_and_go_with_their_appointment(
     book: AppointmentBook, make_appointment: MakeAppointment, vault: Vault, audit: AuditLog,
     clock: ManualClock,

@@ -149,3 +149,27 @@ async def test_csp_allows_exactly_the_other_hosts(two_lines: Box) -> None:
     assert "default-src 'self'" in csp and "script-src 'self'" in csp
     staff = await two_lines.staff.get("/")
     assert "connect-src 'self';" in staff.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("protocols", [
+    ("sz.ticket.{ticket}",),  # without sz.v1 aiohttp would log the offer (and the ticket)
+    ("sz.v1", "sz.ticket.short"),
+    ("sz.v1", "sz.ticket.{ticket}", "sz.ticket.{ticket}"),
+    ("sz.v1", "sz.ticket.\udcff" + "a" * 42),
+])
+async def test_a_malformed_ticket_offer_is_refused_plainly(
+    two_lines: Box, protocols: tuple[str, ...], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bad input gets a clear 400 before the upgrade: never a 500, never the ticket in a log."""
+    _, token = await waiting_patient(two_lines)
+    ticket = (await _hosts(two_lines, token))["ticket"]
+    offered = ", ".join(p.format(ticket=ticket) for p in protocols)
+    async with aiohttp.ClientSession() as session:
+        answer = await session.get(
+            two_lines.public.make_url(f"/v/{token}/signal"),
+            headers={"Origin": LTE, "Connection": "Upgrade", "Upgrade": "websocket",
+                     "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                     "Sec-WebSocket-Protocol": offered.encode("utf-8", "surrogateescape")
+                     .decode("latin-1")})
+        assert answer.status == 400, await answer.text()
+    assert ticket not in caplog.text

@@ -8,9 +8,11 @@ tests/e2e/test_call.py kills the real process.)
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
@@ -18,6 +20,7 @@ from appliance.config import Settings
 from appliance.practice.models import AppointmentState
 from appliance.rtc import messages as m
 from appliance.runtime import build_services
+from appliance.web import app as web_app
 from appliance.web.app import build_public_app, build_staff_app
 from tests.web import conftest as web_fixtures
 from tests.web.conftest import ADMIN_PASSWORD, CHEAP_KDF, DOCTOR_PASSWORD, Box
@@ -252,3 +255,18 @@ async def test_someone_the_doctor_sent_out_stays_out_after_the_restart(
         await ws.close()
     finally:
         await doctor.close()
+
+
+async def test_a_session_that_went_idle_meanwhile_reopens_nothing(
+    practice: Box, settings: Settings, aiohttp_client: Client, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A grant is honoured only for a session that is still good: its saved idle time plus the
+    time since counts (here the new process allows 1 s idle; the doctor's page was quiet
+    longer), so the box stays sealed and the cookie is an unknown session."""
+    await waiting_patient(practice)
+    await practice.login("drmueller", DOCTOR_PASSWORD)
+    await asyncio.sleep(1.2)
+    monkeypatch.setattr(web_app, "STAFF_IDLE_S", 1.0)
+    box = await _restart(practice, settings, aiohttp_client)
+    status, _ = await _status(box.staff, "/api/session")
+    assert status == 401 and box.services.vault.sealed

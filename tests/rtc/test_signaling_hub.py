@@ -660,3 +660,19 @@ async def test_a_new_hub_keeps_the_places_of_a_running_call(clock: FakeClock,
     assert sock.last("room")["participants"] == [
         {"id": patient_id, "role": "patient", "name": "Erika Mustermann", "present": True,
          "admitted": True}]
+
+
+def test_the_practice_record_lets_a_removed_person_back(hub: SignalingHub) -> None:
+    """O3: whom the doctor removed stays out while the practice's record says so; a new link or
+    a reopening (the record no longer names them) lets them back into the same running room."""
+    doctor, _, _, _ = call(hub)
+    guest = Page(hub, Member(key="guest:1", role="guest", name="Gast"))
+    guest.connect()
+    doctor.send("remove", participant=guest.id)
+    hub.keep_places(ROOM, [DOCTOR], removed=("guest:1",))  # a socket opens: record still says so
+    guest.session = secrets.token_urlsafe(18)
+    assert guest.connect().errors() == ["signal_removed"]
+    hub.keep_places(ROOM, [DOCTOR], removed=())  # staff gave the guest a new link
+    guest.session = secrets.token_urlsafe(18)
+    back = guest.connect()
+    assert back.errors() == [] and back.of("welcome")

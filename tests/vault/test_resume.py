@@ -169,3 +169,37 @@ def test_a_full_runtime_directory_loses_nothing(vault: Vault, tmp_path: Path) ->
     ResumeFile(blocked, vault).save(RECORDS, [secrets.token_urlsafe(32)])
     vault.db.table("t").insert({"n": 3})
     assert vault.db.table("t").all() == [{"n": 3}]
+
+
+def test_grants_open_nothing_after_a_reboot(vault: Vault, make_vault: Callable[..., Vault],
+                                            runtime: Path) -> None:
+    """The vault is sealed after every boot (DESIGN.md), also where the runtime directory is on
+    a disk: grants are bound to the kernel's boot id."""
+    secret = secrets.token_urlsafe(32)
+    ResumeFile(runtime, vault, boot_id="boot-1").save(RECORDS, [secret])
+    again = _restarted(make_vault, vault)
+    assert ResumeFile(runtime, again, boot_id="boot-2").reopen(secret) is False
+    assert again.sealed
+    assert ResumeFile(runtime, again, boot_id="boot-1").reopen(secret) is True
+
+
+def test_a_refusing_caller_keeps_the_vault_sealed(vault: Vault, make_vault: Callable[..., Vault],
+                                                  runtime: Path) -> None:
+    """The caller sees the saved records before anything opens (it refuses an expired session)."""
+    secret = secrets.token_urlsafe(32)
+    ResumeFile(runtime, vault).save(RECORDS, [secret])
+    again = _restarted(make_vault, vault)
+    seen: list[list[dict[str, object]]] = []
+    assert ResumeFile(runtime, again).reopen(
+        secret, accept=lambda records: bool(seen.append(records))) is False
+    assert seen == [RECORDS] and again.sealed
+
+
+def test_a_failed_write_fails_closed(vault: Vault, runtime: Path) -> None:
+    """When the file cannot be replaced, the old one goes: it might still grant a session that
+    has ended since (a logout must never come back after a restart)."""
+    resume = ResumeFile(runtime, vault)
+    resume.save(RECORDS, [secrets.token_urlsafe(32)])
+    (runtime / (FILE_NAME.removesuffix(".json") + ".tmp")).mkdir()  # the temp file cannot be made
+    resume.save([], [secrets.token_urlsafe(32)])
+    assert not (runtime / FILE_NAME).exists()

@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from appliance.config import Settings
 from appliance.practice.models import Role
 from appliance.practice.onboarding import onboard
 from appliance.runtime import build_services
-from appliance.vault import KdfParams
+from appliance.vault import KdfParams, crypto
 from appliance.web.app import build_public_app, build_staff_app
 
-from .conftest import ADMIN_PASSWORD, PROFILE
+from .conftest import ADMIN_PASSWORD, PROFILE, Box
 
 
 async def test_a_login_does_not_hold_up_the_other_pages(
@@ -45,3 +46,21 @@ async def test_a_login_does_not_hold_up_the_other_pages(
 
     await asyncio.gather(login(), status())
     assert finished == ["status", "login"]
+
+
+async def test_a_locked_name_costs_no_key_derivation(
+    practice: Box, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a name is locked from an address, further tries from there are refused before any
+    Argon2id work (a flood of them cannot keep the workers busy)."""
+    runs: list[bytes] = []
+    real = crypto._argon2id
+    monkeypatch.setattr(crypto, "_argon2id", lambda secret, salt, params: (
+        runs.append(salt) or real(secret, salt, params)))
+    statuses = []
+    for _ in range(7):
+        answer = await practice.staff.post("/api/login", json={"username": "drmueller",
+                                                               "password": "falsch-falsch-1"})
+        statuses.append(answer.status)
+    assert statuses == [401] * 4 + [429] * 3  # the fifth wrong password locks
+    assert len(runs) == 5  # one per try (in the worker; the check uses it), none when locked
