@@ -241,11 +241,16 @@ def _no_default(obj: Any) -> Any:
 # built once: ``json.dumps``/``json.loads`` with options build a new coder on every call
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 _DECODER: Final = json.JSONDecoder(parse_constant=_no_constant)
+# ``data`` from a page is written out ASCII-escaped: a lone surrogate escape ("\ud800") a page
+# may send stays an escape instead of text that cannot be encoded for the socket
+_DATA_ENCODER: Final = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"),
+                                        allow_nan=False)
 # the C encoder itself, without the cycle check: parsed JSON has no cycles (the relay's hot path)
 _C_ENCODER: Final = (
-    json_encoder.c_make_encoder(None, _no_default, json_encoder.c_encode_basestring, None,
+    json_encoder.c_make_encoder(None, _no_default, json_encoder.c_encode_basestring_ascii, None,
                                 ":", ",", False, False, False)
-    if json_encoder.c_make_encoder is not None and json_encoder.c_encode_basestring is not None
+    if json_encoder.c_make_encoder is not None
+    and json_encoder.c_encode_basestring_ascii is not None
     else None
 )
 
@@ -272,9 +277,9 @@ def _dumps(obj: Any) -> str:
 
 
 def _dumps_parsed(obj: dict[str, Any]) -> str:
-    """``obj`` (fresh from the decoder: no cycles, no NaN) as compact JSON."""
+    """``obj`` (fresh from the decoder: no cycles, no NaN) as compact, ASCII-escaped JSON."""
     if _C_ENCODER is None:
-        return _ENCODER.encode(obj)
+        return _DATA_ENCODER.encode(obj)
     return "".join(_C_ENCODER(obj, 0))
 
 

@@ -474,6 +474,37 @@ async def test_garbage_gets_errors_and_the_socket_keeps_working(practice: Box) -
         await page.close()
 
 
+async def test_a_lone_surrogate_in_data_reaches_the_other_side(practice: Box) -> None:
+    """JSON allows an escape of half a UTF-16 pair ("\\ud800"); relayed, it must stay an escape:
+    as text it cannot be encoded for the receiving socket, whose writer would die. Both the
+    pages' compact form and a spaced one (the general parser) are relayed and the socket goes on.
+    """
+    appt, token = await waiting_patient(practice)
+    await practice.login("drmueller", DOCTOR_PASSWORD)
+    doctor, patient = doctor_page(practice, appt), patient_page(practice.public, token)
+    try:
+        await doctor.open()
+        await patient.open()
+        await doctor.wait_for(is_room(lambda r: len(r.participants) == 2))
+        await doctor.send("admit", participant=patient.id)
+        await patient.wait_for(lambda msg: isinstance(msg, m.Admitted))
+        compact = (f'{{"v":1,"type":"signal","seq":1,"to":"{doctor.id}",'
+                   '"data":{"kind":"note","text":"a\\ud800"}}')
+        spaced = (f'{{"v": 1, "type": "signal", "seq": 2, "to": "{doctor.id}", '
+                  '"data": {"kind": "note", "text": "b\\ud800"}}')
+        for raw in (compact, spaced):
+            await patient.send_raw(raw)
+        patient.seq = 2
+        for text in ("a\ud800", "b\ud800"):
+            await doctor.wait_for(lambda msg, t=text: isinstance(msg, m.SignalFrom)
+                                  and msg.data.get("text") == t)
+        await patient.send("signal", to=doctor.id, data={"kind": "note", "text": "danach"})
+        await doctor.wait_for(note("danach"))
+    finally:
+        await doctor.close()
+        await patient.close()
+
+
 async def test_oversized_frame_closes_only_that_socket(practice: Box) -> None:
     """A frame above 64 KiB ends its socket (aiohttp, code 1009); a new socket resumes."""
     _, token = await waiting_patient(practice)
