@@ -241,16 +241,14 @@ def _no_default(obj: Any) -> Any:
 # built once: ``json.dumps``/``json.loads`` with options build a new coder on every call
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 _DECODER: Final = json.JSONDecoder(parse_constant=_no_constant)
-# ``data`` from a page is written out ASCII-escaped: a lone surrogate escape ("\ud800") a page
-# may send stays an escape instead of text that cannot be encoded for the socket
-_DATA_ENCODER: Final = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"),
-                                        allow_nan=False)
+_ASCII_ENCODER: Final = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"),
+                                         allow_nan=False)
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 # the C encoder itself, without the cycle check: parsed JSON has no cycles (the relay's hot path)
 _C_ENCODER: Final = (
-    json_encoder.c_make_encoder(None, _no_default, json_encoder.c_encode_basestring_ascii, None,
+    json_encoder.c_make_encoder(None, _no_default, json_encoder.c_encode_basestring, None,
                                 ":", ",", False, False, False)
-    if json_encoder.c_make_encoder is not None
-    and json_encoder.c_encode_basestring_ascii is not None
+    if json_encoder.c_make_encoder is not None and json_encoder.c_encode_basestring is not None
     else None
 )
 
@@ -277,9 +275,9 @@ def _dumps(obj: Any) -> str:
 
 
 def _dumps_parsed(obj: dict[str, Any]) -> str:
-    """``obj`` (fresh from the decoder: no cycles, no NaN) as compact, ASCII-escaped JSON."""
+    """``obj`` (fresh from the decoder: no cycles, no NaN) as compact JSON."""
     if _C_ENCODER is None:
-        return _DATA_ENCODER.encode(obj)
+        return _ENCODER.encode(obj)
     return "".join(_C_ENCODER(obj, 0))
 
 
@@ -500,6 +498,10 @@ def data_json(message: SignalTo) -> str:
                             or len(raw.encode("utf-8", "surrogatepass")) <= MAX_DATA_BYTES):
         return raw
     text = _dumps_parsed(message.data)  # type: ignore[arg-type]
+    if _SURROGATE.search(text):
+        # JSON allows an escape of half a UTF-16 pair ("\ud800"): it must stay an escape, as a
+        # character it cannot be encoded for the receiving socket
+        text = _ASCII_ENCODER.encode(message.data)
     if len(text) * 4 > MAX_DATA_BYTES and len(text.encode("utf-8")) > MAX_DATA_BYTES:
         raise SignalingError("signal_data_too_large", limit=MAX_DATA_BYTES // 1024,
                              ref=message.seq, consumes=True)
