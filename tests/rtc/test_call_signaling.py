@@ -505,6 +505,17 @@ async def test_a_lone_surrogate_in_data_reaches_the_other_side(practice: Box) ->
         await patient.close()
 
 
+async def test_sockets_are_not_compressed(practice: Box) -> None:
+    """Browsers offer permessage-deflate; the box declines it (memory and CPU per socket for
+    small JSON frames: measured ~100 KiB of zlib state per socket)."""
+    _, token = await waiting_patient(practice)
+    ws = await practice.public.ws_connect(f"/v/{token}/signal", compress=15)
+    try:
+        assert ws.compress == 0
+    finally:
+        await ws.close()
+
+
 async def test_oversized_frame_closes_only_that_socket(practice: Box) -> None:
     """A frame above 64 KiB ends its socket (aiohttp, code 1009); a new socket resumes."""
     _, token = await waiting_patient(practice)
