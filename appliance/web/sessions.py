@@ -98,7 +98,7 @@ class SessionStore(Generic[S]):
         if entry is None:
             return None
         now = time.monotonic()
-        if now - entry.seen > self._idle_s or now - entry.created > self._max_s:
+        if not self.valid(now - entry.created, now - entry.seen):
             del self._entries[session_id]
             self.on_change()
             return None
@@ -156,7 +156,7 @@ class SessionStore(Generic[S]):
     def _expire(self) -> None:
         now = time.monotonic()
         doomed = [sid for sid, e in self._entries.items()
-                  if now - e.seen > self._idle_s or now - e.created > self._max_s]
+                  if not self.valid(now - e.created, now - e.seen)]
         for sid in doomed:
             del self._entries[sid]
         if doomed:
