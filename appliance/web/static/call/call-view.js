@@ -58,7 +58,11 @@ export function renderCallView(root, { call, media, role, onEnd, onLeave }) {
       h('li', {}, t('ui.call.rule_introduce')),
       h('li', {}, t('ui.call.rule_recording'))),
     h('button', { type: 'button', class: 'small', 'data-test': 'call-rules-ok',
-      onclick: () => { rules.hidden = true; } }, t('ui.call.rules_ok')));
+      onclick: () => {
+        rules.hidden = true;
+        // the button just pressed is gone: keep the keyboard in the call
+        (micButton.disabled ? camButton : micButton).focus();
+      } }, t('ui.call.rules_ok')));
 
   // --- stage ---------------------------------------------------------------------------------------
   const empty = h('p', { class: 'stage-empty', 'data-test': 'call-empty' },
@@ -90,10 +94,12 @@ export function renderCallView(root, { call, media, role, onEnd, onLeave }) {
     h('div', { class: 'file-row' }, fileInput, fileLabel), fileNote, transfers);
 
   // --- controls --------------------------------------------------------------------------------------
-  const micButton = button(t('ui.call.mic_off'), { 'data-test': 'toggle-mic', 'aria-pressed': 'false' });
-  const camButton = button(t('ui.call.camera_off'), { 'data-test': 'toggle-camera', 'aria-pressed': 'false' });
+  // mic, camera and screen say what a tap does ("Kamera einschalten"); a changing label and
+  // aria-pressed together would be read as a double negation, so these show their state by look
+  const micButton = button(t('ui.call.mic_off'), { 'data-test': 'toggle-mic' });
+  const camButton = button(t('ui.call.camera_off'), { 'data-test': 'toggle-camera' });
   const screenButton = isDoctor && navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia
-    ? button(t('ui.call.screen_share'), { 'data-test': 'toggle-screen', 'aria-pressed': 'false' }) : null;
+    ? button(t('ui.call.screen_share'), { 'data-test': 'toggle-screen' }) : null;
   const savingButton = button(t('ui.call.saving'), { 'data-test': 'toggle-saving', 'aria-pressed': 'false' });
   const chatButton = button(t('ui.call.chat'), { 'data-test': 'toggle-chat', 'aria-expanded': 'false', class: 'call-button chat-toggle' });
   const unreadBadge = h('span', { class: 'unread', hidden: true });
@@ -120,13 +126,13 @@ export function renderCallView(root, { call, media, role, onEnd, onLeave }) {
 
   function showFlags() {
     const flags = media.flags();
-    micButton.setAttribute('aria-pressed', String(!flags.mic));
+    micButton.dataset.highlight = String(!flags.mic);
     setLabel(micButton, flags.mic ? t('ui.call.mic_off') : t('ui.call.mic_on'));
     micButton.disabled = !flags.hasAudio;
-    camButton.setAttribute('aria-pressed', String(!media.cameraOn));
+    camButton.dataset.highlight = String(!media.cameraOn);
     setLabel(camButton, media.cameraOn ? t('ui.call.camera_off') : t('ui.call.camera_on'));
     if (screenButton) {
-      screenButton.setAttribute('aria-pressed', String(flags.screen));
+      screenButton.dataset.highlight = String(flags.screen);
       setLabel(screenButton, flags.screen ? t('ui.call.screen_stop') : t('ui.call.screen_share'));
     }
     savingButton.setAttribute('aria-pressed', String(flags.saving));
@@ -204,7 +210,7 @@ export function renderCallView(root, { call, media, role, onEnd, onLeave }) {
     const peers = [...call.peers.values()];
     let text;
     if (call.signaling.connected === 0 && peers.every((p) => p.state !== 'connected')) {
-      text = t('ui.call.box_unreachable');
+      text = t(isDoctor ? 'ui.call.box_unreachable' : 'ui.call.box_unreachable_patient');
     } else if (peers.length === 0) {
       text = isDoctor ? t('ui.call.waiting_for_patient') : t('ui.call.waiting_for_doctor');
     } else if (peers.some((p) => p.state === 'reconnecting')) {
@@ -216,8 +222,12 @@ export function renderCallView(root, { call, media, role, onEnd, onLeave }) {
       text = t('ui.call.connected_with', { names: list });
     }
     status.textContent = text;
-    view.dataset.state = peers.some((p) => p.state === 'reconnecting') ? 'reconnecting'
+    const reconnecting = peers.some((p) => p.state === 'reconnecting');
+    view.dataset.state = reconnecting ? 'reconnecting'
       : peers.some((p) => p.state === 'connected') ? 'connected' : 'connecting';
+    // "Verbindung gut" next to "Verbindung unterbrochen" would contradict it: the last reading is
+    // stale until the connection is back
+    qualityEl.hidden = reconnecting;
   }
 
   function showQuality() {
