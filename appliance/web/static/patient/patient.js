@@ -271,7 +271,7 @@ function enterWaitingRoom() {
 function onAdmitted() {
   if (visitCall.finished) return;
   if (current !== 'admitted') {
-    show('admitted', { focus: false });
+    show('admitted'); // focus on the (visually hidden) heading: the waiting room's button is gone
     document.body.classList.add('in-call');
     visitCall.enter($('call-root'));
   }

@@ -109,6 +109,7 @@ export async function render(root, ctx) {
     panel.classList.add('in-call');
     root.classList.add('calling');
     view = renderCallView(panel, { call, media, role: 'doctor', onEnd: () => call.end() });
+    heading.focus(); // the admit button is gone; the heading (only for screen readers now) names the call
     media.start().then(() => call.join());
   }
 
