@@ -88,9 +88,10 @@ export function renderCallView(root, { call, media, role, onEnd, onLeave }) {
   const transfers = h('ul', { class: 'transfers', 'data-test': 'transfers' });
   // the doctor sees who belongs to this appointment's room and lets extra people in (O3)
   const people = isDoctor ? h('ul', { class: 'call-people', 'data-test': 'call-people' }) : null;
+  const chatHeading = h('h2', { tabindex: '-1' }, t('ui.call.chat_title'));
   const side = h('aside', { class: 'call-side', 'aria-label': t('ui.call.chat_title') },
     people ? [h('h2', {}, t('ui.call.people')), people] : null,
-    h('h2', {}, t('ui.call.chat_title')), chatLog, chatForm,
+    chatHeading, chatLog, chatForm,
     h('div', { class: 'file-row' }, fileInput, fileLabel), fileNote, transfers);
 
   // --- controls --------------------------------------------------------------------------------------
@@ -367,7 +368,10 @@ export function renderCallView(root, { call, media, role, onEnd, onLeave }) {
     if (open) {
       unread = 0;
       unreadBadge.hidden = true;
-      chatInput.focus();
+      // on a touch screen focusing the input would pop up the keyboard over the messages the
+      // person wanted to read: there the focus goes to the panel's heading
+      if (window.matchMedia('(pointer: coarse)').matches) chatHeading.focus();
+      else chatInput.focus();
     }
   });
   devicesButton.addEventListener('click', () => openDevices(view, media));
