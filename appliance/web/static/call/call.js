@@ -177,6 +177,9 @@ export class Call extends EventTarget {
 
   /** Peers for every admitted, present participant; none for those who left or were removed. */
   sync() {
+    // whoever is not in the room at all any more (left for good, removed) has no peer, whatever
+    // the room's state: a peer kept would show a frozen picture and "Verbindung unterbrochen"
+    for (const id of [...this.peers.keys()]) if (!this.participants.has(id)) this.dropPeer(id);
     if (!this.joined || this.ended || this.iceServers === null || !this.self) return;
     const me = this.participants.get(this.self.id) || this.self;
     if (this.state !== 'in_call' || !(this.isDoctor || this.inCall(me))) return;

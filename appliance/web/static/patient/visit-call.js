@@ -24,6 +24,7 @@ export function createVisitCall({ base, onAdmitted, onEnded, onRefused }) {
   let finished = false;
   let connecting = null;
   let wanted = false;
+  let leaving = 0;
   register('media', media);
 
   /** A socket to every public host of the practice (one per uplink: UPLINKS.md), this one first. */
@@ -107,7 +108,7 @@ export function createVisitCall({ base, onAdmitted, onEnded, onRefused }) {
     if (!view) {
       view = renderCallView(container, {
         call, media, role: 'patient',
-        onLeave: () => { call.leave(); finish('left'); },
+        onLeave: () => { leaving = call.leave(); finish('left'); },
       });
       await media.start();
       call.join();
@@ -123,9 +124,32 @@ export function createVisitCall({ base, onAdmitted, onEnded, onRefused }) {
     view = null;
     if (call) call.close();
     media.stop();
-    // let a last `leave` reach the hub before the sockets close
-    if (signaling) setTimeout(() => signaling.close(), reason === 'left' ? 1500 : 0);
+    if (signaling && reason === 'left' && leaving) closeAfterLeave(signaling, leaving);
+    else if (signaling) signaling.close();
     onEnded(reason);
+  }
+
+  /**
+   * Let the last `leave` (reliable message `seq`) reach the hub, then close. The hub drops this
+   * page's sockets once it has taken the person out of the room: close right then, before a
+   * socket opens again — a new one would bring the person back into the room, "away", and the
+   * doctor would see "Verbindung unterbrochen" instead of someone who left.
+   */
+  function closeAfterLeave(channel, seq) {
+    let limit = null;
+    let peak = channel.connected;
+    const stop = () => {
+      channel.removeEventListener('status', onStatus);
+      clearTimeout(limit);
+      channel.close();
+    };
+    // any socket lost after the `leave` went out (one per public host) means the hub let go
+    const onStatus = () => {
+      if (!channel.outbox.has(seq) || channel.connected < peak) stop();
+      else peak = Math.max(peak, channel.connected);
+    };
+    channel.addEventListener('status', onStatus);
+    limit = setTimeout(stop, 1500);
   }
 
   return {
