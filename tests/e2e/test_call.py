@@ -459,6 +459,37 @@ async def test_call_goes_on_while_the_box_process_restarts(box: RunningBox, brow
     await staff.close()
 
 
+async def test_patient_hangs_up_and_comes_back(box: RunningBox, browser) -> None:  # noqa: ANN001
+    """O3 (only the doctor ends): the patient hangs up — the doctor's call view lets them go (no
+    frozen picture under "Verbindung unterbrochen", nobody listed), the call goes on, and the
+    patient's link leads back in while it runs, as the leave dialog says."""
+    errors: list[str] = []
+    staff, patient_context, doctor, visit, _ = await _into_call(box, browser, errors, check=False)
+    await screenshot(visit, "call-phone-portrait")
+    await visit.get_by_test_id("leave-call").click()
+    await expect(visit.get_by_role("dialog")).to_contain_text("wieder hinein")
+    await visit.get_by_test_id("confirm-yes").click()
+    left = visit.get_by_role("heading", name="Sie haben das Gespräch verlassen")
+    await expect(left).to_be_visible()
+    await screenshot(visit, "call-left-phone")
+
+    await expect(doctor.locator("figure.tile.remote")).to_have_count(0)
+    await expect(doctor.get_by_test_id("call-people")).not_to_contain_text(PATIENT)
+    await expect(doctor.get_by_test_id("call-status")).not_to_contain_text("unterbrochen")
+    await doctor.wait_for_timeout(2500)  # the patient's page must not come back by itself
+    await expect(doctor.locator("figure.tile.remote")).to_have_count(0)
+    await screenshot(doctor, "call-desktop-patient-left")
+
+    await visit.reload()
+    await expect(visit.get_by_test_id("call-view")).to_be_visible()
+    await _until_frames(visit, 0)
+    await _until_frames(doctor, await _frames(doctor))
+    await expect(doctor.get_by_test_id("call-status")).to_contain_text(f"Verbunden mit {PATIENT}")
+    assert not errors, errors
+    await patient_context.close()
+    await staff.close()
+
+
 #: one public host's line is cut: nothing reaches it or comes back from it (no close, no reset)
 CUT_LINE = """table inet sz_cut_line {{
   chain out {{
