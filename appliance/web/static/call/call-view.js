@@ -47,7 +47,8 @@ export function renderCallView(root, { call, media, role, onEnd, onLeave }) {
   const qualityEl = h('p', { class: 'call-quality level-unknown', 'data-test': 'call-quality' },
     h('span', { class: 'quality-dot', 'aria-hidden': 'true' }), qualityText, qualityDetails);
   const dataUsed = h('p', { class: 'call-data', 'data-test': 'call-data' });
-  const timer = h('p', { class: 'call-timer', 'aria-label': t('ui.call.duration') }, '00:00');
+  // role=timer: its name is read (aria-label on a plain <p> is not), and it is never announced
+  const timer = h('p', { class: 'call-timer', role: 'timer', 'aria-label': t('ui.call.duration') }, '00:00');
   const top = h('div', { class: 'call-top' }, status, qualityEl, dataUsed, timer);
 
   // --- rules (O2, R7): before and at the start of every call ---------------------------------------
@@ -222,7 +223,8 @@ export function renderCallView(root, { call, media, role, onEnd, onLeave }) {
       const list = peers.map((p) => p.remote.name).filter(Boolean).join(', ');
       text = t('ui.call.connected_with', { names: list });
     }
-    status.textContent = text;
+    // tick() asks every second: rewriting the same words would make screen readers repeat them
+    if (status.textContent !== text) status.textContent = text;
     const reconnecting = peers.some((p) => p.state === 'reconnecting');
     view.dataset.state = reconnecting ? 'reconnecting'
       : peers.some((p) => p.state === 'connected') ? 'connected' : 'connecting';
