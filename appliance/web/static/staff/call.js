@@ -109,7 +109,10 @@ export async function render(root, ctx) {
     panel.classList.add('in-call');
     root.classList.add('calling');
     view = renderCallView(panel, { call, media, role: 'doctor', onEnd: () => call.end() });
-    heading.focus(); // the admit button is gone; the heading (only for screen readers now) names the call
+    heading.focus({ preventScroll: true }); // the admit button is gone; the heading names the call
+    // a narrow window (beside the practice software): the call is as tall as the window
+    // (call.css), so it is scrolled to the top — else its controls hang below the window's edge
+    if (!window.matchMedia('(min-width: 60rem)').matches) view.element.scrollIntoView({ block: 'start' });
     media.start().then(() => call.join());
   }
 
