@@ -90,7 +90,7 @@ export async function render(root, ctx) {
       const titleId = `group-${doctor}`;
       list.append(h('section', { class: 'doctor-group', 'data-doctor': doctor, 'aria-labelledby': titleId },
         h('h2', { id: titleId }, items[0].doctor_name,
-          h('span', { class: 'group-count' }, t('ui.dashboard.count', { count: items.length }))),
+          h('span', { class: 'group-count' }, items.length === 1 ? t('ui.dashboard.count_one') : t('ui.dashboard.count', { count: items.length }))),
         h('table', { class: 'appointments' },
           h('thead', {}, h('tr', {},
             h('th', { scope: 'col' }, t('ui.dashboard.col_time')),
