@@ -542,6 +542,53 @@ async def test_patient_keeps_a_socket_per_public_host(box: RunningBox, browser) 
     await staff.close()
 
 
+async def test_doctor_checks_the_technology_once_a_day(box: RunningBox, browser) -> None:  # noqa: ANN001
+    """R13 in a busy practice: after a good device check on this PC the doctor's next call
+    offers to go straight on (the check stays one click away); a check that was not good is
+    not remembered."""
+    errors: list[str] = []
+    staff, patient_context = await _open_contexts(browser, errors)
+    appt = await _practice(staff, box)
+    doctor = await staff.new_page()
+    _watch(doctor, errors)
+    call_page = f"{box.staff_url}/#/call/{appt['id']}"
+    await doctor.goto(call_page)
+    await expect(doctor.get_by_test_id("device-check")).to_be_visible()
+    await expect(doctor.get_by_test_id("check-connection")).to_have_attribute(
+        "data-state", "good", timeout=30_000)
+    await doctor.get_by_test_id("check-done").click()
+    await expect(doctor.get_by_test_id("doctor-rules")).to_be_visible()
+
+    await doctor.goto(f"{box.staff_url}/#/termine")
+    await doctor.goto(call_page)
+    await expect(doctor.get_by_test_id("check-remembered")).to_contain_text("heute")
+    await expect(doctor.get_by_test_id("device-check")).to_have_count(0)
+    await doctor.get_by_test_id("check-skip").click()
+    await expect(doctor.get_by_test_id("doctor-rules")).to_be_visible()
+
+    async def always_busy(route) -> None:  # noqa: ANN001 - a Playwright route
+        if route.request.method != "POST":
+            await route.continue_()
+            return
+        await route.fulfill(status=503, headers={"Retry-After": "30"}, json={
+            "error": "device_check_busy", "message": "belegt", "position": 1,
+            "retry_after_s": 30})
+
+    await doctor.route("**/api/device-check", always_busy)  # this time no verdict comes
+    await doctor.reload()
+    await doctor.get_by_test_id("check-again").click()
+    await expect(doctor.get_by_test_id("device-check")).to_be_visible()
+    await expect(doctor.get_by_test_id("check-connection")).to_have_attribute(
+        "data-state", "waiting")
+    await doctor.get_by_test_id("check-done").click()  # without a good verdict: not remembered
+    await doctor.goto(f"{box.staff_url}/#/termine")
+    await doctor.goto(call_page)
+    await expect(doctor.get_by_test_id("device-check")).to_be_visible()
+    assert not errors, errors
+    await patient_context.close()
+    await staff.close()
+
+
 async def test_guest_joins_a_running_call(box: RunningBox, browser) -> None:  # noqa: ANN001
     """O2, R1: staff invite an interpreter into the running call by own link and code; the
     guest's page asks them to take part (not the patient's consent), the doctor admits them

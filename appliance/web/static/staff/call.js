@@ -15,6 +15,31 @@ import { when } from './appointments.js';
 const CLOSED = new Set(['ended', 'cancelled', 'no_show']);
 const ROLE_TEXT = { patient: 'ui.call.role_patient', guest: 'ui.call.role_guest', doctor: 'ui.call.role_doctor' };
 
+/** This PC's last good device check (date only, nothing personal): a busy practice checks once a day. */
+const CHECK_KEY = 'sz.deviceCheckGood';
+
+function today() {
+  return new Date().toISOString().slice(0, 10);
+}
+
+function checkedToday() {
+  try {
+    return localStorage.getItem(CHECK_KEY) === today();
+  } catch {
+    return false;
+  }
+}
+
+function rememberCheck(result) {
+  const level = result && result.verdict ? result.verdict.level : null;
+  try {
+    if (level === 'good') localStorage.setItem(CHECK_KEY, today());
+    else localStorage.removeItem(CHECK_KEY);
+  } catch {
+    // storage blocked: the check simply runs every time
+  }
+}
+
 export async function render(root, ctx) {
   const id = decodeURIComponent(location.hash.replace(/^#\/?/, '').split('/')[1] || '');
   const back = () => h('a', { href: '#/termine', class: 'button' }, t('ui.call.back_to_dashboard'));
@@ -54,11 +79,30 @@ export async function render(root, ctx) {
   let readyParts = null;
   let admitSeq = 0;
 
-  // --- 1. the device check (R13) ---------------------------------------------------------------
-  check = renderDeviceCheck(panel, {
-    media, url: '/api/device-check', headers: { 'X-CSRF-Token': ctx.session.csrf_token },
-    doneLabel: t('ui.call.check_done'), onDone: showReady,
-  });
+  // --- 1. the device check (R13): once a day on this PC, unless the doctor wants it again ------
+  function runCheck() {
+    clear(panel);
+    check = renderDeviceCheck(panel, {
+      media, url: '/api/device-check', headers: { 'X-CSRF-Token': ctx.session.csrf_token },
+      doneLabel: t('ui.call.check_done'),
+      onDone: (result) => {
+        rememberCheck(result);
+        showReady();
+      },
+    });
+  }
+
+  if (checkedToday()) {
+    const go = h('button', { type: 'button', class: 'primary', 'data-test': 'check-skip', onclick: showReady },
+      t('ui.call.check_skip'));
+    panel.append(h('div', { 'data-test': 'check-remembered' },
+      h('p', { class: 'notice' }, t('ui.call.check_remembered')),
+      h('div', { class: 'actions' }, go,
+        h('button', { type: 'button', 'data-test': 'check-again', onclick: runCheck }, t('ui.call.check_again')))));
+    go.focus();
+  } else {
+    runCheck();
+  }
 
   // --- 2. rules (O2, R7) and admitting ----------------------------------------------------------
   function showReady() {
