@@ -536,6 +536,23 @@ async def test_patient_keeps_a_socket_per_public_host(box: RunningBox, browser) 
     finally:
         _nft("delete table inet sz_cut_line")
     await _until(visit, "window.__sz.signaling.connected === 2", timeout_s=15)
+
+    # the page reloads while the box cannot say which hosts there are (e.g. it is restarting):
+    # it starts with this host's socket and asks again once that one is welcomed
+    asked = {"count": 0}
+
+    async def fail_once(route) -> None:  # noqa: ANN001 - a Playwright route
+        asked["count"] += 1
+        if asked["count"] == 1:
+            await route.fulfill(status=503, json={"error": "practice_offline", "message": "x"})
+        else:
+            await route.continue_()
+
+    await visit.route("**/signaling", fail_once)
+    await visit.reload()
+    await expect(visit.get_by_test_id("call-view")).to_be_visible()
+    await _until(visit, "window.__sz.signaling.connected === 2", timeout_s=15)
+    assert asked["count"] == 2
     # the sockets to the cut host could not connect for a while: that is all the pages logged
     assert [e for e in errors if not e.startswith("WebSocket connection to")] == [], errors
     await patient_context.close()

@@ -60,11 +60,22 @@ export class Signaling extends EventTarget {
     this.ackTimer = null;
     this.ackSent = 0;
     this.closed = false;
+    this.started = false;
   }
 
   start() {
+    this.started = true;
     for (const link of this.links) link.open();
     return this;
+  }
+
+  /** One more socket, to another public host (once; it opens at once if started). */
+  addUrl(url) {
+    if (this.closed || this.urls.includes(url)) return;
+    this.urls.push(url);
+    const link = new Link(this, url);
+    this.links.push(link);
+    if (this.started) link.open();
   }
 
   /** Queue a reliable message (`signal`, `admit`, `end`, …) and send it on every live socket. */

@@ -35,19 +35,40 @@ export function createVisitCall({ base, onAdmitted, onEnded, onRefused }) {
     return connecting;
   }
 
-  async function open() {
-    let hosts = { origins: [], ticket: null };
+  /** The practice's public hosts and this page's ticket for them; null if the box did not say. */
+  async function askHosts() {
     try {
-      hosts = await api(`${base}/signaling`);
+      return await api(`${base}/signaling`);
     } catch {
-      // this host alone, then (the box may be restarting: the socket retries by itself)
+      return null; // e.g. the box is restarting: this host alone for now, the others later
     }
+  }
+
+  /** Sockets to the hosts the box named that this page has none to yet. */
+  function addHosts(hosts) {
+    if (!signaling || !hosts) return;
+    if (hosts.ticket) signaling.protocols = ['sz.v1', `sz.ticket.${hosts.ticket}`];
+    for (const origin of hosts.origins) signaling.addUrl(socketUrl(origin, `${base}/signal`));
+  }
+
+  async function open() {
+    const hosts = await askHosts();
     if (signaling || finished || !wanted) return;
-    const origins = [location.origin, ...hosts.origins.filter((origin) => origin !== location.origin)];
-    signaling = new Signaling(origins.map((origin) => socketUrl(origin, `${base}/signal`)), {
-      protocols: hosts.ticket ? ['sz.v1', `sz.ticket.${hosts.ticket}`] : ['sz.v1'],
+    signaling = new Signaling([socketUrl(location.origin, `${base}/signal`)], {
+      protocols: ['sz.v1'],
       log: (...args) => console.debug('[signaling]', ...args), // eslint-disable-line no-console
     });
+    addHosts(hosts);
+    if (!hosts) {
+      // once the box answers on this host again, ask once more for the others
+      const retry = async () => {
+        signaling.removeEventListener('welcome', retry);
+        const later = await askHosts();
+        if (later) addHosts(later);
+        else signaling.addEventListener('welcome', retry);
+      };
+      signaling.addEventListener('welcome', retry);
+    }
     register('signaling', signaling);
     call = new Call({ signaling, media, log: (...args) => console.debug('[call]', ...args) }); // eslint-disable-line no-console
     signaling.addEventListener('admitted', () => onAdmitted());
