@@ -33,7 +33,7 @@ import pytest
 
 from appliance.config import TurnSettings, TurnUplink
 from appliance.rtc.turn import nft_rules
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_FLAGS, STOP_TIMEOUT_S
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_FLAGS, START_TIMEOUT_S, RunningBox
 from tests.rtc.turn_fixtures import (
     BOX,
     REALM,
@@ -51,7 +51,6 @@ TURN_PORT = 3478
 #: the doctor's PC opens the staff site on the box's LAN address; patients the public address
 STAFF_URL = f"http://{BOX}:{STAFF_PORT}"
 PUBLIC_URL = f"http://{WAN_PUBLIC}:{PUBLIC_PORT}"
-START_TIMEOUT_S = 30.0
 
 #: a restrictive patient network (a strict company or hotel firewall): the web page and UDP to
 #: the TURN port of the practice's public address, nothing else — no direct path can exist
@@ -107,25 +106,12 @@ def turn_settings() -> TurnSettings:
     )
 
 
-@dataclass(frozen=True)
-class LabBox:
-    """The box in the lab: what ``test_call``'s helpers need of conftest's ``RunningBox``."""
-
-    staff_url: str
-    public_url: str
-    log: Path
-
-    def log_text(self) -> str:
-        """What the box printed so far (for failure messages)."""
-        return self.log.read_text("utf-8", errors="replace") if self.log.exists() else ""
-
-
 @dataclass
 class CallLab:
     """The running lab: namespaces by host name, the box's two sites, coturn, a scratch dir."""
 
     netns: dict[str, str]
-    box: LabBox
+    box: RunningBox
     coturn: Coturn
     directory: Path
     #: whether the patient sits behind the restrictive firewall (relay only)
@@ -174,7 +160,7 @@ def _listening(pid: int, address: str, port: int) -> bool:
 
 
 @contextmanager
-def _running_box(netns: str, directory: Path, settings: TurnSettings) -> Iterator[LabBox]:
+def _running_box(netns: str, directory: Path, settings: TurnSettings) -> Iterator[RunningBox]:
     """``python -m appliance serve`` in the box namespace with a fresh vault and TURN on."""
     uplink = settings.uplinks[0]
     config = directory / "sprechzimmer.toml"
@@ -199,34 +185,28 @@ def _running_box(netns: str, directory: Path, settings: TurnSettings) -> Iterato
         f'lan_address = "{uplink.lan_address}"\n',
         "utf-8",
     )
-    log = directory / "box.log"
-    running = LabBox(STAFF_URL, PUBLIC_URL, log)
-    with log.open("wb") as out:
+    running = RunningBox(STAFF_URL, PUBLIC_URL, directory / "box.log", config)
+    with running.log.open("wb") as out:
         # ip netns exec execs the command: the pid is the box's own
-        process = subprocess.Popen(
+        running.process = process = subprocess.Popen(
             ["ip", "netns", "exec", netns, sys.executable, "-m", "appliance", "--config",
              str(config), "serve"],
             stdout=out, stderr=subprocess.STDOUT, cwd=directory,
         )
-        try:
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while not (_listening(process.pid, BOX, STAFF_PORT)
-                       and _listening(process.pid, BOX, PUBLIC_PORT)):
-                if process.poll() is not None:
-                    raise RuntimeError(f"the box exited with {process.returncode}:\n"
-                                       f"{running.log_text()}")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the box did not listen within {START_TIMEOUT_S} s:\n"
-                                       f"{running.log_text()}")
-                time.sleep(0.1)
-            yield running
-        finally:
-            process.terminate()
-            try:
-                process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(STOP_TIMEOUT_S)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not (_listening(process.pid, BOX, STAFF_PORT)
+                   and _listening(process.pid, BOX, PUBLIC_PORT)):
+            if process.poll() is not None:
+                raise RuntimeError(f"the box exited with {process.returncode}:\n"
+                                   f"{running.log_text()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the box did not listen within {START_TIMEOUT_S} s:\n"
+                                   f"{running.log_text()}")
+            time.sleep(0.1)
+        yield running
+    finally:
+        running.stop()
 
 
 @contextmanager

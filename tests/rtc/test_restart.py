@@ -9,6 +9,7 @@ tests/e2e/test_call.py kills the real process.)
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ from aiohttp.test_utils import TestClient
 from yarl import URL
 
 from appliance.config import Settings
-from appliance.practice.models import AppointmentState
+from appliance.practice.models import Appointment, AppointmentState
 from appliance.rtc import messages as m
 from appliance.runtime import build_services
 from appliance.web import app as web_app
@@ -51,6 +52,19 @@ async def _restart(old: Box, settings: Settings, aiohttp_client: Client) -> Box:
                                                      URL(str(client.make_url("/"))))
     assert fresh.vault.sealed
     return new
+
+
+async def _in_call(practice: Box) -> tuple[Appointment, str, SignalingPage, SignalingPage]:
+    """A waiting patient, the doctor logged in, both pages open, the patient admitted."""
+    appt, token = await waiting_patient(practice)
+    await practice.login("drmueller", DOCTOR_PASSWORD)
+    doctor, patient = doctor_page(practice, appt), patient_page(practice.public, token)
+    await doctor.open()
+    await patient.open()
+    await doctor.wait_for(is_room(lambda r: any(p.role == "patient" for p in r.participants)))
+    await doctor.send("admit", participant=patient.id)
+    await patient.wait_for(lambda msg: isinstance(msg, m.Admitted))
+    return appt, token, doctor, patient
 
 
 async def _status(client: TestClient, path: str) -> tuple[int, Any]:
@@ -142,21 +156,14 @@ async def test_the_call_room_comes_back_with_the_same_ids(
     """Issue 3 (restart): after the restart both pages rejoin a new hub as the same participants
     (their P2P connections go on), the patient of the running call is in without a new
     admission, and signals flow between them again; the doctor can still end the call (O3)."""
-    appt, token = await waiting_patient(practice)
-    await practice.login("drmueller", DOCTOR_PASSWORD)
-    doctor, patient = doctor_page(practice, appt), patient_page(practice.public, token)
-    await doctor.open()
-    await patient.open()
-    await doctor.wait_for(is_room(lambda r: any(p.role == "patient" for p in r.participants)))
-    await doctor.send("admit", participant=patient.id)
-    await patient.wait_for(lambda msg: isinstance(msg, m.Admitted))
+    appt, token, doctor, patient = await _in_call(practice)
     ids = (doctor.id, patient.id)
     await doctor.close()
     await patient.close()
 
     box = await _restart(practice, settings, aiohttp_client)
-    doctor = SignalingPage(lambda: box.staff.ws_connect(f"/api/appointments/{appt.id}/signal"))
-    patient = SignalingPage(lambda: box.public.ws_connect(f"/v/{token}/signal"))
+    doctor = doctor_page(box, appt)
+    patient = patient_page(box.public, token)
     try:
         await doctor.open()  # the doctor's cookie reopens the vault on the socket's upgrade
         await patient.open()
@@ -209,8 +216,8 @@ async def test_an_admitted_guest_is_in_again_after_the_restart(
         await page.close()
 
     box = await _restart(practice, settings, aiohttp_client)
-    doctor = SignalingPage(lambda: box.staff.ws_connect(f"/api/appointments/{appt.id}/signal"))
-    guest = SignalingPage(lambda: box.public.ws_connect(f"/v/{guest_token}/signal"))
+    doctor = doctor_page(box, appt)
+    guest = patient_page(box.public, guest_token)
     try:
         await doctor.open()
         await guest.open()
@@ -229,14 +236,7 @@ async def test_someone_the_doctor_sent_out_stays_out_after_the_restart(
 ) -> None:
     """O3: only the doctor admits. A patient the doctor removed from the call cannot use the
     restart to come back in (the removal is kept with the appointment, not only in the hub)."""
-    appt, token = await waiting_patient(practice)
-    await practice.login("drmueller", DOCTOR_PASSWORD)
-    doctor, patient = doctor_page(practice, appt), patient_page(practice.public, token)
-    await doctor.open()
-    await patient.open()
-    await doctor.wait_for(is_room(lambda r: any(p.role == "patient" for p in r.participants)))
-    await doctor.send("admit", participant=patient.id)
-    await patient.wait_for(lambda msg: isinstance(msg, m.Admitted))
+    appt, token, doctor, patient = await _in_call(practice)
     await doctor.send("remove", participant=patient.id)
     ended = await patient.wait_for(lambda msg: isinstance(msg, m.Ended))
     assert isinstance(ended, m.Ended) and ended.reason == "removed"
@@ -244,12 +244,11 @@ async def test_someone_the_doctor_sent_out_stays_out_after_the_restart(
     await patient.close()
 
     box = await _restart(practice, settings, aiohttp_client)
-    doctor = SignalingPage(lambda: box.staff.ws_connect(f"/api/appointments/{appt.id}/signal"))
-    patient = SignalingPage(lambda: box.public.ws_connect(f"/v/{token}/signal"))
+    doctor = doctor_page(box, appt)
     try:
         await doctor.open()
         ws = await box.public.ws_connect(f"/v/{token}/signal")
-        await ws.send_str(m.serialize(m.Hello(session=patient.session, received=0)))
+        await ws.send_str(m.serialize(m.Hello(session=secrets.token_urlsafe(18), received=0)))
         refused = m.parse_hub((await ws.receive()).data)
         assert isinstance(refused, m.Error) and refused.code == "signal_removed"
         await ws.close()
