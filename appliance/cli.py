@@ -137,14 +137,25 @@ def _parser() -> argparse.ArgumentParser:
     turn = commands.add_parser(
         "turn-config", help="Konfiguration des TURN-Relays (coturn) oder der Firewall schreiben",
         description="Schreibt die coturn-Konfiguration aus den Einstellungen unter [turn] "
-        "(Entwurf C aus docs/turn.md) – oder mit --nft die Firewall-Regel der Box. Die "
-        "coturn-Konfiguration enthält das TURN-Geheimnis: mit --output wird sie atomar und mit "
-        "Modus 0600 geschrieben.",
+        "(Entwurf C aus docs/turn.md; eine coturn-Instanz je LAN-Adresse der Box) – oder mit "
+        "--nft die Firewall-Regel der Box. Die coturn-Konfiguration enthält das TURN-Geheimnis: "
+        "mit --output oder --output-dir wird sie atomar und mit Modus 0600 geschrieben. Mit "
+        "--check prüft die laufende Box, ob ihr Relay eine Tür ins Praxisnetz ist.",
     )
-    turn.add_argument("--output", type=Path, metavar="DATEI",
-                      help="in diese Datei schreiben (Modus 0600) statt auf die Standardausgabe")
-    turn.add_argument("--nft", action="store_true",
+    what = turn.add_mutually_exclusive_group()
+    what.add_argument("--nft", action="store_true",
                       help="die nft-Regeln der Box statt der coturn-Konfiguration")
+    what.add_argument("--check", action="store_true",
+                      help="prüfen, ob coturn und die Firewall-Regel die Praxis abschirmen "
+                      "(Exit-Status 1, wenn nicht)")
+    where = turn.add_mutually_exclusive_group()
+    where.add_argument("--output", type=Path, metavar="DATEI",
+                       help="in diese Datei schreiben (Modus 0600) statt auf die Standardausgabe")
+    where.add_argument("--output-dir", type=Path, metavar="VERZEICHNIS",
+                       help="die Konfiguration jeder coturn-Instanz als "
+                       "turnserver-<LAN-Adresse>.conf in dieses Verzeichnis schreiben")
+    turn.add_argument("--instance", metavar="LAN-ADRESSE",
+                      help="die coturn-Instanz auf dieser LAN-Adresse (nötig bei mehreren)")
     turn.set_defaults(run=_turn_config)
     return parser
 
@@ -400,22 +411,52 @@ def _vault_recover(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _turn_config(args: argparse.Namespace, settings: Settings) -> int:
-    from appliance.rtc.turn import coturn_config, nft_rules
+    from appliance.rtc.turn import coturn_config, nft_rules, relay_instances
     from appliance.vault.journal import write_atomic
 
-    if not settings.turn.enabled:
+    turn = settings.turn
+    if not turn.enabled:
         print(f"sprechzimmer: {SprechzimmerError('turn_not_configured', source=settings.source)}",
               file=sys.stderr)
         return EXIT_CONFIG
-    text = nft_rules(settings.turn) if args.nft else coturn_config(settings.turn)
-    if args.output is None:
-        sys.stdout.write(text)
-        return EXIT_OK
-    try:
-        write_atomic(args.output.parent, args.output.name, [text.encode("utf-8")])
-    except OSError as exc:
-        print(f"sprechzimmer: {args.output} lässt sich nicht schreiben ({exc.strerror})",
-              file=sys.stderr)
-        return EXIT_ERROR
-    print(f"{'nft-Regeln' if args.nft else 'coturn-Konfiguration'} in {args.output} geschrieben.")
+    if args.check:
+        return _turn_check(settings)
+    instances = relay_instances(turn)
+    if args.nft:
+        files = {args.output: nft_rules(turn)}
+    elif args.output_dir is not None:
+        files = {args.output_dir / f"turnserver-{address}.conf": coturn_config(turn, address)
+                 for address in instances}
+    else:
+        instance = args.instance or (instances[0] if len(instances) == 1 else None)
+        if instance not in instances:
+            print(f"sprechzimmer: --instance: eine der LAN-Adressen {', '.join(instances)} "
+                  "(die Box betreibt eine coturn-Instanz je Adresse; --output-dir schreibt "
+                  "alle)", file=sys.stderr)
+            return EXIT_CONFIG
+        files = {args.output: coturn_config(turn, instance)}
+    for path, text in files.items():
+        if path is None:
+            sys.stdout.write(text)
+            continue
+        try:
+            write_atomic(path.parent, path.name, [text.encode("utf-8")])
+        except OSError as exc:
+            print(f"sprechzimmer: {path} lässt sich nicht schreiben ({exc.strerror})",
+                  file=sys.stderr)
+            return EXIT_ERROR
+        print(f"{'nft-Regeln' if args.nft else 'coturn-Konfiguration'} in {path} geschrieben.")
     return EXIT_OK
+
+
+def _turn_check(settings: Settings) -> int:
+    from appliance.i18n import translate
+    from appliance.rtc.turn_exposure import check_exposure
+
+    findings = asyncio.run(check_exposure(settings.turn))
+    for finding in findings:
+        print(f"{'ok    ' if finding.ok else 'OFFEN '} {finding.message()}")
+    exposed = [finding for finding in findings if not finding.ok]
+    print(translate("turn.exposure.verdict_exposed" if exposed else "turn.exposure.verdict_safe",
+                    count=len(exposed)))
+    return EXIT_ERROR if exposed else EXIT_OK

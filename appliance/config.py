@@ -19,6 +19,11 @@ EMBEDDED_CONFIG: Final = Path("var/sprechzimmer.toml")
 ENV_PREFIX: Final = "SPRECHZIMMER_"
 #: R8: appointment metadata is deleted 90 days after the appointment at the latest
 MAX_RETENTION_DAYS: Final = 90
+#: where the kernel takes the ports of outgoing connections from (Debian's default range)
+EPHEMERAL_PORTS_FILE: Final = Path("/proc/sys/net/ipv4/ip_local_port_range")
+DEFAULT_EPHEMERAL_PORTS: Final = (32768, 60999)
+#: mDNS: a service of the box's own (zeroconf) that no relay port may share
+MDNS_PORT: Final = 5353
 
 EMBEDDED_DEFAULTS: Final = """\
 # Sprechzimmer settings. Every value can be overridden by an environment variable
@@ -119,6 +124,11 @@ class TurnSettings:
     credential_ttl_s: int = 600
     user_quota: int = 16
     total_quota: int = 200
+    #: relay to any public IPv4 address too (a doctor working from outside the practice); off:
+    #: the relay reaches only the box's own relay addresses (docs/turn.md, threat model)
+    allow_internet_peers: bool = False
+    #: the doctor's page offers only relay candidates: its LAN addresses never reach a patient
+    doctor_relay_only: bool = False
 
     @property
     def lan_addresses(self) -> tuple[str, ...]:
@@ -319,9 +329,21 @@ class _Contradiction(ValueError):
         self.key, self.value = key, value
 
 
+def ephemeral_ports(path: Path = EPHEMERAL_PORTS_FILE) -> tuple[int, int]:
+    """The kernel's range for the ports of outgoing connections (``ip_local_port_range``)."""
+    try:
+        low, high = (int(part) for part in path.read_text().split())
+    except (OSError, ValueError):
+        return DEFAULT_EPHEMERAL_PORTS
+    return low, high
+
+
 def _check_turn(turn: TurnSettings) -> None:
     """The rules between TURN settings; only an enabled relay must be complete."""
     if not turn.enabled:
+        if turn.doctor_relay_only:
+            raise _Contradiction("doctor_relay_only", "true", "nur mit enabled = true: ohne "
+                                 "das Relay der Box käme keine Verbindung zustande")
         return
     if not turn.lan_address:
         raise _Contradiction("lan_address", "", "bei enabled = true nötig: die LAN-Adresse "
@@ -343,6 +365,21 @@ def _check_turn(turn: TurnSettings) -> None:
         if turn.min_port <= getattr(turn, key) <= turn.max_port:
             raise _Contradiction(key, getattr(turn, key), "außerhalb der Relay-Ports "
                                  f"{turn.min_port}–{turn.max_port}")
+    low, high = ephemeral_ports()
+    if turn.min_port <= high and low <= turn.max_port:
+        raise _Contradiction(
+            "min_port", f"{turn.min_port}–{turn.max_port}",
+            f"Relay-Ports außerhalb der Ports für ausgehende Verbindungen des Kernels ({low}–"
+            f"{high}, {EPHEMERAL_PORTS_FILE}): die Firewall-Regel der Box verwirft, was von "
+            "einem Relay-Port kommt, und würde eigene Verbindungen der Box treffen. Üblich: "
+            f"min_port = {high + 1 if high < 65000 else 1024}")
+    for address in (turn.lan_address, *(a for u in turn.uplinks
+                                        for a in (u.lan_address, u.public_address))):
+        if address and ipaddress.ip_address(address).version != 4:
+            raise _Contradiction("lan_address" if address == turn.lan_address else "uplinks",
+                                 address, "IPv4-Adressen: das Relay arbeitet nur über IPv4, "
+                                 "damit es nie in das IPv6 des Praxisnetzes weiterleitet "
+                                 "(docs/turn.md)")
     if (turn.certificate is None) != (turn.private_key is None):
         raise _Contradiction("certificate" if turn.certificate is None else "private_key", "",
                              "certificate und private_key nur gemeinsam (TURN über TLS)")
@@ -382,6 +419,8 @@ SCHEMA: Final[dict[str, tuple[type, dict[str, _Validator]]]] = {
             ),
             "user_quota": _int_in(1, 1000),
             "total_quota": _int_in(1, 100000),
+            "allow_internet_peers": _bool,
+            "doctor_relay_only": _bool,
         },
     ),
 }
@@ -406,6 +445,23 @@ def _overlap(first: tuple[str, ...], second: tuple[str, ...]) -> bool:
 SECTION_CHECKS: Final[dict[str, Callable[[Any], None]]] = {
     "web": _check_web, "turn": _check_turn,
 }
+
+
+def _check_box(sections: dict[str, Any], source: str) -> None:
+    """Rules across sections: no service of the box on a relay port (the firewall rule lets
+    relayed packets reach every relay port)."""
+    web, turn = sections["web"], sections["turn"]
+    if not turn.enabled:
+        return
+    services = {"web.staff_port": web.staff_port, "web.public_port": web.public_port,
+                "mDNS": MDNS_PORT}
+    for name, port in services.items():
+        if turn.min_port <= port <= turn.max_port:
+            raise ConfigError(
+                setting="turn.min_port", value=f"{turn.min_port}–{turn.max_port}",
+                source=f" (in {source})",
+                allowed=f"ein Relay-Bereich ohne die Ports der Box: {name} = {port} läge "
+                        "darin und wäre über das Relay erreichbar")
 
 
 def default_config_path() -> Path:
@@ -479,6 +535,7 @@ def _build(raw: dict[str, Any], environ: Mapping[str, str], source: str) -> Sett
                     setting=f"{section}.{exc.key}", value=exc.value, source=f" (in {source})",
                     allowed=str(exc),
                 ) from None
+    _check_box(sections, source)
     for env_name in environ:
         if env_name.startswith(ENV_PREFIX) and "__" in env_name:
             section, _, key = env_name[len(ENV_PREFIX):].lower().partition("__")

@@ -10,6 +10,7 @@ from appliance.config import (
     EMBEDDED_DEFAULTS,
     Settings,
     TurnUplink,
+    ephemeral_ports,
     load_settings,
     write_embedded_defaults,
 )
@@ -175,6 +176,9 @@ def test_turn_from_environment(tmp_path: Path) -> None:
     ("enabled = \"vielleicht\"", ("turn.enabled", "true oder false")),
     ("user_quota = 0", ("turn.user_quota", "1 bis 1000")),
     ("realm = \"praxis beispiel\"", ("turn.realm", "Hostname")),
+    ("min_port = 40000\nmax_port = 50000", ("turn.min_port", "ausgehende Verbindungen",
+                                           "ip_local_port_range")),
+    ("lan_address = \"fd00::10\"", ("turn.lan_address", "IPv4")),
 ])
 def test_bad_turn_value_names_setting(
     tmp_path: Path, change: str, names: tuple[str, ...]
@@ -232,3 +236,27 @@ def test_disabled_turn_may_be_incomplete(tmp_path: Path) -> None:
     turn = load_settings(_write(tmp_path, "[turn]\nlan_address = \"192.168.50.10\"\n"),
                          environ={}).turn
     assert not turn.enabled and turn.uplinks == ()
+
+
+def test_no_box_service_on_a_relay_port(tmp_path: Path) -> None:
+    """R9: the firewall rule lets relayed packets reach every relay port, so no service of the
+    box may listen on one: a staff port inside the relay range is refused, naming both."""
+    text = TURN_BOX.replace("[turn]", "[web]\nstaff_port = 62000\n\n[turn]", 1)
+    with pytest.raises(ConfigError) as info:
+        load_settings(_write(tmp_path, text), environ={})
+    assert "turn.min_port" in str(info.value) and "web.staff_port = 62000" in str(info.value)
+
+
+def test_ephemeral_ports_from_the_kernel(tmp_path: Path) -> None:
+    """The kernel's range is read from ip_local_port_range; Debian's default when unreadable."""
+    path = tmp_path / "ip_local_port_range"
+    path.write_text("1024\t65000\n")
+    assert ephemeral_ports(path) == (1024, 65000)
+    assert ephemeral_ports(tmp_path / "missing") == (32768, 60999)
+
+
+def test_doctor_relay_only_needs_the_relay(tmp_path: Path) -> None:
+    """Relay-only for the doctor without the box's relay could never connect: refused."""
+    with pytest.raises(ConfigError, match="turn.doctor_relay_only"):
+        load_settings(_write(tmp_path, "[turn]\nenabled = false\ndoctor_relay_only = true\n"),
+                      environ={})

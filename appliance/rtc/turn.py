@@ -47,6 +47,7 @@ DENIED_PEER_NETWORKS: Final = tuple(ipaddress.ip_network(n) for n in (
     "::1/128", "64:ff9b::/96", "::ffff:0:0/96", "fc00::/7", "fe80::/10", "ff00::/8",
 ))
 HEALTH_CHECK_BINDING: Final = ("box", "health")
+NFT_TABLE: Final = "sprechzimmer_turn"
 
 
 # --- credentials ----------------------------------------------------------------------------
@@ -181,13 +182,29 @@ def _range(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
     return f"{network.network_address}-{network.broadcast_address}"
 
 
-def coturn_config(settings: TurnSettings, *, secret: str | None = None) -> str:
-    """coturn's configuration file for ``settings`` (design C); it holds the secret: mode 0600."""
+def relay_instances(settings: TurnSettings) -> tuple[str, ...]:
+    """The box's relay addresses, one coturn instance each: the doctor's LAN address, then each
+    uplink's. Each instance listens and relays on its own address only, so an allocation made
+    through a line carries that line's public address and nothing relays from any other address
+    of the box (its IPv6 addresses above all, UPLINKS.md)."""
+    return settings.lan_addresses
+
+
+def coturn_config(settings: TurnSettings, address: str | None = None, *,
+                  secret: str | None = None) -> str:
+    """coturn's configuration for the instance on ``address`` (may be left out when the box has
+    just one); it holds the secret: mode 0600."""
+    instances = relay_instances(settings)
+    if address is None and len(instances) == 1:
+        address = instances[0]
+    if address not in instances:
+        raise ValueError(f"no relay instance on {address}; the box has {', '.join(instances)}")
     secret = secret or read_turn_secret(settings)
-    lans = settings.lan_addresses
     lines = [
         "# coturn for Sprechzimmer, written by `sprechzimmer turn-config` (docs/turn.md).",
         "# Holds the TURN secret: keep it mode 0600, readable only by coturn.",
+        f"# The relay instance on {address}; the box runs one per address: "
+        + ", ".join(instances),
         f"realm={settings.realm}",
         "use-auth-secret",
         f"static-auth-secret={secret}",
@@ -199,16 +216,14 @@ def coturn_config(settings: TurnSettings, *, secret: str | None = None) -> str:
         "# no TCP relay: an RFC 6062 probe could otherwise open TCP connections into the LAN",
         "no-tcp-relay",
         "no-dtls",
+        "# one address to listen and relay on: never the box's IPv6 or any other address",
+        f"listening-ip={address}",
+        f"relay-ip={address}",
         f"listening-port={settings.port}",
-    ]
-    if len(lans) == 1:
-        lines += [f"listening-ip={lans[0]}", f"relay-ip={lans[0]}"]
-    else:
-        lines.append("# several uplinks: no listening-ip/relay-ip, so that an allocation gets the "
-                     "public address of the line the client came in by (UPLINKS.md)")
-    lines += [f"external-ip={u.public_address}/{u.lan_address}" for u in settings.uplinks
-              if u.public_address != u.lan_address]
-    lines += [
+        "allocation-default-address-family=ipv4",
+        "# every line's public address maps to its LAN address: relay <-> relay stays in the box",
+        *(f"external-ip={u.public_address}/{u.lan_address}" for u in settings.uplinks
+          if u.public_address != u.lan_address),
         f"min-port={settings.min_port}",
         f"max-port={settings.max_port}",
         f"user-quota={settings.user_quota}",
@@ -220,35 +235,52 @@ def coturn_config(settings: TurnSettings, *, secret: str | None = None) -> str:
                   f"pkey={settings.private_key}", "no-tlsv1", "no-tlsv1_1"]
     else:
         lines.append("no-tls")
-    lines.append("# relay <-> relay inside the box; the nft rule keeps the box's services closed")
-    lines += [f"allowed-peer-ip={address}" for address in lans]
-    lines += [f"denied-peer-ip={_range(network)}" for network in DENIED_PEER_NETWORKS]
+    lines.append("# peers: the box's own relay addresses (relay <-> relay); the nft rule keeps "
+                 "the box's services closed")
+    lines += [f"allowed-peer-ip={peer}" for peer in allowed_peers(settings)]
+    lines += [f"denied-peer-ip={_range(network)}" for network in denied_peers(settings)]
     return "\n".join(lines) + "\n"
 
 
+def allowed_peers(settings: TurnSettings) -> tuple[str, ...]:
+    """Peers a relay may send to although a denied range covers them: the box's relay
+    addresses, by their LAN and their public address (coturn maps the public one back)."""
+    public = (u.public_address for u in settings.uplinks)
+    return tuple(dict.fromkeys((*settings.lan_addresses, *public)))
+
+
+def denied_peers(settings: TurnSettings) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network,
+                                                  ...]:
+    """Every peer range the relay refuses: all of IPv6 and, unless doctors outside the LAN are
+    allowed, all of IPv4 as well; then only the box's own relay addresses are left."""
+    everything_v6 = ipaddress.ip_network("::/0")
+    if settings.allow_internet_peers:
+        return (*(n for n in DENIED_PEER_NETWORKS if n.version == 4), everything_v6)
+    return (ipaddress.ip_network("0.0.0.0/0"), everything_v6)
+
+
 def nft_rules(settings: TurnSettings) -> str:
-    """The box firewall of design C: relayed UDP reaches other relay ports, no box service."""
+    """The box firewall of design C: relayed traffic reaches other relay ports, no box service.
+
+    It matches every address, IPv4 and IPv6 alike (table ``inet``): whatever address coturn
+    relayed from, a packet from a relay port to a port outside the relay range stays out.
+    """
     relay = f"{settings.min_port}-{settings.max_port}"
-    families: dict[int, list[str]] = {4: [], 6: []}
-    for address in settings.lan_addresses:
-        families[ipaddress.ip_address(address).version].append(address)
-    rules = [
-        f"\t\tiifname \"lo\" {'ip' if version == 4 else 'ip6'} saddr "
-        f"{{ {', '.join(addresses)} }} udp sport {relay} udp dport != {relay} counter drop"
-        for version, addresses in families.items() if addresses
-    ]
     return "\n".join([
         "#!/usr/sbin/nft -f",
         "# Sprechzimmer, written by `sprechzimmer turn-config --nft` (docs/turn.md).",
-        "# coturn may relay to the box's own LAN address (relay <-> relay without hairpin NAT);",
+        "# coturn may relay to the box's own addresses (relay <-> relay without hairpin NAT);",
         "# this drops what a relay port sends to any other port of the box, coturn's included.",
         "# On input, not output: an output drop fails coturn's send and stops the allocation.",
-        "table inet sprechzimmer_turn",
-        "delete table inet sprechzimmer_turn",
-        "table inet sprechzimmer_turn {",
+        f"# The box's own outgoing ports must stay outside {relay} (the kernel's",
+        "# ip_local_port_range; `sprechzimmer turn-config --check` says when they do not).",
+        f"table inet {NFT_TABLE}",
+        f"delete table inet {NFT_TABLE}",
+        f"table inet {NFT_TABLE} {{",
         "\tchain input {",
         "\t\ttype filter hook input priority filter; policy accept;",
-        *rules,
+        f"\t\tiifname \"lo\" meta l4proto {{ udp, tcp }} th sport {relay} th dport != {relay} "
+        "counter drop",
         "\t}",
         "}",
         "",

@@ -105,3 +105,33 @@ def test_help_in_german(tmp_path: Path) -> None:
     """The command explains itself in German."""
     result = _run("turn-config", "--help", cwd=tmp_path)
     assert result.returncode == 0 and "coturn-Konfiguration" in result.stdout
+
+
+LTE_LINE = """
+[[turn.uplinks]]
+public_host = "lte.praxis-beispiel.de"
+public_address = "192.0.2.1"
+lan_address = "192.168.50.11"
+"""
+
+
+def test_two_lines_write_one_instance_each(tmp_path: Path) -> None:
+    """With two lines --output-dir writes one 0600 file per coturn instance; stdout needs
+    --instance, and without it the error names the instances."""
+    config = _box(tmp_path)
+    config.write_text(config.read_text() + LTE_LINE)
+    turn = load_settings(config, environ={}).turn
+    out = tmp_path / "coturn"
+    out.mkdir()
+    result = _run("--config", str(config), "turn-config", "--output-dir", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for address in ("192.168.50.10", "192.168.50.11"):
+        path = out / f"turnserver-{address}.conf"
+        assert path.read_text() == coturn_config(turn, address)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    ambiguous = _run("--config", str(config), "turn-config", cwd=tmp_path)
+    assert ambiguous.returncode == 2
+    assert "192.168.50.10, 192.168.50.11" in ambiguous.stderr and ambiguous.stdout == ""
+    chosen = _run("--config", str(config), "turn-config", "--instance", "192.168.50.11",
+                  cwd=tmp_path)
+    assert chosen.stdout == coturn_config(turn, "192.168.50.11")

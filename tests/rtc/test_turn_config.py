@@ -10,25 +10,13 @@ from pathlib import Path
 import pytest
 
 from appliance.config import TurnSettings, TurnUplink
-from appliance.rtc.turn import TurnRelay, coturn_config, nft_rules
+from appliance.rtc.turn import TurnRelay, coturn_config, nft_rules, relay_instances
 
 SECRET = "praxis-test-secret-0123456789abcdef"
 DSL = TurnUplink(public_host="videosprechstunde.praxis-beispiel.de",
                  public_address="203.0.113.1", lan_address="192.168.50.10")
 LTE = TurnUplink(public_host="lte.praxis-beispiel.de", public_address="192.0.2.1",
                  lan_address="192.168.50.11")
-#: every range of TURN.md design C, written out by hand as coturn's from-to ranges
-TURN_MD_DENIED = [
-    "0.0.0.0-0.255.255.255", "10.0.0.0-10.255.255.255", "100.64.0.0-100.127.255.255",
-    "127.0.0.0-127.255.255.255", "169.254.0.0-169.254.255.255", "172.16.0.0-172.31.255.255",
-    "192.0.0.0-192.0.0.255", "192.168.0.0-192.168.255.255", "198.18.0.0-198.19.255.255",
-    "240.0.0.0-255.255.255.255", "::1", "64:ff9b::-64:ff9b::ffff:ffff",
-    "::ffff:0:0-::ffff:ffff:ffff", "fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-    "fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-]
-MULTICAST = ["224.0.0.0-239.255.255.255", "ff00::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"]
-
-
 def _settings(**changes: object) -> TurnSettings:
     values: dict[str, object] = {"enabled": True, "secret": SECRET, "realm": "praxis-beispiel.de",
                                  "lan_address": "192.168.50.10", "uplinks": (DSL,)} | changes
@@ -43,10 +31,27 @@ def _values(text: str, key: str) -> list[str]:
     return [line.partition("=")[2] for line in _lines(text) if line.partition("=")[0] == key]
 
 
-def test_every_range_of_turn_md_is_denied() -> None:
-    """R4/R9: the relay is no door into the LAN: each private and special range is denied."""
-    text = coturn_config(_settings())
-    assert set(TURN_MD_DENIED + MULTICAST) <= set(_values(text, "denied-peer-ip"))
+def test_every_peer_is_denied_but_the_box() -> None:
+    """R4/R9: the relay reaches nothing but the box's own relay addresses: all of IPv4 and IPv6
+    denied, the box's LAN and public relay addresses allowed (design C needs no other peer)."""
+    text = coturn_config(_settings(uplinks=(DSL, LTE)), "192.168.50.10")
+    assert _values(text, "denied-peer-ip") == [
+        "0.0.0.0-255.255.255.255", "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"]
+    assert _values(text, "allowed-peer-ip") == ["192.168.50.10", "192.168.50.11", "203.0.113.1",
+                                                "192.0.2.1"]
+
+
+def test_internet_peers_only_when_allowed() -> None:
+    """``allow_internet_peers`` (a doctor outside the practice) opens public IPv4 only: every
+    private and special range of TURN.md stays denied, and all of IPv6."""
+    text = coturn_config(_settings(allow_internet_peers=True))
+    denied = _values(text, "denied-peer-ip")
+    assert "0.0.0.0-255.255.255.255" not in denied
+    assert {"10.0.0.0-10.255.255.255", "172.16.0.0-172.31.255.255",
+            "192.168.0.0-192.168.255.255", "127.0.0.0-127.255.255.255",
+            "169.254.0.0-169.254.255.255", "100.64.0.0-100.127.255.255",
+            "224.0.0.0-239.255.255.255", "240.0.0.0-255.255.255.255",
+            "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"} <= set(denied)
 
 
 def test_design_c_single_uplink() -> None:
@@ -59,8 +64,9 @@ def test_design_c_single_uplink() -> None:
     assert _values(text, "static-auth-secret") == [SECRET]
     assert _values(text, "realm") == ["praxis-beispiel.de"]
     assert _values(text, "listening-ip") == _values(text, "relay-ip") == ["192.168.50.10"]
+    assert _values(text, "allocation-default-address-family") == ["ipv4"]
     assert _values(text, "external-ip") == ["203.0.113.1/192.168.50.10"]
-    assert _values(text, "allowed-peer-ip") == ["192.168.50.10"]
+    assert _values(text, "allowed-peer-ip") == ["192.168.50.10", "203.0.113.1"]
     assert _values(text, "listening-port") == ["3478"]
     assert (_values(text, "min-port"), _values(text, "max-port")) == (["61000"], ["65535"])
     assert (_values(text, "user-quota"), _values(text, "total-quota")) == (["16"], ["200"])
@@ -68,13 +74,18 @@ def test_design_c_single_uplink() -> None:
     assert not _values(text, "tls-listening-port")
 
 
-def test_two_uplinks_follow_uplinks_md() -> None:
-    """Two lines: no listening-ip/relay-ip, one external-ip per uplink, both LAN addresses peers."""
-    text = coturn_config(_settings(uplinks=(DSL, LTE)))
-    assert not _values(text, "listening-ip") and not _values(text, "relay-ip")
-    assert _values(text, "external-ip") == ["203.0.113.1/192.168.50.10",
-                                            "192.0.2.1/192.168.50.11"]
-    assert _values(text, "allowed-peer-ip") == ["192.168.50.10", "192.168.50.11"]
+def test_two_uplinks_one_instance_each() -> None:
+    """Two lines: one coturn per LAN address, each listening and relaying on its own address
+    only (never the box's IPv6), every line's PUBLIC/LAN mapping in each (UPLINKS.md)."""
+    settings = _settings(uplinks=(DSL, LTE))
+    assert relay_instances(settings) == ("192.168.50.10", "192.168.50.11")
+    for address in relay_instances(settings):
+        text = coturn_config(settings, address)
+        assert _values(text, "listening-ip") == _values(text, "relay-ip") == [address]
+        assert _values(text, "external-ip") == ["203.0.113.1/192.168.50.10",
+                                                "192.0.2.1/192.168.50.11"]
+    with pytest.raises(ValueError, match="192.168.50.10, 192.168.50.11"):
+        coturn_config(settings)
 
 
 def test_tls_on_443_only_with_certificate(tmp_path: Path) -> None:
@@ -99,32 +110,22 @@ def test_no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> None:
     assert SECRET not in nft_rules(settings)
 
 
-def test_nft_rule_drops_relayed_udp_to_box_services() -> None:
-    """R9: input hook, lo, source a LAN address and relay port, destination not a relay port."""
+def test_nft_rule_drops_relayed_packets_to_box_services() -> None:
+    """R9: input hook, lo, from a relay port to a port outside the relay range, whatever the
+    address family (table inet, no address match: IPv6 is covered too)."""
     rules = nft_rules(_settings(uplinks=(DSL, LTE)))
+    assert "table inet sprechzimmer_turn {" in rules
     assert "type filter hook input priority filter; policy accept;" in rules
-    assert ('iifname "lo" ip saddr { 192.168.50.10, 192.168.50.11 } udp sport 61000-65535 '
-            "udp dport != 61000-65535 counter drop") in rules
-    assert "hook output" not in rules
-
-
-def test_nft_rule_for_ipv6_lan() -> None:
-    """An IPv6 LAN address gets an ip6 rule of its own."""
-    rules = nft_rules(_settings(lan_address="fd00::10", uplinks=(
-        TurnUplink(public_host="a.example.de", public_address="2001:db8::1",
-                   lan_address="fd00::10"),)))
-    assert 'iifname "lo" ip6 saddr { fd00::10 } udp sport 61000-65535' in rules
-    assert "ip saddr" not in rules
+    assert ('iifname "lo" meta l4proto { udp, tcp } th sport 61000-65535 '
+            "th dport != 61000-65535 counter drop") in rules
+    assert "hook output" not in rules and "saddr" not in rules
 
 
 @pytest.mark.skipif(shutil.which("nft") is None, reason="nft not installed (tests/system-deps)")
-@pytest.mark.parametrize("lan", ["192.168.50.10", "fd00::10"])
-def test_nft_rules_pass_nft_syntax_check(tmp_path: Path, lan: str) -> None:
+def test_nft_rules_pass_nft_syntax_check(tmp_path: Path) -> None:
     """`nft -c -f` accepts the rule set (checked only, never loaded here)."""
     path = tmp_path / "turn.nft"
-    path.write_text(nft_rules(_settings(lan_address=lan, uplinks=(
-        TurnUplink(public_host="a.example.de", public_address="203.0.113.1", lan_address=lan),
-        LTE))))
+    path.write_text(nft_rules(_settings(uplinks=(DSL, LTE))))
     result = subprocess.run(["nft", "-c", "-f", str(path)], capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 0, result.stderr

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -38,7 +38,7 @@ from aiortc import (
 )
 
 from appliance.config import TurnSettings, TurnUplink
-from appliance.rtc.turn import coturn_config
+from appliance.rtc.turn import coturn_config, relay_instances
 
 SECRET = "praxis-test-secret-0123456789abcdef"
 REALM = "test.local"
@@ -88,14 +88,16 @@ def _udp_bound(pid: int, port: int) -> bool:
 
 @contextmanager
 def running_coturn(settings: TurnSettings, directory: Path, *, extra: Sequence[str] = (),
-                   netns: str | None = None) -> Iterator[Coturn]:
-    """Start coturn with ``coturn_config(settings)`` plus ``extra`` lines; stop it afterwards."""
-    log = directory / "turnserver.log"
-    config = directory / "turnserver.conf"
+                   netns: str | None = None, address: str | None = None) -> Iterator[Coturn]:
+    """Start coturn with ``coturn_config(settings, address)`` plus ``extra`` lines; stop it
+    afterwards. ``address`` picks the relay instance when the box has several."""
+    name = f"turnserver-{address}" if address else "turnserver"
+    log = directory / f"{name}.log"
+    config = directory / f"{name}.conf"
     config.touch(mode=0o600)
-    config.write_text(coturn_config(settings) + "\n".join(
-        [*extra, f"pidfile={directory / 'turnserver.pid'}", f"log-file={log}", "simple-log",
-         "no-stdout-log", f"userdb={directory / 'turndb'}", ""]), "utf-8")
+    config.write_text(coturn_config(settings, address) + "\n".join(
+        [*extra, f"pidfile={directory / name}.pid", f"log-file={log}", "simple-log",
+         "no-stdout-log", f"userdb={directory / name}.db", ""]), "utf-8")
     command = ["turnserver", "-c", str(config)]
     if netns:
         command = ["ip", "netns", "exec", netns, *command]
@@ -116,6 +118,16 @@ def running_coturn(settings: TurnSettings, directory: Path, *, extra: Sequence[s
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def running_relays(settings: TurnSettings, directory: Path, *, netns: str | None = None,
+                   extra: Sequence[str] = ()) -> Iterator[list[Coturn]]:
+    """Every relay instance of the box (one coturn per address, ``relay_instances``)."""
+    with ExitStack() as stack:
+        yield [stack.enter_context(running_coturn(settings, directory, netns=netns,
+                                                  address=address, extra=extra))
+               for address in relay_instances(settings)]
 
 
 # --- relay-only aiortc peers -----------------------------------------------------------------
@@ -150,6 +162,7 @@ class CallResult:
     echo: str
     candidate_types: list[str]
     selected: str
+    relayed: list[str]
 
 
 async def _run_peer(pc: RTCPeerConnection, started: float, *, offerer: bool,
@@ -210,10 +223,12 @@ async def _run_peer(pc: RTCPeerConnection, started: float, *, offerer: bool,
             message = await echo
     except TimeoutError:
         raise TimeoutError(f"no {stage} within {CALL_TIMEOUT_S} s") from None
-    types = sorted({line.split()[7] for line in pc.localDescription.sdp.splitlines()
-                    if line.startswith("a=candidate:")})
+    candidates = [line.split() for line in pc.localDescription.sdp.splitlines()
+                  if line.startswith("a=candidate:")]
     return CallResult(connected_s=connected_s, first_frame_s=first_frame_s, echo=message,
-                      candidate_types=types, selected=_selected_pair(pc))
+                      candidate_types=sorted({c[7] for c in candidates}),
+                      selected=_selected_pair(pc),
+                      relayed=sorted({c[4] for c in candidates if c[7] == "relay"}))
 
 
 def _selected_pair(pc: RTCPeerConnection) -> str:
@@ -262,14 +277,30 @@ async def relay_only_call(offer_servers: list[dict[str, Any]],
 #: TURN.md's lab addresses; they exist only inside the namespaces a test creates
 WAN_PUBLIC, PATIENT = "203.0.113.1", "203.0.113.50"
 ROUTER_LAN, BOX, DOCTOR, OTHER = "192.168.50.1", "192.168.50.10", "192.168.50.20", "192.168.50.30"
+#: the second line (UPLINKS.md): its router, and the box's own LAN address for it
+WAN_PUBLIC_B, PATIENT_B = "192.0.2.1", "192.0.2.50"
+ROUTER_LAN_B, BOX_B = "192.168.50.2", "192.168.50.11"
+#: a host on the internet that is no peer of any call
+INTERNET_HOST = "203.0.113.99"
+#: the LAN's IPv6, as a FritzBox hands it out: a global prefix (SLAAC) and a ULA
+LAN6 = {"global": "2001:db8:50::", "ula": "fd00:50::"}
+HOST6 = {"router": "1", "box": "10", "doctor": "20", "other": "30"}
 _NETNS_PREFIX = "szturn"
 _RUNS = itertools.count()
 
-ROUTER_NFT = f"""
+
+def lan6(host: str, kind: str = "global") -> str:
+    """The IPv6 address of a LAN host (``box``, ``doctor``, ``other``, ``router``)."""
+    return LAN6[kind] + HOST6[host]
+
+
+def router_nft(public: str, box: str) -> str:
+    """A practice router: NAT to the internet, UDP/TCP 3478 forwarded to ``box``, no hairpin."""
+    return f"""
 table ip nat {{
 \tchain prerouting {{
 \t\ttype nat hook prerouting priority dstnat; policy accept;
-\t\tiifname "wan" meta l4proto {{ udp, tcp }} th dport 3478 dnat to {BOX}
+\t\tiifname "wan" meta l4proto {{ udp, tcp }} th dport 3478 dnat to {box}
 \t}}
 \tchain postrouting {{
 \t\ttype nat hook postrouting priority srcnat; policy accept;
@@ -280,15 +311,18 @@ table inet filter {{
 \tchain forward {{
 \t\ttype filter hook forward priority filter; policy drop;
 \t\tct state established,related accept
-\t\tiifname "br0" oifname "wan" accept
+\t\tiifname {{ "br0", "eth0" }} oifname "wan" accept
 \t\tiifname "wan" ct status dnat accept
 \t}}
 \tchain input {{
 \t\ttype filter hook input priority filter; policy accept;
-\t\tiifname "br0" ip daddr {WAN_PUBLIC} counter drop comment "no hairpin NAT"
+\t\tiifname {{ "br0", "eth0" }} ip daddr {public} counter drop comment "no hairpin NAT"
 \t}}
 }}
 """
+
+
+ROUTER_NFT = router_nft(WAN_PUBLIC, BOX)
 
 
 def run_in(netns: str | None, *command: str, stdin: str | None = None) -> str:
@@ -309,16 +343,24 @@ def _remove_stale_namespaces() -> None:
 
 
 @contextmanager
-def practice_lan() -> Iterator[dict[str, str]]:
+def practice_lan(*, lines: int = 1, ipv6: bool = False) -> Iterator[dict[str, str]]:
     """TURN.md's topology: inet — router (NAT, no hairpin) — LAN bridge with box, doctor, other.
 
+    ``lines=2`` adds UPLINKS.md's second line: router ``router_b`` (WAN ``WAN_PUBLIC_B``, LAN
+    ``ROUTER_LAN_B``) forwarding to the box's second LAN address ``BOX_B``, which the box answers
+    from by source routing. ``ipv6`` gives the LAN global and ULA IPv6 addresses (``lan6``), as a
+    FritzBox does by default. The internet also has ``INTERNET_HOST``, no peer of any call.
     Yields the namespace name of each host. Everything is removed afterwards, also on failure.
     """
     _remove_stale_namespaces()
     run = next(_RUNS)
-    names = {host: f"{_NETNS_PREFIX}{os.getpid()}-{run}-{host}"
-             for host in ("inet", "router", "box", "doctor", "other")}
+    hosts = ["inet", "router", "box", "doctor", "other"] + (["router_b"] if lines > 1 else [])
+    names = {host: f"{_NETNS_PREFIX}{os.getpid()}-{run}-{host}" for host in hosts}
     created: list[str] = []
+
+    def ip(host: str, *args: str) -> None:
+        run_in(None, "ip", "-n", names[host], *args)
+
     try:
         for netns in names.values():
             run_in(None, "ip", "netns", "add", netns)
@@ -327,20 +369,28 @@ def practice_lan() -> Iterator[dict[str, str]]:
         router, inet = names["router"], names["inet"]
         run_in(None, "ip", "link", "add", "wan", "netns", router, "type", "veth",
                "peer", "name", "eth0", "netns", inet)
-        run_in(None, "ip", "-n", router, "link", "add", "br0", "type", "bridge")
-        run_in(None, "ip", "-n", inet, "addr", "add", f"{PATIENT}/24", "dev", "eth0")
-        run_in(None, "ip", "-n", router, "addr", "add", f"{WAN_PUBLIC}/24", "dev", "wan")
-        run_in(None, "ip", "-n", router, "addr", "add", f"{ROUTER_LAN}/24", "dev", "br0")
-        for link in (("inet", "eth0"), ("router", "wan"), ("router", "br0")):
-            run_in(None, "ip", "-n", names[link[0]], "link", "set", link[1], "up")
+        ip("router", "link", "add", "br0", "type", "bridge")
+        ip("inet", "addr", "add", f"{PATIENT}/24", "dev", "eth0")
+        ip("inet", "addr", "add", f"{INTERNET_HOST}/24", "dev", "eth0")
+        ip("router", "addr", "add", f"{WAN_PUBLIC}/24", "dev", "wan")
+        ip("router", "addr", "add", f"{ROUTER_LAN}/24", "dev", "br0")
+        for host, link in (("inet", "eth0"), ("router", "wan"), ("router", "br0")):
+            ip(host, "link", "set", link, "up")
         for host, address in (("box", BOX), ("doctor", DOCTOR), ("other", OTHER)):
             port = f"lan-{host}"
             run_in(None, "ip", "link", "add", port, "netns", router, "type", "veth",
                    "peer", "name", "eth0", "netns", names[host])
-            run_in(None, "ip", "-n", router, "link", "set", port, "master", "br0", "up")
-            run_in(None, "ip", "-n", names[host], "addr", "add", f"{address}/24", "dev", "eth0")
-            run_in(None, "ip", "-n", names[host], "link", "set", "eth0", "up")
-            run_in(None, "ip", "-n", names[host], "route", "add", "default", "via", ROUTER_LAN)
+            ip("router", "link", "set", port, "master", "br0", "up")
+            ip(host, "addr", "add", f"{address}/24", "dev", "eth0")
+            ip(host, "link", "set", "eth0", "up")
+            ip(host, "route", "add", "default", "via", ROUTER_LAN)
+        if ipv6:
+            for host, device in (("router", "br0"), ("box", "eth0"), ("doctor", "eth0"),
+                                 ("other", "eth0")):
+                for kind in LAN6:
+                    ip(host, "addr", "add", f"{lan6(host, kind)}/64", "dev", device, "nodad")
+        if lines > 1:
+            _second_line(names, ip)
         run_in(router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
         # the LAN bridge is a plain switch: with br_netfilter (built into some kernels) bridged
         # frames would otherwise meet the router's forward policy
@@ -351,6 +401,28 @@ def practice_lan() -> Iterator[dict[str, str]]:
     finally:
         for netns in reversed(created):
             subprocess.run(["ip", "netns", "del", netns], capture_output=True, timeout=30)
+
+
+def _second_line(names: dict[str, str], ip: Callable[..., None]) -> None:
+    """UPLINKS.md's line B: its own router on the LAN, the box's own address for it."""
+    router_b = names["router_b"]
+    run_in(None, "ip", "link", "add", "wan", "netns", router_b, "type", "veth",
+           "peer", "name", "eth1", "netns", names["inet"])
+    run_in(None, "ip", "link", "add", "lan-router_b", "netns", names["router"], "type", "veth",
+           "peer", "name", "eth0", "netns", router_b)
+    ip("router", "link", "set", "lan-router_b", "master", "br0", "up")
+    ip("inet", "addr", "add", f"{PATIENT_B}/24", "dev", "eth1")
+    ip("router_b", "addr", "add", f"{WAN_PUBLIC_B}/24", "dev", "wan")
+    ip("router_b", "addr", "add", f"{ROUTER_LAN_B}/24", "dev", "eth0")
+    for host, link in (("inet", "eth1"), ("router_b", "wan"), ("router_b", "eth0")):
+        ip(host, "link", "set", link, "up")
+    run_in(router_b, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+    run_in(router_b, "nft", "-f", "-", stdin=router_nft(WAN_PUBLIC_B, BOX_B))
+    # the box answers what came in by line B through line B (UPLINKS.md: source routing)
+    ip("box", "addr", "add", f"{BOX_B}/24", "dev", "eth0")
+    ip("box", "route", "add", "192.168.50.0/24", "dev", "eth0", "table", "102")
+    ip("box", "route", "add", "default", "via", ROUTER_LAN_B, "table", "102")
+    ip("box", "rule", "add", "from", BOX_B, "table", "102")
 
 
 #: where ``python -m tests.rtc.turn_fixtures`` finds the package
@@ -395,15 +467,26 @@ async def _listen_main(endpoints: list[str]) -> None:
     await asyncio.Event().wait()
 
 
-async def _probe_main(server: str, username: str, password: str, targets: list[str]) -> None:
+#: RFC 6156 REQUESTED-ADDRESS-FAMILY, which aioice does not know: asks for an IPv6 relay
+_FAMILY_ATTRIBUTE = (0x0017, "REQUESTED-ADDRESS-FAMILY", lambda family: bytes([family, 0, 0, 0]),
+                     lambda data: data[0])
+_IPV6_FAMILY = 0x02
+
+
+async def _probe_main(server: str, username: str, password: str, targets: list[str],
+                      transport: str = "udp") -> None:
     """A credential holder's attack: relay a STUN request to each target, see what answers.
 
-    Prints one JSON object: per target "forbidden <code>" (coturn refused the peer), "silent"
-    (sent, nothing came back) or "answered"; plus the relay <-> relay control and whether
-    coturn hands out a TCP relay (RFC 6062).
+    ``transport`` is how the probe talks to coturn: ``udp``, or ``tcp`` (UDP relay over a TCP
+    connection to coturn). Prints one JSON object: per target "forbidden <code>" (coturn refused
+    the peer), "silent" (sent, nothing came back) or "answered"; plus the relay <-> relay control,
+    the relayed address coturn announces, what an IPv6 relay request (RFC 6156) gets, and
+    whether coturn hands out a TCP relay (RFC 6062).
     """
     from aioice.turn import TCP_TRANSPORT, TurnClientTcpProtocol, TurnClientUdpProtocol
 
+    stun.ATTRIBUTES_BY_TYPE[_FAMILY_ATTRIBUTE[0]] = _FAMILY_ATTRIBUTE
+    stun.ATTRIBUTES_BY_NAME[_FAMILY_ATTRIBUTE[1]] = _FAMILY_ATTRIBUTE
     loop = asyncio.get_running_loop()
     host, _, port = server.rpartition(":")
     address = (host, int(port))
@@ -415,14 +498,32 @@ async def _probe_main(server: str, username: str, password: str, targets: list[s
         def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
             self.sources.append(f"{addr[0]}:{addr[1]}")
 
-    async def allocation() -> tuple[Any, Any, tuple[str, int], _Inbox]:
-        transport, protocol = await loop.create_datagram_endpoint(
+    async def client() -> tuple[Any, Any]:
+        if transport == "tcp":
+            return await loop.create_connection(
+                lambda: TurnClientTcpProtocol(address, username=username, password=password,
+                                              lifetime=600, channel_refresh_time=500),
+                host=address[0], port=address[1])
+        return await loop.create_datagram_endpoint(
             lambda: TurnClientUdpProtocol(address, username=username, password=password,
                                           lifetime=600, channel_refresh_time=500),
             remote_addr=address)
+
+    async def allocation() -> tuple[Any, Any, tuple[str, int], _Inbox]:
+        link, protocol = await client()
         relayed = await protocol.connect()
         protocol.receiver = inbox = _Inbox()
-        return transport, protocol, relayed, inbox
+        return link, protocol, relayed, inbox
+
+    async def refused(request: stun.Message) -> str:
+        link, protocol = await client()
+        try:
+            response, _ = await protocol.request_with_retry(request)
+            return f"allocated {response.attributes.get('XOR-RELAYED-ADDRESS')}"
+        except stun.TransactionFailed as exc:
+            return f"refused {exc.response.attributes['ERROR-CODE'][0]}"
+        finally:
+            link.close()
 
     request = bytes(stun.Message(message_method=stun.Method.BINDING,
                                  message_class=stun.Class.REQUEST))
@@ -432,7 +533,7 @@ async def _probe_main(server: str, username: str, password: str, targets: list[s
     await first[1].send_data(request, second[2])
     # a fresh allocation per target: coturn maps PUBLIC:port to LAN:port, and a second channel
     # to the same mapped address would be refused (400) and hide what the first one reached
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"relayed": f"{first[2][0]}:{first[2][1]}"}
     probes = []
     for target in targets:
         probe = await allocation()
@@ -449,22 +550,25 @@ async def _probe_main(server: str, username: str, password: str, targets: list[s
         if results[target] == "sent":
             results[target] = "answered" if probe[3].sources else "silent"
     results["relay_to_relay"] = f"{first[2][0]}:{first[2][1]}" in second[3].sources
-    tcp_transport, tcp = await loop.create_connection(
+    ipv6 = stun.Message(message_method=stun.Method.ALLOCATE, message_class=stun.Class.REQUEST)
+    ipv6.attributes.update({"LIFETIME": 600, "REQUESTED-TRANSPORT": 0x11000000,
+                            "REQUESTED-ADDRESS-FAMILY": _IPV6_FAMILY})
+    results["ipv6_relay"] = await refused(ipv6)
+    tcp = stun.Message(message_method=stun.Method.ALLOCATE, message_class=stun.Class.REQUEST)
+    tcp.attributes["REQUESTED-TRANSPORT"] = TCP_TRANSPORT
+    tcp_link, tcp_client = await loop.create_connection(
         lambda: TurnClientTcpProtocol(address, username=username, password=password,
                                       lifetime=600, channel_refresh_time=500),
         host=address[0], port=address[1])
-    allocate = stun.Message(message_method=stun.Method.ALLOCATE,
-                            message_class=stun.Class.REQUEST)
-    allocate.attributes["REQUESTED-TRANSPORT"] = TCP_TRANSPORT
     try:
-        await tcp.request_with_retry(allocate)
+        await tcp_client.request_with_retry(tcp)
         results["tcp_relay"] = "allocated"
     except stun.TransactionFailed as exc:
         results["tcp_relay"] = f"refused {exc.response.error_code}"
-    tcp_transport.close()
-    for transport, protocol, _, _ in (first, second, *probes):
+    tcp_link.close()
+    for link, protocol, _, _ in (first, second, *probes):
         await protocol.delete()
-        transport.close()
+        link.close()
     print(json.dumps(results), flush=True)
 
 
@@ -519,6 +623,6 @@ if __name__ == "__main__":
         asyncio.run(_listen_main(arguments))
     elif command == "probe":
         asyncio.run(_probe_main(arguments[0], arguments[1], arguments[2],
-                                json.loads(arguments[3])))
+                                json.loads(arguments[3]), *arguments[4:]))
     elif command == "check":
         asyncio.run(_check_main(*arguments))
