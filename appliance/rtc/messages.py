@@ -24,6 +24,8 @@ MAX_SEQ: Final = 2**53 - 1
 MAX_REASON_CHARS: Final = 64
 MAX_NAME_CHARS: Final = 200
 MAX_ICE_SERVERS: Final = 16
+#: RTCIceTransportPolicy values a page may be told
+ICE_POLICIES: Final = frozenset({"all", "relay"})
 SESSION_PATTERN: Final = re.compile(r"[\x21-\x7e]{16,64}")
 PARTICIPANT_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 ROLES: Final = ("doctor", "patient", "guest")
@@ -190,11 +192,13 @@ class SignalFrom:
 
 @dataclass(frozen=True, kw_only=True)
 class Admitted:
-    """Hub → client: you are in the call; ICE servers with short-lived TURN credentials."""
+    """Hub → client: you are in the call; ICE servers with short-lived TURN credentials, and
+    the ICE transport policy (``relay``: offer only relay candidates, no LAN address)."""
 
     TYPE: ClassVar[str] = "admitted"
     seq: int
     ice_servers: tuple[Mapping[str, Any], ...]
+    ice_policy: str = "all"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -308,8 +312,8 @@ def to_json(message: Message) -> dict[str, Any]:
             out.update(seq=seq, state=state, participants=[p.to_json() for p in participants])
         case SignalFrom(seq=seq, sender=sender, data=data):
             out.update(seq=seq, **{"from": sender}, data=data)
-        case Admitted(seq=seq, ice_servers=servers):
-            out.update(seq=seq, ice_servers=list(servers))
+        case Admitted(seq=seq, ice_servers=servers, ice_policy=policy):
+            out.update(seq=seq, ice_servers=list(servers), ice_policy=policy)
         case Ended(seq=seq, reason=reason):
             out.update(seq=seq, reason=reason)
         case Error(code=code, message=text, ref=ref):
@@ -544,7 +548,10 @@ def parse_hub(frame: str | bytes) -> HubMessage:
             isinstance(s, dict) for s in servers
         ):
             raise SignalingError("signal_bad_field", field="ice_servers", ref=seq)
-        return Admitted(seq=seq, ice_servers=tuple(servers))
+        policy = obj.get("ice_policy", "all")
+        if policy not in ICE_POLICIES:
+            raise SignalingError("signal_bad_field", field="ice_policy", ref=seq)
+        return Admitted(seq=seq, ice_servers=tuple(servers), ice_policy=policy)
     reason = obj.get("reason")
     if kind == "restart":
         if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:

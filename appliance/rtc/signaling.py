@@ -86,6 +86,8 @@ AdmitFn = Callable[[str, str, Member], IceServers]
 EndFn = Callable[[str, str], None]
 RemoveFn = Callable[[str, str, Member], None]
 IceServersFn = Callable[[str, Member], IceServers]
+#: the ICE transport policy for a member: "all", or "relay" (no LAN address leaves the page)
+IcePolicyFn = Callable[[Member], str]
 
 
 class HubSocket:
@@ -163,6 +165,10 @@ def _no_ice_servers(room_id: str, member: Member) -> IceServers:
     return []
 
 
+def _ice_policy_all(member: Member) -> str:
+    return "all"
+
+
 def _no_end(room_id: str, doctor: str) -> None:
     return None
 
@@ -181,12 +187,14 @@ class SignalingHub:
         on_end: EndFn | None = None,
         on_remove: RemoveFn | None = None,
         ice_servers: IceServersFn = _no_ice_servers,
+        ice_policy: IcePolicyFn | None = None,
         clock: Callable[[], float] = time.monotonic,
         dead_after_s: float = DEAD_AFTER_S,
         grace_s: float = GRACE_S,
         max_participants: int = MAX_PARTICIPANTS,
     ) -> None:
         self._ice_servers = ice_servers
+        self._ice_policy = ice_policy or _ice_policy_all
         self._on_admit: AdmitFn = on_admit or (
             lambda room_id, doctor, member: ice_servers(room_id, member)
         )
@@ -478,10 +486,13 @@ class SignalingHub:
             for _, frame in list(participant.outbox):
                 self._write(sock, frame)
         elif participant.admitted:
-            servers = self._ice_servers(room.id, member)
-            self._send_reliable(participant, lambda seq: serialize(
-                Admitted(seq=seq, ice_servers=tuple(servers))))
+            self._send_admitted(participant, self._ice_servers(room.id, member))
         self._broadcast_room(room)
+
+    def _send_admitted(self, participant: _Participant, servers: IceServers) -> None:
+        policy = self._ice_policy(participant.member)
+        self._send_reliable(participant, lambda seq: serialize(
+            Admitted(seq=seq, ice_servers=tuple(servers), ice_policy=policy)))
 
     def _new_id(self, room: _Room, key: str) -> str:
         """The same id for the same member of a room, also in a hub started anew.
@@ -533,8 +544,7 @@ class SignalingHub:
             servers = self._on_admit(room.id, doctor.member.username or "", target.member)
         target.admitted = True
         _LOGGER.info("participant %s admitted to room %s", target.id, room.id)
-        self._send_reliable(target, lambda seq: serialize(
-            Admitted(seq=seq, ice_servers=tuple(servers))))
+        self._send_admitted(target, servers)
         self._broadcast_room(room)
 
     def _remove(self, doctor: _Participant, message: Remove) -> None:

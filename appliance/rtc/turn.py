@@ -139,6 +139,14 @@ class TurnRelay:
         return TurnCredentials.issue(self._secret, bound_to, ttl_s=self._settings.credential_ttl_s,
                                      now=self._clock.now().timestamp())
 
+    def ice_policy_for(self, role: str) -> str:
+        """``relay`` for the doctor when ``doctor_relay_only`` hides the PC's LAN addresses (the
+        doctor then offers only the box's relay, and no LAN or IPv6 address reaches a patient),
+        else ``all`` (a direct path wins whenever one exists)."""
+        if self.enabled and self._settings.doctor_relay_only and role == "doctor":
+            return "relay"
+        return "all"
+
     def ice_servers_for(self, role: str, bound_to: tuple[str, str]) -> list[dict[str, Any]]:
         """RTCIceServer dicts for a participant; ``[]`` when the box runs without TURN.
 

@@ -122,7 +122,8 @@ def build_staff_app(settings: Settings, services: PracticeServices) -> web.Appli
     add_endpoints(app, staff.ENDPOINTS)
     relay = TurnRelay(settings.turn)
     setup_staff_signaling(app, ice_servers=lambda room_id, member: relay.ice_servers_for(
-        member.role, (room_id, _credential_id(member.key))))
+        member.role, (room_id, _credential_id(member.key))),
+        ice_policy=lambda member: relay.ice_policy_for(member.role))
     setup_device_check(app, EchoService(
         ice_servers=lambda: relay.ice_servers_for("box", ("device-check", "echo"))),
         page_ice_servers=lambda role, bound_to: relay.ice_servers_for(

@@ -32,7 +32,7 @@ from appliance.practice.appointments import STATE_WORDS, Visitor
 from appliance.practice.models import Appointment, AppointmentState, Role, StaffMember
 from appliance.practice.services import PracticeServices
 from appliance.rtc.messages import MAX_FRAME_BYTES
-from appliance.rtc.signaling import IceServersFn, Member, SignalingHub
+from appliance.rtc.signaling import IcePolicyFn, IceServersFn, Member, SignalingHub
 from appliance.web.api import Endpoint
 from appliance.web.context import HUB, PUBLIC_LIMIT, SERVICES
 from appliance.web.public import _verified, public_origins
@@ -276,8 +276,8 @@ def _no_ice_servers(room_id: str, member: Member) -> list[dict[str, Any]]:
     return []
 
 
-def build_hub(services: PracticeServices, *,
-              ice_servers: IceServersFn | None = None) -> SignalingHub:
+def build_hub(services: PracticeServices, *, ice_servers: IceServersFn | None = None,
+              ice_policy: IcePolicyFn | None = None) -> SignalingHub:
     """The hub with the practice's rules: admitting and ending go through the appointment book.
 
     The book enforces R2, O3 and R3 and tells its state listeners (the staff site publishes
@@ -301,16 +301,16 @@ def build_hub(services: PracticeServices, *,
         book.remove_from_call(doctor, room_id, member.key)
 
     return SignalingHub(on_admit=on_admit, on_end=on_end, on_remove=on_remove,
-                        ice_servers=servers)
+                        ice_servers=servers, ice_policy=ice_policy)
 
 
-def setup_staff_signaling(app: web.Application, *,
-                          ice_servers: IceServersFn | None = None) -> None:
+def setup_staff_signaling(app: web.Application, *, ice_servers: IceServersFn | None = None,
+                          ice_policy: IcePolicyFn | None = None) -> None:
     """Give the staff site the hub (its tick runs while the site runs).
 
     The doctor's route comes with ``staff.ENDPOINTS`` (see :func:`staff_endpoint`).
     """
-    app[HUB] = build_hub(app[SERVICES], ice_servers=ice_servers)
+    app[HUB] = build_hub(app[SERVICES], ice_servers=ice_servers, ice_policy=ice_policy)
     app[_OPEN] = set()
     app.cleanup_ctx.append(_run_hub)
     app.on_shutdown.append(_close_sockets)

@@ -98,10 +98,11 @@ def missing_tools() -> str | None:
     return None
 
 
-def turn_settings() -> TurnSettings:
+def turn_settings(*, doctor_relay_only: bool = False) -> TurnSettings:
     """Design C with one uplink: coturn on the box's LAN address, the router's public address."""
     return TurnSettings(
         enabled=True, secret=SECRET, realm=REALM, lan_address=BOX, port=TURN_PORT,
+        doctor_relay_only=doctor_relay_only,
         uplinks=(TurnUplink(public_host=WAN_PUBLIC, public_address=WAN_PUBLIC, lan_address=BOX),),
     )
 
@@ -179,6 +180,7 @@ def _running_box(netns: str, directory: Path, settings: TurnSettings) -> Iterato
         f'realm = "{settings.realm}"\n'
         f'lan_address = "{settings.lan_address}"\n'
         f"port = {settings.port}\n"
+        f"doctor_relay_only = {'true' if settings.doctor_relay_only else 'false'}\n"
         "[[turn.uplinks]]\n"
         f'public_host = "{uplink.public_host}"\n'
         f'public_address = "{uplink.public_address}"\n'
@@ -210,10 +212,12 @@ def _running_box(netns: str, directory: Path, settings: TurnSettings) -> Iterato
 
 
 @contextmanager
-def call_lab(directory: Path, *, restrict_patient: bool) -> Iterator[CallLab]:
+def call_lab(directory: Path, *, restrict_patient: bool,
+             doctor_relay_only: bool = False) -> Iterator[CallLab]:
     """TURN.md's topology with coturn (design C) and the box running; the patient's network
-    restricted to the web page and TURN when ``restrict_patient``. Removed afterwards."""
-    settings = turn_settings()
+    restricted to the web page and TURN when ``restrict_patient``; the doctor's page offering
+    relay candidates only with ``doctor_relay_only``. Removed afterwards."""
+    settings = turn_settings(doctor_relay_only=doctor_relay_only)
     with ExitStack() as stack:
         try:
             netns = stack.enter_context(practice_lan())

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.rtc.turn_fixtures import DOCTOR as DOCTOR_PC
 from tests.rtc.turn_fixtures import WAN_PUBLIC
 
 from .netlab import PUBLIC_URL, STAFF_URL, CallLab, PageContext, call_lab, missing_tools
@@ -116,9 +117,11 @@ async def _browsers(playwright: Any, lab: CallLab) -> tuple[Any, Any]:
 
 
 async def _into_call(lab: CallLab, doctor_browser: Any, patient_browser: Any,
-                     errors: list[str]) -> tuple[Any, Any]:
+                     errors: list[str], timings: dict[str, float] | None = None
+                     ) -> tuple[Any, Any]:
     """Practice set up, patient in the waiting room, admitted, video decoded both ways; returns
-    (doctor page, patient page). As ``test_call._into_call``, but each side in its own browser."""
+    (doctor page, patient page). As ``test_call._into_call``, but each side in its own browser.
+    ``timings`` gets ``admit_to_video_s``: from the doctor's click to video on both sides."""
     expect.set_options(timeout=TIMEOUT_MS)
     staff = await doctor_browser.new_context(locale="de-DE",
                                              viewport={"width": 1280, "height": 860})
@@ -158,13 +161,16 @@ async def _into_call(lab: CallLab, doctor_browser: Any, patient_browser: Any,
     await doctor.get_by_test_id("check-done").click()
     await expect(doctor.get_by_test_id("doctor-rules")).to_contain_text("Niemand nimmt etwas auf")
     participant = doctor.get_by_test_id("call-participant").filter(has_text=PATIENT)
+    admitted = time.monotonic()
     await participant.get_by_role("button", name=f"{PATIENT} hereinholen").click()
 
     await expect(doctor.get_by_test_id("call-view")).to_be_visible()
     await expect(visit.get_by_test_id("call-view")).to_be_visible()
-    await expect(visit.get_by_test_id("call-rules")).to_contain_text("Niemand nimmt etwas auf")
     assert await _until_frames(doctor, timeout_s=20) > 0
     assert await _until_frames(visit, timeout_s=20) > 0
+    if timings is not None:
+        timings["admit_to_video_s"] = time.monotonic() - admitted
+    await expect(visit.get_by_test_id("call-rules")).to_contain_text("Niemand nimmt etwas auf")
     await expect(doctor.get_by_test_id("call-status")).to_contain_text(f"Verbunden mit {PATIENT}")
     await expect(visit.get_by_test_id("call-status")).to_contain_text(f"Verbunden mit {DOCTOR[1]}")
     return doctor, visit
@@ -203,6 +209,52 @@ async def test_relay_only_patient_reaches_doctor_pc(
         await doctor_browser.close()
     with capsys.disabled():
         print(f"\n  patient {_pair(patient_pairs)}, doctor {_pair(doctor_pairs)}")
+
+
+#: every address the page learnt from the other side (candidates in the session descriptions)
+REMOTE_CANDIDATES = """async () => {
+  const found = [];
+  for (const pc of (window.__sz && window.__sz.connections) || []) {
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === 'remote-candidate') found.push([s.candidateType, s.address]);
+    });
+  }
+  return found;
+}"""
+
+
+@pytest.mark.parametrize("relay_only", [False, True], ids=["doctor all", "doctor relay-only"])
+async def test_doctor_can_hide_the_pc_addresses(
+    tmp_path: Path, playwright: Any, relay_only: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """R9 (no more of the practice's network than a call needs): with ``[turn]
+    doctor_relay_only`` the doctor's page offers only the box's relay, so no address of the
+    doctor PC reaches the patient's browser; the call still connects (patient direct). Without
+    it the patient learns the PC's LAN address, which is what the setting is for. Prints the
+    time from admission to video on both sides, the setting's cost (docs/turn.md)."""
+    errors: list[str] = []
+    timings: dict[str, float] = {}
+    with call_lab(tmp_path, restrict_patient=False, doctor_relay_only=relay_only) as lab:
+        doctor_browser, patient_browser = await _browsers(playwright, lab)
+        try:
+            doctor, visit = await _into_call(lab, doctor_browser, patient_browser, errors,
+                                             timings)
+            learnt = await _until(visit, REMOTE_CANDIDATES)
+            doctor_pairs = await _until(doctor, SELECTED_PAIRS)
+            assert not errors, errors
+        finally:
+            await patient_browser.close()
+            await doctor_browser.close()
+    addresses = {address for _, address in learnt}
+    if relay_only:
+        assert {kind for kind, _ in learnt} <= {"relay", "prflx"}, learnt
+        assert DOCTOR_PC not in addresses, learnt
+        assert [p["local"] for p in doctor_pairs] == ["relay"], doctor_pairs
+    else:
+        assert DOCTOR_PC in addresses, learnt  # the LAN address the setting hides
+    with capsys.disabled():
+        print(f"\n  doctor {'relay-only' if relay_only else 'all'}: admitted -> video both ways "
+              f"{timings['admit_to_video_s']:.2f} s; doctor {_pair(doctor_pairs)}")
 
 
 async def test_call_recovers_after_patient_path_is_cut(

@@ -64,10 +64,19 @@ def test_hub_messages_round_trip() -> None:
         m.Room(seq=1, state="waiting", participants=(who, seen)),
         m.SignalFrom(seq=2, sender="p-1", data={"kind": "candidate"}),
         m.Admitted(seq=3, ice_servers=({"urls": "turn:x:3478", "username": "u"},)),
+        m.Admitted(seq=3, ice_servers=(), ice_policy="relay"),
         m.Restart(seq=4, reason="uplink"), m.Ended(seq=5, reason="removed"),
         m.Error(code="signal_malformed", message="kaputt", ref=None),
     ):
         assert parse_hub(serialize(message)) == message
+
+
+def test_admitted_ice_policy() -> None:
+    """``ice_policy`` is "all" when absent (older hubs) and only ever "all" or "relay"."""
+    bare = '{"v":1,"type":"admitted","seq":1,"ice_servers":[]}'
+    assert parse_hub(bare) == m.Admitted(seq=1, ice_servers=(), ice_policy="all")
+    with pytest.raises(m.SignalingError):
+        parse_hub(bare[:-1] + ',"ice_policy":"host"}')
 
 
 def test_serialized_signal_has_from_and_keeps_umlauts() -> None:

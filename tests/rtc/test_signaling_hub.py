@@ -195,6 +195,20 @@ def test_patient_waits_until_the_doctor_admits(hub: SignalingHub, domain: Domain
     assert hub.room_state(ROOM) == "in_call"
 
 
+def test_each_member_gets_its_ice_policy(clock: FakeClock, domain: Domain) -> None:
+    """The hub tells each admitted member its ICE transport policy (the doctor "relay" when the
+    box hides the doctor PC's addresses); "all" when nobody says otherwise."""
+    hub = SignalingHub(on_admit=domain.on_admit, clock=clock,
+                       ice_policy=lambda member: "relay" if member.role == "doctor" else "all")
+    doctor, patient = Page(hub, DOCTOR), Page(hub, PATIENT)
+    dsock, psock = doctor.connect(), patient.connect()
+    doctor.send("admit", participant=patient.id)
+    assert dsock.of("admitted")[0]["ice_policy"] == "relay"
+    assert psock.last("admitted")["ice_policy"] == "all"
+    plain = Page(SignalingHub(clock=clock), DOCTOR).connect()
+    assert plain.of("admitted")[0]["ice_policy"] == "all"
+
+
 def test_member_admitted_by_the_domain_joins_the_call(hub: SignalingHub,
                                                      domain: Domain) -> None:
     """A patient whose appointment is already in the call is admitted without a new admit."""

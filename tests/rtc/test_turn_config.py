@@ -129,3 +129,11 @@ def test_nft_rules_pass_nft_syntax_check(tmp_path: Path) -> None:
     result = subprocess.run(["nft", "-c", "-f", str(path)], capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 0, result.stderr
+
+
+def test_doctor_relay_only_is_for_the_doctor() -> None:
+    """``doctor_relay_only`` makes only the doctor's page relay-only; patients keep "all"."""
+    assert TurnRelay(_settings()).ice_policy_for("doctor") == "all"
+    relay = TurnRelay(_settings(doctor_relay_only=True))
+    assert [relay.ice_policy_for(role) for role in ("doctor", "patient", "box")] == [
+        "relay", "all", "all"]

@@ -29,6 +29,7 @@ export class Call extends EventTarget {
     this.state = 'waiting';
     this.peers = new Map();
     this.iceServers = null;
+    this.icePolicy = 'all';
     this.joined = false;
     this.ended = null;
     this.buffered = [];
@@ -140,7 +141,8 @@ export class Call extends EventTarget {
 
   onAdmitted(message) {
     this.iceServers = Array.isArray(message.ice_servers) ? message.ice_servers : [];
-    for (const peer of this.peers.values()) peer.setIceServers(this.iceServers);
+    this.icePolicy = message.ice_policy === 'relay' ? 'relay' : 'all';
+    for (const peer of this.peers.values()) peer.setIceServers(this.iceServers, this.icePolicy);
     this.dispatchEvent(new CustomEvent('admitted', { detail: message }));
     this.sync();
   }
@@ -202,6 +204,7 @@ export class Call extends EventTarget {
     if (!remote || !this.inCall(remote) || this.peers.size >= MAX_PARTICIPANTS - 1) return null;
     const peer = new Peer({
       remote, leader: this.leads(remote), media: this.media, iceServers: this.iceServers,
+      icePolicy: this.icePolicy,
       send: (data) => this.signaling.send('signal', { to: id, data }), log: this.log,
     });
     peer.addEventListener('message', (e) => this.dispatchEvent(new CustomEvent('message', {

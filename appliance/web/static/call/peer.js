@@ -26,13 +26,15 @@ let idBase = Date.now();
  * `files-ready` (a new file channel opened), `closed`.
  */
 export class Peer extends EventTarget {
-  constructor({ remote, leader, send, media, iceServers = [], log = () => {} }) {
+  constructor({ remote, leader, send, media, iceServers = [], icePolicy = 'all', log = () => {} }) {
     super();
     this.remote = remote;
     this.leader = leader;
     this.sendSignal = send;
     this.media = media;
     this.iceServers = iceServers;
+    // 'relay' (a doctor's PC whose LAN addresses stay hidden) or 'all', as the hub says
+    this.icePolicy = icePolicy;
     this.log = log;
     this.current = null;
     this.pending = null;
@@ -264,11 +266,14 @@ export class Peer extends EventTarget {
     this.dispatchEvent(new CustomEvent('message', { detail: message }));
   }
 
-  setIceServers(iceServers) {
+  setIceServers(iceServers, icePolicy = this.icePolicy) {
     this.iceServers = iceServers;
+    this.icePolicy = icePolicy;
     for (const conn of this.connections) {
       try {
-        conn.pc.setConfiguration({ ...conn.pc.getConfiguration(), iceServers });
+        conn.pc.setConfiguration({
+          ...conn.pc.getConfiguration(), iceServers, iceTransportPolicy: icePolicy,
+        });
       } catch (error) {
         this.log('setConfiguration', error);
       }
@@ -313,7 +318,8 @@ class Connection {
     this.stream = new MediaStream();
     this.senders = {};
     const pc = new RTCPeerConnection({
-      iceServers: peer.iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require',
+      iceServers: peer.iceServers, iceTransportPolicy: peer.icePolicy,
+      bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require',
     });
     this.pc = pc;
     // negotiated channels exist on both sides without a second offer: chat/control and files
