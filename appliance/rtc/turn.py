@@ -48,6 +48,10 @@ DENIED_PEER_NETWORKS: Final = tuple(ipaddress.ip_network(n) for n in (
 ))
 HEALTH_CHECK_BINDING: Final = ("box", "health")
 NFT_TABLE: Final = "sprechzimmer_turn"
+#: all of IPv6 for coturn when IPv4 peers must stay possible: a range starting at "::" counts as
+#: "any address" there and denied IPv4 peers too (measured, coturn 4.6.1: "A peer IP
+#: 203.0.113.99 denied in the range: ::-ffff:…"); "::" itself is no peer anyway
+ALL_IPV6_BUT_UNSPECIFIED: Final = "::1-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
 
 
 # --- credentials ----------------------------------------------------------------------------
@@ -184,7 +188,9 @@ def tls_enabled(settings: TurnSettings) -> bool:
 # --- coturn and the box firewall -------------------------------------------------------------
 
 
-def _range(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+def _range(network: ipaddress.IPv4Network | ipaddress.IPv6Network | str) -> str:
+    if isinstance(network, str):
+        return network
     if network.num_addresses == 1:
         return str(network.network_address)
     return f"{network.network_address}-{network.broadcast_address}"
@@ -257,14 +263,14 @@ def allowed_peers(settings: TurnSettings) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*settings.lan_addresses, *public)))
 
 
-def denied_peers(settings: TurnSettings) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network,
-                                                  ...]:
+def denied_peers(settings: TurnSettings
+                 ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network | str, ...]:
     """Every peer range the relay refuses: all of IPv6 and, unless doctors outside the LAN are
-    allowed, all of IPv4 as well; then only the box's own relay addresses are left."""
-    everything_v6 = ipaddress.ip_network("::/0")
+    allowed, all of IPv4 as well; then only the box's own relay addresses are left. With
+    internet peers allowed, IPv4's private and special ranges stay denied."""
     if settings.allow_internet_peers:
-        return (*(n for n in DENIED_PEER_NETWORKS if n.version == 4), everything_v6)
-    return (ipaddress.ip_network("0.0.0.0/0"), everything_v6)
+        return (*(n for n in DENIED_PEER_NETWORKS if n.version == 4), ALL_IPV6_BUT_UNSPECIFIED)
+    return (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 
 
 def nft_rules(settings: TurnSettings) -> str:

@@ -51,7 +51,8 @@ def test_internet_peers_only_when_allowed() -> None:
             "192.168.0.0-192.168.255.255", "127.0.0.0-127.255.255.255",
             "169.254.0.0-169.254.255.255", "100.64.0.0-100.127.255.255",
             "224.0.0.0-239.255.255.255", "240.0.0.0-255.255.255.255",
-            "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"} <= set(denied)
+            "::1-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"} <= set(denied)
+    assert not any(d.startswith(("::-", "0.0.0.0-255")) for d in denied)  # coturn: "any"
 
 
 def test_design_c_single_uplink() -> None:

@@ -12,6 +12,7 @@ the internet, over IPv4 and IPv6, and ask for an IPv6 relay and a TCP relay.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import os
@@ -406,3 +407,30 @@ def test_check_says_when_the_box_is_exposed(lan: Lan, tmp_path: Path) -> None:
     assert exposed.returncode == 1, exposed.stdout + exposed.stderr
     assert "UNGESCHÜTZT" in exposed.stdout
     assert "Die Firewall-Regel der Box fehlt" in exposed.stdout
+
+
+async def test_internet_peers_only_when_allowed(lan: Lan, tmp_path: Path) -> None:
+    """``allow_internet_peers`` (a doctor working outside the practice) lets the relay reach a
+    host on the internet, and nothing more: every LAN host, the routers and loopback stay
+    forbidden, the box's services silent, IPv6 and TCP relays refused. Without the setting the
+    same host is forbidden (the other tests)."""
+    settings = dataclasses.replace(lan.settings, port=3479, allow_internet_peers=True)
+    with running_relays(settings, tmp_path, netns=lan.netns["box"]):
+        binding = ("a1", f"p-probe{next(_PROBES)}")
+        server = TurnRelay(settings).ice_servers_for("doctor", binding)[0]
+        for listener in lan.listeners.values():
+            listener.hits.clear()
+        results = await _run(lan.netns["doctor"], "probe", f"{BOX}:3479", server["username"],
+                             server["credential"],
+                             json.dumps(lan.closed_targets() + lan.box_targets()), "udp")
+        await asyncio.sleep(0.2)
+    assert results.pop(f"{INTERNET_HOST}:{SERVICE}") == "answered", results
+    assert [hit["udp"] for hit in lan.hits()] == [f"{INTERNET_HOST}:{SERVICE}"]
+    assert results.pop("relay_to_relay") is True
+    assert results.pop("tcp_relay").startswith("refused")
+    assert results.pop("ipv6_relay").startswith("refused")
+    for target in lan.closed_targets():
+        if target != f"{INTERNET_HOST}:{SERVICE}":
+            assert results[target].startswith("forbidden"), (target, results)
+    for target in lan.box_targets():
+        assert results[target] == "silent", (target, results)
