@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, TypeAlias
 
 from appliance.errors import SprechzimmerError
+from appliance.json_depth import nested_deeper_than
 
 VERSION: Final = 1
 #: one frame, UTF-8 encoded
@@ -364,20 +365,9 @@ def _load(frame: str | bytes) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise SignalingError("signal_malformed")
     # every level needs an opening bracket: few brackets, no deep nesting (the usual frame)
-    if frame.count("{") + frame.count("[") > MAX_DEPTH:
-        _check_depth(obj)
+    if frame.count("{") + frame.count("[") > MAX_DEPTH and nested_deeper_than(obj, MAX_DEPTH):
+        raise SignalingError("signal_too_deep")
     return obj
-
-
-def _check_depth(obj: dict[str, Any]) -> None:
-    """Refuse containers nested deeper than ``MAX_DEPTH`` (iteratively: no recursion limit)."""
-    stack: list[tuple[Any, int]] = [(obj, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise SignalingError("signal_too_deep")
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
 
 
 def _int(obj: Mapping[str, Any], name: str, *, minimum: int, ref: int | None = None,

@@ -11,10 +11,14 @@ from aiohttp import web
 
 from appliance import __version__
 from appliance.errors import InvalidInput
+from appliance.json_depth import nested_deeper_than
 from appliance.web.schema import Schema, obj, string, validate
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_BODY_BYTES: Final = 64 * 1024
+#: the API's bodies are flat forms; nothing deeper is read (nor handed to the validator)
+MAX_BODY_DEPTH: Final = 8
+TOO_DEEP: Final = f"zu tief verschachtelt (höchstens {MAX_BODY_DEPTH} Ebenen)"
 
 ERROR_SCHEMA: Final = obj(
     {"error": string(), "message": string(), "remaining": {"type": "integer"},
@@ -54,8 +58,12 @@ async def read_body(request: web.Request, endpoint_body: Schema) -> dict[str, An
         raise InvalidInput(field="body", detail="zu groß")
     try:
         data = json.loads(raw or b"{}")
+    except RecursionError:  # the parser's own stack: ~1000 levels of [ or {
+        raise InvalidInput(field="body", detail=TOO_DEEP) from None
     except (ValueError, UnicodeDecodeError):
         raise InvalidInput(field="body", detail="kein gültiges JSON") from None
+    if nested_deeper_than(data, MAX_BODY_DEPTH):
+        raise InvalidInput(field="body", detail=TOO_DEEP)
     validate(data, endpoint_body)
     return data
 

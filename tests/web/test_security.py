@@ -12,6 +12,7 @@ from appliance.errors import RateLimited
 from appliance.web.security import RateLimiter, setup_security
 
 from .conftest import ADMIN_PASSWORD, Box
+from .test_patient_flow import _appointment, _token
 
 
 async def test_headers_on_both_sites(practice: Box) -> None:
@@ -180,3 +181,24 @@ async def test_rebound_host_cannot_reach_onboarding(box: Box) -> None:
                                     headers={"Host": "evil.example"})
     assert response.status == 421
     assert (await box.staff.get("/api/status")).status == 200
+
+
+@pytest.mark.parametrize("site", ["public", "staff"])
+async def test_deeply_nested_body_is_a_clear_400(
+    practice: Box, site: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """R9 (OWASP A04/A05): a 2 KB body of 1,100 nested brackets, sent to the patient's code
+    endpoint or to the login, is refused as 400 in the documented error format, and no traceback
+    reaches the log (it was a 500 with a RecursionError before). A body deeper than the API's
+    forms but shallow enough to parse is refused the same way."""
+    if site == "public":
+        client, path = practice.public, f"/v/{_token(practice, _appointment(practice))}/code"
+    else:
+        client, path = practice.staff, "/api/login"
+    for depth in (1100, 20):
+        response = await client.post(path, data="[" * depth + "]" * depth,
+                                     headers={"Content-Type": "application/json"})
+        assert response.status == 400, await response.text()
+        answer = await response.json()
+        assert answer["error"] == "invalid_input" and "verschachtelt" in answer["message"]
+    assert "Traceback" not in caplog.text and "RecursionError" not in caplog.text
