@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import getpass
 import json
-import logging
 import os
 import sys
 import tomllib
@@ -21,11 +20,13 @@ from appliance import __version__
 from appliance.config import (
     EMBEDDED_CONFIG,
     Settings,
+    box_addresses,
     default_config_path,
     load_settings,
     write_embedded_defaults,
 )
 from appliance.errors import ConfigError, SprechzimmerError
+from appliance.logs import setup_logging
 
 if TYPE_CHECKING:  # the services import the whole box; commands load them when they run
     from appliance.practice.services import PracticeServices
@@ -163,13 +164,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = _settings(args.config)
     except ConfigError as exc:
         print(f"sprechzimmer: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    setup_logging(keep=box_addresses(settings))
     run: Callable[[argparse.Namespace, Settings], int] = args.run
     try:
         return run(args, settings)

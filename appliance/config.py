@@ -464,6 +464,15 @@ def _check_box(sections: dict[str, Any], source: str) -> None:
                         "darin und wäre über das Relay erreichbar")
 
 
+def box_addresses(settings: Settings) -> tuple[str, ...]:
+    """The box's own addresses as the settings name them (where its sites and relay listen):
+    what a log line may show, unlike a client's address."""
+    turn = settings.turn
+    found = [*settings.web.staff_host, *settings.web.public_host, *turn.lan_addresses,
+             *(u.public_address for u in turn.uplinks)]
+    return tuple(dict.fromkeys(found))
+
+
 def default_config_path() -> Path:
     """The settings file used without ``--config``: the box's, else the embedded default's."""
     if env := os.environ.get(f"{ENV_PREFIX}CONFIG"):

@@ -29,9 +29,9 @@ import json
 import logging
 import math
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
-from typing import Final
+from typing import Any, Final
 
 from aiortc import (
     MediaStreamTrack,
@@ -69,7 +69,8 @@ _CHUNK: Final = bytes(CHUNK_BYTES)
 #: The kernel grants at most ``net.core.rmem_max``; the box must allow at least this much.
 RECEIVE_BUFFER_BYTES: Final = 4 * 1024 * 1024
 
-IceServers = Callable[[], Sequence[RTCIceServer]]
+#: RTCIceServer dicts as the TURN relay hands them out (``TurnRelay.ice_servers_for``)
+IceServers = Callable[[], Sequence[Mapping[str, Any]]]
 
 
 class EchoBusy(SprechzimmerError):
@@ -305,7 +306,8 @@ class EchoService:
     # --- the peer --------------------------------------------------------------------------
 
     async def _answer(self, check: EchoCheck, offer_sdp: str) -> RTCSessionDescription:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=list(self._ice_servers())))
+        pc = RTCPeerConnection(RTCConfiguration(
+            iceServers=[RTCIceServer(**server) for server in self._ice_servers()]))
         check.pc = pc  # registered for closing before anything else can fail
         loop = asyncio.get_running_loop()
         check._timer = loop.call_at(check.deadline, self._close_soon, check)

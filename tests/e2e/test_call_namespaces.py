@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.rtc.turn_fixtures import DOCTOR as DOCTOR_PC
+from tests.rtc.turn_fixtures import PATIENT as PATIENT_ADDRESS
 from tests.rtc.turn_fixtures import WAN_PUBLIC
 
 from .netlab import PUBLIC_URL, STAFF_URL, CallLab, PageContext, call_lab, missing_tools
@@ -117,11 +118,13 @@ async def _browsers(playwright: Any, lab: CallLab) -> tuple[Any, Any]:
 
 
 async def _into_call(lab: CallLab, doctor_browser: Any, patient_browser: Any,
-                     errors: list[str], timings: dict[str, float] | None = None
-                     ) -> tuple[Any, Any]:
+                     errors: list[str], notes: dict[str, Any] | None = None, *,
+                     device_check: bool = False) -> tuple[Any, Any]:
     """Practice set up, patient in the waiting room, admitted, video decoded both ways; returns
     (doctor page, patient page). As ``test_call._into_call``, but each side in its own browser.
-    ``timings`` gets ``admit_to_video_s``: from the doctor's click to video on both sides."""
+    ``notes`` gets the ``appointment`` (with link and code) and ``admit_to_video_s``: from the
+    doctor's click to video on both sides. With ``device_check`` the patient runs the device
+    check while waiting (a real connection to the box's echo peer)."""
     expect.set_options(timeout=TIMEOUT_MS)
     staff = await doctor_browser.new_context(locale="de-DE",
                                              viewport={"width": 1280, "height": 860})
@@ -136,6 +139,8 @@ async def _into_call(lab: CallLab, doctor_browser: Any, patient_browser: Any,
     await doctor.goto(STAFF_URL)
     assert await doctor.evaluate("window.isSecureContext"), "the staff site is no secure context"
     appt = await _practice(PageContext(doctor), lab.box)
+    if notes is not None:
+        notes["appointment"] = appt
     assert appt["link"].startswith(f"{PUBLIC_URL}/v/"), appt["link"]
     await doctor.goto(STAFF_URL)
     row = doctor.get_by_test_id("appointment-row").filter(has_text=PATIENT)
@@ -155,6 +160,11 @@ async def _into_call(lab: CallLab, doctor_browser: Any, patient_browser: Any,
     await expect(visit.get_by_role("heading", name="Sie sind im Wartezimmer.")).to_be_visible()
     await expect(visit.get_by_test_id("waiting-rules")).to_contain_text("nimmt etwas auf")
     await expect(row.get_by_test_id("appointment-state")).to_have_text("wartet")
+    if device_check:
+        await visit.get_by_test_id("start-check").click()
+        result = await _until(visit, "window.__sz.deviceCheck", timeout_s=30)
+        assert result["verdict"]["level"] != "bad", result  # the box's relay reached
+        await visit.get_by_test_id("check-done").click()
 
     await row.get_by_role("link", name="Gespräch beginnen").click()
     await expect(doctor.get_by_test_id("device-check")).to_be_visible()
@@ -168,8 +178,8 @@ async def _into_call(lab: CallLab, doctor_browser: Any, patient_browser: Any,
     await expect(visit.get_by_test_id("call-view")).to_be_visible()
     assert await _until_frames(doctor, timeout_s=20) > 0
     assert await _until_frames(visit, timeout_s=20) > 0
-    if timings is not None:
-        timings["admit_to_video_s"] = time.monotonic() - admitted
+    if notes is not None:
+        notes["admit_to_video_s"] = time.monotonic() - admitted
     await expect(visit.get_by_test_id("call-rules")).to_contain_text("Niemand nimmt etwas auf")
     await expect(doctor.get_by_test_id("call-status")).to_contain_text(f"Verbunden mit {PATIENT}")
     await expect(visit.get_by_test_id("call-status")).to_contain_text(f"Verbunden mit {DOCTOR[1]}")
@@ -233,7 +243,7 @@ async def test_doctor_can_hide_the_pc_addresses(
     it the patient learns the PC's LAN address, which is what the setting is for. Prints the
     time from admission to video on both sides, the setting's cost (docs/turn.md)."""
     errors: list[str] = []
-    timings: dict[str, float] = {}
+    timings: dict[str, Any] = {}
     with call_lab(tmp_path, restrict_patient=False, doctor_relay_only=relay_only) as lab:
         doctor_browser, patient_browser = await _browsers(playwright, lab)
         try:
@@ -255,6 +265,58 @@ async def test_doctor_can_hide_the_pc_addresses(
     with capsys.disabled():
         print(f"\n  doctor {'relay-only' if relay_only else 'all'}: admitted -> video both ways "
               f"{timings['admit_to_video_s']:.2f} s; doctor {_pair(doctor_pairs)}")
+
+
+#: what the patient types into the chat: health information, the most private data there is
+CHAT_TEXT = "Mein Knie schmerzt seit Dienstag"
+
+
+async def test_log_names_nobody(
+    tmp_path: Path, playwright: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """R8 (metadata only for running the service), R9. Issue 8: a whole day in Chromium across
+    the lab — onboarding, a patient with a recognisable name, link and access code, check-in,
+    the waiting room with the device check (the box's aiortc echo peer, whose aioice logs
+    candidate pairs at INFO), the call, a chat message — and afterwards the log and every file the
+    box wrote outside the vault is searched for every recognisable value: the patient's and the
+    doctor's names, the login name, the access code, the link token, the chat text and the
+    patient's address. Zero hits. (The vault's files are its ciphertext and are not searched
+    here: its header still names the staff's login names, issue 8 defect 3.)"""
+    errors: list[str] = []
+    notes: dict[str, Any] = {}
+    with call_lab(tmp_path, restrict_patient=False) as lab:
+        doctor_browser, patient_browser = await _browsers(playwright, lab)
+        try:
+            doctor, visit = await _into_call(lab, doctor_browser, patient_browser, errors, notes,
+                                             device_check=True)
+            await visit.get_by_test_id("toggle-chat").click()
+            await visit.get_by_test_id("chat-input").fill(CHAT_TEXT)
+            await visit.get_by_test_id("chat-send").click()
+            await expect(doctor.get_by_test_id("chat-log")).to_contain_text(CHAT_TEXT)
+            assert not errors, errors
+        finally:
+            await patient_browser.close()
+            await doctor_browser.close()
+        lab.box.stop()  # everything it would write is written
+        appt = notes["appointment"]
+        secrets = {
+            "patient's name": PATIENT, "doctor's name": DOCTOR[1], "login name": DOCTOR[0],
+            "access code": appt["access_code"],
+            "access code as typed": appt["access_code"].replace("-", ""),
+            "link token": appt["link"].rsplit("/", 1)[1], "chat text": CHAT_TEXT,
+            "patient's address": PATIENT_ADDRESS,
+        }
+        box_dir = lab.box.log.parent
+        written = [path for path in box_dir.rglob("*") if path.is_file()
+                   and "vault" not in path.relative_to(box_dir).parts[:1]]
+        assert lab.box.log in written and len(lab.box.log.read_text("utf-8")) > 0
+        hits = [f"{what} in {path.relative_to(box_dir)}" for path in written
+                for what, value in secrets.items()
+                if value.lower().encode() in path.read_bytes().lower()]
+    assert hits == [], hits
+    with capsys.disabled():
+        print(f"\n  searched {len(written)} files ({', '.join(p.name for p in written)}) for "
+              f"{len(secrets)} values: no hit")
 
 
 async def test_call_recovers_after_patient_path_is_cut(
