@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -19,33 +20,40 @@ from .conftest import ADMIN_PASSWORD, PROFILE, Box
 
 
 async def test_a_login_does_not_hold_up_the_other_pages(
-    settings: Settings, aiohttp_client: Callable[..., Awaitable[TestClient]]
+    settings: Settings, aiohttp_client: Callable[..., Awaitable[TestClient]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """With the box's real Argon2id costs (~0.3 s a check) a login runs its key derivation in a
-    worker thread: a request that arrives meanwhile (here the status the pages poll; in a call,
-    signaling heartbeats) is answered before the login is. On the event loop it would wait."""
+    """A login runs its Argon2id key derivation (~0.3 s at the box's real costs) in a worker
+    thread: while it is held there, a request that arrives (here the status the pages poll; in a
+    call, signaling heartbeats) is answered. On the event loop it would wait for the login.
+    Deterministic: the derivation is held on an event until the status has been answered."""
     services = build_services(settings, kdf=KdfParams())  # the real costs, not the tests' cheap
     onboard(services, profile=PROFILE, username="admin", display_name="Anna Admin",
             password=ADMIN_PASSWORD, roles={Role.ADMIN})
     staff_app = build_staff_app(settings, services)
     build_public_app(settings, services, staff_app)
     client = await aiohttp_client(staff_app)
-    finished: list[str] = []
+    loop = asyncio.get_running_loop()
+    deriving, release = asyncio.Event(), threading.Event()
+    real = crypto._argon2id
 
-    async def login() -> None:
-        answer = await client.post("/api/login", json={"username": "admin",
-                                                        "password": ADMIN_PASSWORD})
-        assert answer.status == 200, await answer.text()
-        finished.append("login")
+    def held(secret: bytes, salt: bytes, params: KdfParams) -> bytes:
+        loop.call_soon_threadsafe(deriving.set)
+        assert release.wait(30), "the test never released the derivation"
+        return real(secret, salt, params)
 
-    async def status() -> None:
-        await asyncio.sleep(0.1)  # the login is deriving its key by now
-        answer = await client.get("/api/status")
-        assert answer.status == 200
-        finished.append("status")
-
-    await asyncio.gather(login(), status())
-    assert finished == ["status", "login"]
+    monkeypatch.setattr(crypto, "_argon2id", held)
+    login = asyncio.ensure_future(client.post(
+        "/api/login", json={"username": "admin", "password": ADMIN_PASSWORD}))
+    try:
+        async with asyncio.timeout(30):
+            await deriving.wait()
+        status = await client.get("/api/status")  # answered while the login is held
+        assert status.status == 200 and not login.done()
+    finally:
+        release.set()
+    answer = await login
+    assert answer.status == 200, await answer.text()
 
 
 async def test_a_locked_name_costs_no_key_derivation(
