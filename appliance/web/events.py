@@ -49,12 +49,16 @@ class EventHub:
 
 
 async def stream_events(  # noqa: ANN001 - plain callables
-    request: web.Request, hub: EventHub, accept, render, still_allowed=None
+    request: web.Request, hub: EventHub, accept, render, still_allowed=None, *,
+    heartbeat_s: float = HEARTBEAT_S,
 ) -> web.StreamResponse:
     """Serve ``text/event-stream``: events that ``accept`` keeps, rendered by ``render``.
 
     ``still_allowed()`` is asked before every event and heartbeat: a stream outlives neither
-    its session (logout, a removed member) nor its link (a reissue).
+    its session (logout, a removed member) nor its link (a reissue). A keep-alive goes out when
+    *this* stream has written nothing for ``heartbeat_s``, however many events of others pass
+    by (a patient's stream in a busy practice stayed silent for minutes otherwise, long enough
+    for a mobile NAT or a proxy to cut it).
     """
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-store",
@@ -62,18 +66,22 @@ async def stream_events(  # noqa: ANN001 - plain callables
     })
     await response.prepare(request)
     # a closed tab or a lost connection shows up as a failed write: the stream simply ends
+    loop = asyncio.get_running_loop()
     with contextlib.suppress(ConnectionResetError):
         await response.write(b"retry: 2000\n\n")
+        keep_alive_at = loop.time() + heartbeat_s
         async with hub.subscribe() as queue:
             while True:
                 try:
-                    event = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+                    event = await asyncio.wait_for(queue.get(),
+                                                   max(0.0, keep_alive_at - loop.time()))
                 except TimeoutError:
                     event = {"type": "keep-alive"}
                 if event is None or (still_allowed is not None and not still_allowed()):
                     break
                 if event["type"] == "keep-alive":
                     await response.write(b": keep-alive\n\n")
+                    keep_alive_at = loop.time() + heartbeat_s
                     continue
                 if not accept(event):
                     continue
@@ -82,4 +90,5 @@ async def stream_events(  # noqa: ANN001 - plain callables
                     continue
                 data = json.dumps(payload, ensure_ascii=False)
                 await response.write(f"event: {event['type']}\ndata: {data}\n\n".encode())
+                keep_alive_at = loop.time() + heartbeat_s
     return response
