@@ -158,7 +158,20 @@ def _parser() -> argparse.ArgumentParser:
     turn.add_argument("--instance", metavar="LAN-ADRESSE",
                       help="die coturn-Instanz auf dieser LAN-Adresse (nötig bei mehreren)")
     turn.set_defaults(run=_turn_config)
+    _config_after_the_command(parser)
     return parser
+
+
+def _config_after_the_command(parser: argparse.ArgumentParser) -> None:
+    """Accept ``--config`` after the command too (``sprechzimmer serve --config F``, as a unit
+    or an admin writes it), on every command and sub-command."""
+    for action in parser._actions:  # argparse has no public walk over its sub-commands
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                command.add_argument("--config", type=Path, metavar="DATEI",
+                                     default=argparse.SUPPRESS,
+                                     help="Einstellungsdatei (wie vor dem Befehl)")
+                _config_after_the_command(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -299,3 +299,16 @@ def test_admin_changes_own_password_with_the_cli(tmp_path: Path) -> None:
     listed = _run("--config", str(config), "user", "list", "--as", "admin", cwd=tmp_path,
                   stdin="neues-passwort-456\n")
     assert listed.returncode == 0, listed.stderr
+
+
+@pytest.mark.parametrize("args", [("--config", "{config}", "serve"),
+                                  ("serve", "--config", "{config}"),
+                                  ("vault", "status", "--config", "{config}")])
+def test_config_before_or_after_the_command(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """``--config`` works before and after the command (a unit or an admin may write either):
+    the file is read, here one with a wrong port, which names the setting and exits 2."""
+    config = tmp_path / "box.toml"
+    config.write_text("[web]\nstaff_port = 0\n")
+    result = _run(*(a.format(config=config) for a in args), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "web.staff_port" in result.stderr and "unrecognized" not in result.stderr
