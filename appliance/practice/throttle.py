@@ -1,14 +1,18 @@
-"""Login throttling: repeated failures lock a name from one source, many lock it everywhere (R9).
+"""Login throttling: repeated failures lock a name from one source; many lock out unknown PCs (R9).
 
 Two limits, both in memory:
 
-- per (name, source) – a source is the client address the web layer sees (IPv6 by its /64) or
-  ``"cli"`` – 5 failures within 15 minutes lock that name *from that source* for 15 minutes.
-  Someone guessing (or mistyping) at one PC does not lock the doctor out at another.
-- per name, across all sources – 50 failures within 60 minutes lock the name everywhere for
-  60 minutes: the backstop against a guesser spread over many addresses. One source alone can
-  never reach it (at most 5 failures per 30 minutes), and while it holds, a spread guesser gets
-  at most 50 tries per name per hour.
+- per (name, source) – 5 failures within 15 minutes lock that name *from that source* for 15
+  minutes. A source is a known PC (``device:<id>``, a browser that signed in to this box before
+  and carries its device cookie, ``web/devices.py``), else the client address the web layer sees
+  (IPv6 by its /64), or ``"cli"``. Someone guessing (or mistyping) at one PC does not lock the
+  doctor out at another.
+- per name, across the sources the box does not know – 50 failures within 60 minutes lock the
+  name for 60 minutes, *for unknown sources only*: the backstop against a guesser spread over
+  many addresses, who then gets at most 50 tries per name per hour. Known PCs and the box's own
+  command line neither count towards it nor are held by it, so a stranger on the LAN who knows
+  a login name can no longer lock that person out of their own PC (issue 8, defect 5); on a known
+  PC, guessing stays at 5 tries per 15 minutes per name.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ NAME_WINDOW: Final = timedelta(minutes=60)
 NAME_LOCKOUT: Final = timedelta(minutes=60)
 #: the source of logins on the box's command line, which has no client address
 CLI_SOURCE: Final = "cli"
+#: a source the box knows: a browser with a valid device cookie (``web/devices.py``)
+DEVICE_SOURCE_PREFIX: Final = "device:"
 #: beyond this many tracked keys per limit, keys without a recent failure are forgotten
 _MAX_TRACKED: Final = 10_000
 
@@ -108,9 +114,10 @@ class LoginThrottle:
         self._per_name = _Limit(clock, max_name_failures, name_window, name_lockout)
 
     def check(self, name: str, source: str) -> None:
-        """Raise ``AccountLocked`` while ``name`` is locked from ``source`` or everywhere."""
+        """Raise ``AccountLocked`` while ``name`` is locked from ``source`` (or, for a source
+        the box does not know, by the backstop)."""
         remaining = [
-            left for left in (self._per_name.remaining(name),
+            left for left in (None if known(source) else self._per_name.remaining(name),
                               self._per_source.remaining((name, source)))
             if left is not None
         ]
@@ -124,11 +131,12 @@ class LoginThrottle:
         # stay in memory longer than the window needs it
         self._per_source.forget_stale(now)
         self._per_name.forget_stale(now)
-        if self._per_source.full((name, source)) or self._per_name.full(name):
+        backstop = not known(source)
+        if self._per_source.full((name, source)) or (backstop and self._per_name.full(name)):
             raise AccountLocked(minutes=self.lockout_minutes())  # a flood of names: hold all
         locked_here = self._per_source.count((name, source), now)
-        locked_everywhere = self._per_name.count(name, now)
-        return locked_here or locked_everywhere
+        locked_for_strangers = backstop and self._per_name.count(name, now)
+        return locked_here or locked_for_strangers
 
     def succeeded(self, name: str, source: str) -> None:
         """Forget the failures of ``name`` from ``source`` after a successful login there.
@@ -153,6 +161,11 @@ class LoginThrottle:
     def tracked(self) -> int:
         """How many keys the throttle holds in memory (for tests of its bound)."""
         return len(self._per_source.records) + len(self._per_name.records)
+
+
+def known(source: str) -> bool:
+    """Whether ``source`` is one the box knows: a PC with a device cookie, or its own CLI."""
+    return source == CLI_SOURCE or source.startswith(DEVICE_SOURCE_PREFIX)
 
 
 def _minutes(delta: timedelta) -> int:

@@ -22,6 +22,7 @@ from appliance.web.api import add_endpoints, openapi_document
 from appliance.web.context import (
     CODE_LIMIT,
     EVENTS,
+    KNOWN_DEVICES,
     LOGIN_LIMIT,
     PATIENT_SESSIONS,
     PUBLIC_LIMIT,
@@ -30,6 +31,7 @@ from appliance.web.context import (
     STAFF_SESSIONS,
 )
 from appliance.web.device_check import ECHO, PAGE_ICE, setup_device_check
+from appliance.web.devices import DEVICE_KEY_FILE, KnownDevices
 from appliance.web.events import EventHub
 from appliance.web.public import public_origins
 from appliance.web.security import (
@@ -93,6 +95,7 @@ def build_staff_app(settings: Settings, services: PracticeServices) -> web.Appli
         "staff", app[STAFF_SESSIONS], StaffSession, reopens=True,
         belongs=lambda session: session.username in services.vault.members())
     app[LOGIN_LIMIT] = RateLimiter(*LOGIN_RATE)
+    app[KNOWN_DEVICES] = KnownDevices(settings.vault.path.parent / DEVICE_KEY_FILE)
     services.appointments.add_state_listener(
         lambda appt: app[EVENTS].publish({"type": "appointment", "id": appt.id})
     )

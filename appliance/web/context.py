@@ -8,6 +8,7 @@ from aiohttp import web
 
 from appliance.practice.services import PracticeServices
 from appliance.rtc.signaling import SignalingHub
+from appliance.web.devices import KnownDevices
 from appliance.web.events import EventHub
 from appliance.web.security import RateLimiter
 from appliance.web.sessions import PatientSession, SessionKeeper, SessionStore, StaffSession
@@ -19,6 +20,8 @@ PATIENT_SESSIONS: Final = web.AppKey("patient_sessions", SessionStore[PatientSes
 #: both sites' sessions, kept for a restart of the process
 SESSION_KEEPER: Final = web.AppKey("session_keeper", SessionKeeper)
 LOGIN_LIMIT: Final = web.AppKey("login_limit", RateLimiter)
+#: practice PCs that signed in before (their logins are not held by the lockout's backstop)
+KNOWN_DEVICES: Final = web.AppKey("known_devices", KnownDevices)
 CODE_LIMIT: Final = web.AppKey("code_limit", RateLimiter)
 PUBLIC_LIMIT: Final = web.AppKey("public_limit", RateLimiter)
 #: one signaling hub for both sites (calls span the LAN and the internet)

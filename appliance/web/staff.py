@@ -35,7 +35,14 @@ from appliance.practice.profile import KV_REGIONS
 from appliance.practice.services import PracticeServices
 from appliance.web import device_check, sockets
 from appliance.web.api import Endpoint, read_body
-from appliance.web.context import EVENTS, HUB, LOGIN_LIMIT, SERVICES, STAFF_SESSIONS
+from appliance.web.context import (
+    EVENTS,
+    HUB,
+    KNOWN_DEVICES,
+    LOGIN_LIMIT,
+    SERVICES,
+    STAFF_SESSIONS,
+)
 from appliance.web.events import stream_events
 from appliance.web.schema import array, boolean, integer, obj, string
 from appliance.web.security import (
@@ -338,7 +345,7 @@ async def _prepare_password_check(request: web.Request, username: str, password:
     page's signaling; at most two at once, so that a flood of logins cannot exhaust memory;
     none at all for a name locked from this address."""
     staff = _services(request).staff
-    staff.check_not_locked(username, source=client_address(request))
+    staff.check_not_locked(username, source=login_source(request))
     await asyncio.get_running_loop().run_in_executor(
         _PASSWORD_WORK, staff.prepare_password_check, username, password)
 
@@ -351,11 +358,17 @@ async def _login(request: web.Request) -> web.Response:
     services = _services(request)
     await _prepare_password_check(request, data["username"], data["password"])
     member = services.staff.login(data["username"].strip().lower(), data["password"],
-                                  data.get("totp") or None, source=client_address(request))
+                                  data.get("totp") or None, source=login_source(request))
     session = StaffSession(username=member.username)
     response = web.json_response(_session_json(services, session, member))
     request.app[STAFF_SESSIONS].create(response, request, session)
+    request.app[KNOWN_DEVICES].remember(request, response)
     return response
+
+
+def login_source(request: web.Request) -> str:
+    """Where a password is tried from, for the lockout: the known PC, else the address."""
+    return request.app[KNOWN_DEVICES].source(request) or client_address(request)
 
 
 async def _logout(request: web.Request) -> web.Response:
@@ -485,7 +498,7 @@ async def _set_password(request: web.Request) -> web.Response:
     _services(request).staff.set_password(
         actor.username, username, data["new_password"],
         old_password=data.get("old_password") if own else None,
-        source=client_address(request),
+        source=login_source(request),
     )
     request.app[STAFF_SESSIONS].drop_where(
         lambda s: s.username == username and s is not session
@@ -516,7 +529,7 @@ async def _disable_totp(request: web.Request) -> web.Response:
     _services(request).staff.disable_totp(
         actor.username, actor.username, password=data["password"],
         totp_code=data.get("totp") or None,
-        source=client_address(request),
+        source=login_source(request),
     )
     return web.json_response({"ok": True})
 

@@ -67,11 +67,12 @@ def test_a_lock_holds_only_for_the_source_that_caused_it() -> None:
     assert throttle.failed("anna", OTHER_PC) is False  # its own count starts at one
 
 
-def test_many_sources_lock_the_name_everywhere() -> None:
+def test_many_sources_lock_the_name_for_unknown_sources() -> None:
     """Security (R9): a guesser spread over addresses is stopped by the per-name limit.
 
     Twelve addresses with four failures each stay under every per-source lock; the 50th
-    failure on the name locks it for an hour, from every address, a fresh one too.
+    failure on the name locks it for an hour, from every address, a fresh one too — but not
+    from a known PC or the command line, which never counted towards it (issue 8, defect 5).
     """
     clock = ManualClock()
     throttle = LoginThrottle(clock)
@@ -80,10 +81,13 @@ def test_many_sources_lock_the_name_everywhere() -> None:
     assert locked == [False] * 48
     assert throttle.failed("anna", sources[0]) is True  # 5th there, 49th on the name
     assert throttle.failed("anna", sources[11]) is True  # 5th there, 50th on the name
-    for source in [*sources, "203.0.113.7", "cli"]:
+    for source in [*sources, "203.0.113.7"]:
         with pytest.raises(AccountLocked) as raised:
             throttle.check("anna", source)
     assert raised.value.params == {"minutes": 60}
+    throttle.check("anna", "cli")
+    throttle.check("anna", "device:0123456789abcdef0123456789abcdef")
+    assert throttle.failed("anna", "device:0123456789abcdef0123456789abcdef") is False
     throttle.check("ben", "203.0.113.7")
     clock.advance(timedelta(minutes=60))
     throttle.check("anna", "203.0.113.7")

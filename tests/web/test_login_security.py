@@ -153,6 +153,33 @@ async def test_failures_from_many_addresses_lock_the_name_everywhere(
     assert locked.status == 429 and body["error"] == "account_locked" and body["minutes"] == 60
 
 
+async def test_a_stranger_cannot_lock_the_doctor_out_of_her_pc(
+    practice: Box, connect: Connect,
+) -> None:
+    """Security (R9), issue 8 defect 5: the doctor's PC signed in before and carries the box's
+    device cookie. A stranger on the LAN runs 50 wrong passwords for her name from ten
+    addresses: every browser the box does not know is locked out for an hour (a forged device
+    cookie too), but she still signs in at her PC. From her PC guessing stays at five tries."""
+    doctor_pc = connect("127.0.0.2")
+    first = await _login(doctor_pc, DOCTOR_PASSWORD)
+    assert first.status == 200 and "sz_device" in first.cookies
+    await doctor_pc.post("/api/logout", headers={"X-CSRF-Token": (await first.json())[
+        "csrf_token"]})
+    for n in range(3, 13):
+        pc = connect(f"127.0.0.{n}")
+        for _ in range(5):
+            await _login(pc, WRONG)
+    stranger = await _login(connect("127.0.0.13"), DOCTOR_PASSWORD)
+    assert stranger.status == 429 and (await stranger.json())["minutes"] == 60
+    forged = connect("127.0.0.14")
+    forged.cookie_jar.update_cookies({"sz_device": "0" * 32 + "." + "0" * 64})
+    assert (await _login(forged, DOCTOR_PASSWORD)).status == 429
+    mine = await _login(doctor_pc, DOCTOR_PASSWORD)
+    assert mine.status == 200, await mine.text()
+    statuses = [(await _login(doctor_pc, WRONG)).status for _ in range(6)]
+    assert statuses == [401] * 4 + [429] * 2
+
+
 async def test_the_document_asks_for_password_and_code(practice: Box) -> None:
     """The OpenAPI document describes the switch-off body (generated from the same table)."""
     document = await (await practice.staff.get("/api/openapi.json")).json()
