@@ -25,6 +25,7 @@ from appliance.web.context import (
     KNOWN_DEVICES,
     LOGIN_LIMIT,
     PATIENT_SESSIONS,
+    PROPOSED_PUBLIC_URLS,
     PUBLIC_LIMIT,
     SERVICES,
     SESSION_KEEPER,
@@ -96,6 +97,7 @@ def build_staff_app(settings: Settings, services: PracticeServices) -> web.Appli
         belongs=lambda session: session.username in services.vault.members())
     app[LOGIN_LIMIT] = RateLimiter(*LOGIN_RATE)
     app[KNOWN_DEVICES] = KnownDevices(settings.vault.path.parent / DEVICE_KEY_FILE)
+    app[PROPOSED_PUBLIC_URLS] = settings.web.public_urls
     services.appointments.add_state_listener(
         lambda appt: app[EVENTS].publish({"type": "appointment", "id": appt.id})
     )

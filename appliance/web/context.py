@@ -20,6 +20,8 @@ PATIENT_SESSIONS: Final = web.AppKey("patient_sessions", SessionStore[PatientSes
 #: both sites' sessions, kept for a restart of the process
 SESSION_KEEPER: Final = web.AppKey("session_keeper", SessionKeeper)
 LOGIN_LIMIT: Final = web.AppKey("login_limit", RateLimiter)
+#: ``[web] public_urls``: what the onboarding wizard proposes as the patient site's addresses
+PROPOSED_PUBLIC_URLS: Final = web.AppKey("proposed_public_urls", tuple)
 #: practice PCs that signed in before (their logins are not held by the lockout's backstop)
 KNOWN_DEVICES: Final = web.AppKey("known_devices", KnownDevices)
 CODE_LIMIT: Final = web.AppKey("code_limit", RateLimiter)

@@ -40,6 +40,7 @@ from appliance.web.context import (
     HUB,
     KNOWN_DEVICES,
     LOGIN_LIMIT,
+    PROPOSED_PUBLIC_URLS,
     SERVICES,
     STAFF_SESSIONS,
 )
@@ -163,7 +164,7 @@ SESSION = obj({
 }, required=("user", "csrf_token", "timezone", "recovery_key_pending"))
 STATUS = obj({
     "initialized": boolean(), "sealed": boolean(), "version": string(), "language": string(),
-    "logged_in": boolean(),
+    "logged_in": boolean(), "public_urls": array(string()),
 }, required=("initialized", "sealed", "version", "language", "logged_in"))
 LOGIN = obj({
     "username": string(min_length=1, max_length=64),
@@ -298,11 +299,14 @@ def _publish(request: web.Request, appt: Appointment) -> None:
 async def _status(request: web.Request) -> web.Response:
     services = _services(request)
     session = request.app[STAFF_SESSIONS].get(request)
-    return web.json_response({
+    status = {
         "initialized": services.vault.initialized, "sealed": services.vault.sealed,
         "version": __version__, "language": request_language(request),
         "logged_in": session is not None and not services.vault.sealed,
-    })
+    }
+    if not services.vault.initialized:  # the onboarding wizard proposes them
+        status["public_urls"] = list(request.app[PROPOSED_PUBLIC_URLS])
+    return web.json_response(status)
 
 
 async def _onboarding(request: web.Request) -> web.Response:

@@ -64,7 +64,8 @@ async def test_first_day(box: RunningBox, browser) -> None:  # noqa: ANN001 - Pl
 
     step_2 = page.get_by_role("heading", name="Schritt 2 von 4: Patientenlinks")
     await expect(step_2).to_be_visible()
-    await page.get_by_label("Adressen der Patientenseite").fill(box.public_url)
+    # proposed from [web] public_urls (it was empty, with a hint naming port 8081)
+    await expect(page.get_by_label("Adressen der Patientenseite")).to_have_value(box.public_url)
     await page.get_by_role("button", name="Weiter").click()
 
     await expect(page.get_by_role("heading", name="Schritt 3 von 4: Administrator")).to_be_visible()

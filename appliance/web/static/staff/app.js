@@ -62,7 +62,7 @@ async function boot() {
   });
   if (!status.initialized) {
     showScreen('ui.onboarding.title');
-    renderOnboarding(main, { onDone: enterApp });
+    renderOnboarding(main, { onDone: enterApp, proposedUrls: status.public_urls || [] });
   } else if (!status.logged_in) {
     showLogin();
   } else {

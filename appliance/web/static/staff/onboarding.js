@@ -15,7 +15,7 @@ const STEPS = ['ui.onboarding.step.practice', 'ui.onboarding.step.links',
   'ui.onboarding.step.admin', 'ui.onboarding.step.recovery'];
 
 /** The wizard; `onDone()` runs once the admin has confirmed the recovery sheet. */
-export async function renderOnboarding(root, { onDone }) {
+export async function renderOnboarding(root, { onDone, proposedUrls = [] }) {
   const stepList = h('ol', { class: 'steps' },
     STEPS.map((key, index) => h('li', { 'data-step': index + 1 },
       h('span', { class: 'step-number', 'aria-hidden': 'true' }, String(index + 1)), t(key))));
@@ -38,7 +38,7 @@ export async function renderOnboarding(root, { onDone }) {
   // 2: patient links
   const linksForm = h('form', { novalidate: true, 'data-test': 'onboarding-links' },
     h('p', {}, t('ui.onboarding.links_intro')),
-    publicUrlsField(),
+    publicUrlsField(proposedUrls),
     h('div', { class: 'actions' },
       h('button', { type: 'button', onclick: () => show(1) }, t('ui.action.back')),
       h('button', { type: 'submit', class: 'primary' }, t('ui.action.next'))));
