@@ -55,6 +55,15 @@ VIDEO_LIMIT = """() => {
   const encodings = sender ? sender.getParameters().encodings : [];
   return encodings.length > 0 && encodings[0].maxBitrate === 250000;
 }"""
+#: every level the quality indicator shows from now on, in order
+RECORD_QUALITY = """() => {
+  const shown = window.__szQualityShown = [];
+  const el = document.querySelector('[data-test="call-quality"]');
+  new MutationObserver(() => {
+    const level = el.dataset.level;
+    if (level && shown[shown.length - 1] !== level) shown.push(level);
+  }).observe(el, {attributes: true, attributeFilter: ['data-level']});
+}"""
 CONNECTION_IDS = """() => {
   const call = window.__sz && window.__sz.call;
   if (!call) return [];
@@ -268,7 +277,9 @@ async def _into_call(box: RunningBox, browser, errors: list[str], *, check: bool
 
     # --- the call: both pages decode the other's video (R4) -----------------------------------
     await expect(doctor.get_by_test_id("call-view")).to_be_visible()
+    await doctor.evaluate(RECORD_QUALITY)
     await expect(visit.get_by_test_id("call-view")).to_be_visible()
+    await visit.evaluate(RECORD_QUALITY)
     await expect(visit.get_by_test_id("call-rules")).to_contain_text("Niemand nimmt etwas auf")
     assert await _until_frames(doctor) > 0
     assert await _until_frames(visit) > 0
@@ -284,9 +295,14 @@ async def test_call_from_waiting_room_to_end(box: RunningBox, browser) -> None: 
     errors: list[str] = []
     staff, patient_context, doctor, visit, appt = await _into_call(box, browser, errors, check=True)
 
-    # the quality indicator and the data used come from getStats() (R6)
+    # the quality indicator and the data used come from getStats() (R6); on loopback nothing
+    # limits the call, so it says "gut" throughout (it said "mäßig" in the first seconds of
+    # every call, while the video bitrate ramped up)
     await expect(doctor.get_by_test_id("call-quality")).to_have_attribute(
         "data-level", "good", timeout=10_000)
+    await doctor.wait_for_timeout(9000)  # past the first seconds, where "mäßig" showed up
+    for page in (doctor, visit):
+        assert await page.evaluate("window.__szQualityShown") == ["good"]
     await expect(visit.get_by_test_id("call-data")).to_contain_text("Datenverbrauch")
 
     await screenshot(visit, "call-phone")

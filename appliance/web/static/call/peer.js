@@ -13,6 +13,8 @@ const SILENCE_MS = 1000;
 const GRACE_MS = 2000;
 const RETRY_MS = 8000;
 const QUALITY_MS = 1000;
+/** How long after connecting the video bitrate is not judged (the bandwidth estimate ramps up). */
+const VIDEO_RAMP_UP_MS = 8000;
 const HEARTBEAT_MS = 250;
 const TROUBLE_REPEAT_MS = 2000;
 
@@ -197,7 +199,8 @@ export class Peer extends EventTarget {
     else if (s.at - conn.qualityBase.at >= QUALITY_MS) {
       const expectVideo = this.remoteFlags.camera || this.remoteFlags.screen;
       const lowVideo = this.localSaving || Boolean(this.remoteFlags.saving) || Boolean(this.remoteFlags.screen);
-      const q = quality(conn.qualityBase, s, { expectVideo, lowVideo });
+      const rampUp = now - conn.connectedAt < VIDEO_RAMP_UP_MS;
+      const q = quality(conn.qualityBase, s, { expectVideo, lowVideo, rampUp });
       conn.qualityBase = s;
       if (conn.troubled) q.level = 'poor';
       this.lastQuality = { ...q, bytes: this.bytes };

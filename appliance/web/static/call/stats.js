@@ -73,9 +73,10 @@ export async function snapshot(pc) {
 /**
  * The quality between two readings: rtt (ms), loss (0..1), inbound bitrate (bit/s) and a
  * level `good` / `ok` / `poor`. Thresholds follow ITU-T G.114 (≤ 150 ms one way is fine for a
- * conversation) and what video codecs tolerate (a few percent loss).
+ * conversation) and what video codecs tolerate (a few percent loss). `rampUp`: the connection
+ * is new, so the video bitrate says nothing yet.
  */
-export function quality(previous, current, { expectVideo = true, lowVideo = false } = {}) {
+export function quality(previous, current, { expectVideo = true, lowVideo = false, rampUp = false } = {}) {
   const seconds = Math.max(0.001, (current.at - previous.at) / 1000);
   const received = current.packetsIn - previous.packetsIn;
   const lost = Math.max(0, current.packetsLost - previous.packetsLost);
@@ -86,8 +87,10 @@ export function quality(previous, current, { expectVideo = true, lowVideo = fals
   const videoBitrate = (current.videoBytesIn - previous.videoBytesIn) * 8 / seconds;
   const rttMs = current.rtt === null ? null : Math.round(current.rtt * 1000);
   // a thin video stream is only a sign of trouble when a normal picture is expected: not in
-  // data-saving mode, not for a mostly still shared screen, not with the camera off
-  const judgeVideo = expectVideo && !lowVideo;
+  // data-saving mode, not for a mostly still shared screen, not with the camera off, and not
+  // while the browsers' bandwidth estimate still ramps up after the connection came up (every
+  // call used to start with "Verbindung mäßig" for its first seconds)
+  const judgeVideo = expectVideo && !lowVideo && !rampUp;
   let level = 'good';
   if ((rttMs !== null && rttMs > 400) || loss > 0.08 || (judgeVideo && videoBitrate < 60_000)) {
     level = 'poor';
