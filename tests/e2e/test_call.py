@@ -259,7 +259,7 @@ async def _into_call(box: RunningBox, browser, errors: list[str], *, check: bool
 
     # --- the doctor: "Gespräch beginnen" → device check → rules → admit (O3) -------------------
     await screenshot(doctor, "dashboard-waiting")
-    await row.get_by_role("link", name="Gespräch beginnen").click()
+    await row.get_by_role("button", name="Gespräch beginnen").click()
     title = doctor.get_by_role("heading", name=f"Videosprechstunde mit {PATIENT}")
     await expect(title).to_be_visible()
     await expect(doctor.get_by_test_id("device-check")).to_be_visible()
@@ -311,6 +311,17 @@ async def test_call_from_waiting_room_to_end(box: RunningBox, browser) -> None: 
     await doctor.get_by_test_id("chat-input").fill("Guten Tag, können Sie mich hören?")
     await doctor.get_by_test_id("chat-send").click()
     await expect(visit.get_by_test_id("chat-log")).to_contain_text("können Sie mich hören?")
+    # on the phone the open chat leaves the doctor's picture in sight (it covered all of it)
+    layout = await visit.evaluate("""() => {
+      const box = (el) => el.getBoundingClientRect();
+      const tile = box(document.querySelector('.remotes .tile'));
+      const side = box(document.querySelector('.call-side'));
+      const input = box(document.querySelector('[data-test="chat-input"]'));
+      return {tileHeight: tile.height, tileBottom: tile.bottom, sideTop: side.top,
+              inputBottom: input.bottom, viewport: window.innerHeight};
+    }""")
+    assert layout["tileHeight"] >= 100 and layout["sideTop"] >= layout["tileBottom"] - 1, layout
+    assert layout["inputBottom"] <= layout["viewport"], layout
     await screenshot(doctor, "call-desktop")
     await screenshot(visit, "call-phone-chat")
 

@@ -166,7 +166,7 @@ async def _into_call(lab: CallLab, doctor_browser: Any, patient_browser: Any,
         assert result["verdict"]["level"] != "bad", result  # the box's relay reached
         await visit.get_by_test_id("check-done").click()
 
-    await row.get_by_role("link", name="Gespräch beginnen").click()
+    await row.get_by_role("button", name="Gespräch beginnen").click()
     await expect(doctor.get_by_test_id("device-check")).to_be_visible()
     await doctor.get_by_test_id("check-done").click()
     await expect(doctor.get_by_test_id("doctor-rules")).to_contain_text("Niemand nimmt etwas auf")

@@ -132,8 +132,10 @@ export async function render(root, ctx) {
   function callButton(appt) {
     if (!ctx.isDoctor || appt.doctor !== ctx.user.username) return null;
     if (appt.state !== 'waiting' && appt.state !== 'in_call') return null;
-    return h('a', { class: 'button small primary call-start', href: `#/call/${encodeURIComponent(appt.id)}`,
-      'data-test': 'start-call' }, appt.state === 'waiting' ? t('ui.dashboard.start_call') : t('ui.dashboard.return_to_call'));
+    // an action, not a place to read: a button for screen readers, though it opens the call view
+    return h('button', { type: 'button', class: 'small primary call-start', 'data-test': 'start-call',
+      onclick: () => ctx.navigate(`call/${encodeURIComponent(appt.id)}`) },
+    appt.state === 'waiting' ? t('ui.dashboard.start_call') : t('ui.dashboard.return_to_call'));
   }
 
   function fillWaiting(el, appt) {
