@@ -446,7 +446,9 @@ async def test_call_survives_lost_signaling_and_rebuilds_media(box: RunningBox, 
     await staff.close()
 
 
-async def test_call_goes_on_while_the_box_process_restarts(box: RunningBox, browser) -> None:  # noqa: ANN001
+async def test_call_goes_on_while_the_box_process_restarts(
+    box: RunningBox, browser, capsys: pytest.CaptureFixture[str]  # noqa: ANN001
+) -> None:
     """Issue 3 (restart), R4: the box's process is killed mid-call (SIGKILL, no cleanup) and
     started again. Media keeps flowing peer-to-peer on the same RTCPeerConnection all along;
     both pages re-attach to the new process's signaling as the same participants — the
@@ -464,9 +466,12 @@ async def test_call_goes_on_while_the_box_process_restarts(box: RunningBox, brow
     await _until_frames(visit, await _frames(visit))  # the box is gone, the call is not
     await _until_frames(doctor, await _frames(doctor))
 
+    await doctor.wait_for_timeout(6000)  # a few seconds down: the reconnect pauses grow
     box.start()
+    up = time.monotonic()
     await _until(doctor, "window.__sz.signaling.connected >= 1", timeout_s=20)
     await _until(visit, "window.__sz.signaling.connected >= 1", timeout_s=20)
+    back_s = time.monotonic() - up  # printed, not asserted: ~1 s, it was 5-9 s
     await _until(doctor, """() => window.__sz.call.state === 'in_call' && window.__sz.call.others
         .some((p) => p.role === 'patient' && p.present && p.admitted)""")
     after = {"doctor": (await doctor.evaluate(me), await doctor.evaluate(CONNECTION_IDS)),
@@ -484,6 +489,37 @@ async def test_call_goes_on_while_the_box_process_restarts(box: RunningBox, brow
     assert [e for e in errors if not e.startswith("WebSocket connection to")] == [], errors
     await patient_context.close()
     await staff.close()
+    with capsys.disabled():
+        print(f"\n  both pages back on signaling {back_s:.1f} s after the box answered again "
+              "(after 6 s down)")
+
+
+async def test_doctor_ends_the_call_while_the_box_restarts(
+    box: RunningBox, browser, capsys: pytest.CaptureFixture[str]  # noqa: ANN001
+) -> None:
+    """O3 (only the doctor ends, and her "Beenden" counts), issue 8: the doctor presses
+    "Beenden" while the box's process is down. The new process does not know the page's
+    signaling session; the page starts a new one and sends the end again (it used to drop it
+    with the old session's queue: the button stayed grey and the call ran on). The patient sees
+    the end screen."""
+    errors: list[str] = []
+    staff, patient_context, doctor, visit, _ = await _into_call(box, browser, errors, check=False)
+    box.kill()
+    await _until(doctor, "window.__sz.signaling.connected === 0", timeout_s=10)
+    await doctor.get_by_test_id("end-call").click()
+    await doctor.get_by_test_id("confirm-yes").click()
+    await doctor.wait_for_timeout(6000)  # a few seconds down: the reconnect pauses grow
+    box.start()
+    up = time.monotonic()
+    await expect(doctor.get_by_test_id("call-ended")).to_be_visible()
+    ended_s = time.monotonic() - up
+    await expect(visit.get_by_role("heading", name="Der Termin ist beendet")).to_be_visible()
+    assert [e for e in errors if not e.startswith("WebSocket connection to")] == [], errors
+    await patient_context.close()
+    await staff.close()
+    with capsys.disabled():
+        print(f"\n  the end pressed while the box was down took effect {ended_s:.1f} s after it "
+              "answered again")
 
 
 async def test_patient_hangs_up_and_comes_back(box: RunningBox, browser) -> None:  # noqa: ANN001

@@ -9,8 +9,14 @@ const VERSION = 1;
 const PING_MS = 500;
 const DEAD_MS = 2000;
 const ACK_DELAY_MS = 100;
-const BACKOFF_MS = [0, 250, 500, 1000, 2000, 4000];
+/** Pauses before reconnecting: short while an outage is young (a restart of the box takes a few
+ * seconds, and the pages should be back within about a second of it), then every 5 s; each
+ * with ±20 % jitter, so that many waiting pages do not knock all at once. */
+const BACKOFF_MS = [0, 250, 500, 750, 1000];
+const FAST_ATTEMPTS = 30;
 const MAX_BACKOFF_MS = 5000;
+/** What the user did (not the peers' negotiation): it must survive a restart of the box. */
+const ACTIONS = new Set(['admit', 'remove', 'end', 'leave']);
 /** Close codes and HTTP refusals after which retrying makes no sense without asking the box. */
 const REFUSAL_LIMIT = 4;
 /** Hub errors after which this page must stop: removed, another window took over, room full. */
@@ -157,15 +163,22 @@ export class Signaling extends EventTarget {
     }
   }
 
-  /** The hub does not know our session (it restarted): start afresh, as a reload would. */
+  /** The hub does not know our session (it restarted): start afresh, as a reload would. The
+   * peers' negotiation starts over (`reset`), but what the user did and the hub has not
+   * confirmed — the doctor's "Beenden", an admission, a removal — is sent again. */
   _newSession() {
+    const actions = [...this.outbox.values()].map((frame) => JSON.parse(frame))
+      .filter((message) => ACTIONS.has(message.type));
     this.session = newSessionId();
     this.received = 0;
     this.early.clear();
     this.outbox.clear();
     this.nextSeq = 1;
     this.ackSent = 0;
+    // the box answers again (it just told us): the new session's hello goes out at once
+    for (const link of this.links) link.attempt = 0;
     this._emit('reset', {});
+    for (const { v, seq, type, ...payload } of actions) this.send(type, payload);
   }
 
   _acked(upto) {
@@ -326,10 +339,11 @@ class Link {
 
   retry() {
     if (this.stopped || this.owner.closed) return;
-    const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)] ?? MAX_BACKOFF_MS;
+    const base = this.attempt < FAST_ATTEMPTS
+      ? BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)] : MAX_BACKOFF_MS;
     this.attempt += 1;
     clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => this.open(), Math.min(delay, MAX_BACKOFF_MS));
+    this.retryTimer = setTimeout(() => this.open(), base * (0.8 + 0.4 * Math.random()));
   }
 
   /** Frames in both directions are lost from now on; only the heartbeat can notice. */
