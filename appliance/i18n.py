@@ -12,6 +12,18 @@ LANGUAGES: Final = ("de", "en")
 DEFAULT_LANGUAGE: Final = "de"
 
 
+#: what the patient's page shows (the public site serves only these texts: a patient on a weak
+#: line does not load the staff's); test_i18n checks every key the patient's code names
+PATIENT_TEXTS: Final = ("ui.visit.", "ui.call.", "ui.check.", "ui.action.", "ui.error.",
+                        "ui.format.", "ui.language", "device_check.")
+
+
+@cache
+def patient_catalog(lang: str) -> dict[str, str]:
+    """The texts of the patient's page in ``lang``."""
+    return {key: text for key, text in catalog(lang).items() if key.startswith(PATIENT_TEXTS)}
+
+
 @cache
 def catalog(lang: str) -> dict[str, str]:
     """The flat ``key → template`` catalog of ``lang`` (unknown languages get German)."""

@@ -58,8 +58,22 @@ def main(names: list[str]) -> int:
     header = (f"# Benchmark results\n\nWritten by `make bench` on "
               f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC.\nMachine: {_machine()}.\n"
               "Figures are medians; ratios compare against baselines measured in the same run.\n")
+    earlier = HERE / "RESULTS.md"
+    if names and earlier.exists():  # some benchmarks only: the others' sections stay as they were
+        text = earlier.read_text("utf-8")
+        header = (text.split("\n## ", 1)[0].rstrip("\n") + f"\nRerun on "
+                  f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC ({_machine()}): {', '.join(modules)}.\n")
+        kept = _sections(text)
+        kept.update({section.split("\n", 1)[0][3:]: section for section in sections})
+        sections = [kept[name] for name in sorted(kept)]
     (HERE / "RESULTS.md").write_text(header + "\n" + "\n".join(sections), "utf-8")
     return 0
+
+
+def _sections(text: str) -> dict[str, str]:
+    """The ``## name`` sections of an earlier RESULTS.md, by name."""
+    parts = text.split("\n## ")[1:]
+    return {part.split("\n", 1)[0]: "## " + part.rstrip("\n") + "\n" for part in parts}
 
 
 if __name__ == "__main__":

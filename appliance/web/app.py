@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+import json
+from collections.abc import Callable
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -12,13 +14,14 @@ from aiohttp import web
 from yarl import URL
 
 from appliance.config import Settings
-from appliance.i18n import LANGUAGES, catalog
+from appliance.i18n import LANGUAGES, catalog, patient_catalog
 from appliance.practice.services import PracticeServices
 from appliance.rtc.echo_peer import EchoService
 from appliance.rtc.turn import TurnRelay
 from appliance.vault.resume import ResumeFile
 from appliance.web import public, staff
-from appliance.web.api import add_endpoints, openapi_document
+from appliance.web.api import Handler, add_endpoints, openapi_document
+from appliance.web.assets import Body, StaticAssets, json_body
 from appliance.web.context import (
     CODE_LIMIT,
     EVENTS,
@@ -69,15 +72,28 @@ def _credential_id(member_key: str) -> str:
     return member_key.replace(":", "-")
 
 
-def _page(name: str) -> web.FileResponse:
-    return web.FileResponse(STATIC / name, headers={"Cache-Control": "no-store"})
+def _pages(assets: StaticAssets, *names: str) -> dict[str, Body]:
+    """The site's HTML pages, their asset URLs versioned (made once, at start)."""
+    return {name: assets.page(STATIC / name) for name in names}
 
 
-async def _locale(request: web.Request) -> web.Response:
-    lang = request.match_info["lang"]
-    if lang not in LANGUAGES:
-        raise web.HTTPNotFound()
-    return web.json_response(catalog(lang))
+def _serve_page(pages: dict[str, Body], name: str) -> Handler:
+    async def serve(request: web.Request) -> web.StreamResponse:
+        return pages[name].response(request, cache_control="no-store")
+    return serve
+
+
+def _serve_locales(texts: Callable[[str], dict[str, str]]) -> Handler:
+    """``/locales/{lang}.json``: the texts a site's pages need, compressed, revalidated."""
+    bodies = {lang: json_body(json.dumps(texts(lang), ensure_ascii=False, sort_keys=True))
+              for lang in LANGUAGES}
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        body = bodies.get(request.match_info["lang"])
+        if body is None:
+            raise web.HTTPNotFound()
+        return body.response(request, cache_control="no-cache")
+    return serve
 
 
 def build_staff_app(settings: Settings, services: PracticeServices) -> web.Application:
@@ -106,9 +122,6 @@ def build_staff_app(settings: Settings, services: PracticeServices) -> web.Appli
     async def openapi(request: web.Request) -> web.Response:
         return web.json_response(document)
 
-    async def index(request: web.Request) -> web.FileResponse:
-        return _page("staff.html")
-
     async def recovery_sheet(request: web.Request) -> web.Response:
         session = request.app[STAFF_SESSIONS].get(request)
         if session is None or session.pending_recovery_key is None:
@@ -120,10 +133,12 @@ def build_staff_app(settings: Settings, services: PracticeServices) -> web.Appli
             content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-store"},
         )
 
-    app.router.add_get("/", index)
+    assets = StaticAssets(STATIC)
+    pages = _pages(assets, "staff.html")
+    app.router.add_get("/", _serve_page(pages, "staff.html"))
     app.router.add_get("/notfallblatt", recovery_sheet)
     app.router.add_get("/api/openapi.json", openapi)
-    app.router.add_get("/locales/{lang}.json", _locale)
+    app.router.add_get("/locales/{lang}.json", _serve_locales(catalog))
     add_endpoints(app, staff.ENDPOINTS)
     relay = TurnRelay(settings.turn)
     setup_staff_signaling(app, ice_servers=lambda room_id, member: relay.ice_servers_for(
@@ -133,7 +148,7 @@ def build_staff_app(settings: Settings, services: PracticeServices) -> web.Appli
         ice_servers=lambda: relay.ice_servers_for("box", ("device-check", "echo"))),
         page_ice_servers=lambda role, bound_to: relay.ice_servers_for(
             role, ("device-check", bound_to)))
-    app.router.add_static("/static/", STATIC, follow_symlinks=False)
+    assets.setup(app)
     app.on_shutdown.append(_close_events)
     return app
 
@@ -154,25 +169,18 @@ def build_public_app(
     app[PUBLIC_LIMIT] = RateLimiter(*PUBLIC_RATE)
     app[CODE_LIMIT] = RateLimiter(*CODE_RATE)
 
-    async def patient_page(request: web.Request) -> web.FileResponse:
-        return _page("patient.html")
-
-    async def terms(request: web.Request) -> web.FileResponse:
-        return _page("nutzungsbedingungen.html")
-
-    async def privacy(request: web.Request) -> web.FileResponse:
-        return _page("datenschutz.html")
-
-    app.router.add_get("/v/{token}", patient_page)
-    app.router.add_get("/nutzungsbedingungen", terms)
-    app.router.add_get("/datenschutz", privacy)
-    app.router.add_get("/locales/{lang}.json", _locale)
+    assets = StaticAssets(STATIC, PUBLIC_STATIC_DIRS)
+    pages = _pages(assets, "patient.html", "nutzungsbedingungen.html", "datenschutz.html")
+    app.router.add_get("/v/{token}", _serve_page(pages, "patient.html"))
+    app.router.add_get("/nutzungsbedingungen", _serve_page(pages, "nutzungsbedingungen.html"))
+    app.router.add_get("/datenschutz", _serve_page(pages, "datenschutz.html"))
+    # the patient's texts only: a patient on a weak line does not load the staff's
+    app.router.add_get("/locales/{lang}.json", _serve_locales(patient_catalog))
     add_endpoints(app, public.ENDPOINTS)
     setup_public_signaling(app, staff_app)  # one hub: a call spans both sites
     setup_device_check(app, staff_app[ECHO], patient_route=True,  # one cap for the box
                        page_ice_servers=staff_app[PAGE_ICE])
-    for folder in PUBLIC_STATIC_DIRS:
-        app.router.add_static(f"/static/{folder}/", STATIC / folder, follow_symlinks=False)
+    assets.setup(app)
     app.on_response_prepare.append(_allow_sockets_to_other_hosts)
     app.on_shutdown.append(_close_events)
     return app

@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,8 +76,8 @@ class RunningBox:
             process.wait(STOP_TIMEOUT_S)
 
 
-@pytest.fixture
-def box(tmp_path: Path) -> Iterator[RunningBox]:
+@contextmanager
+def running_box(tmp_path: Path) -> Iterator[RunningBox]:
     """The real box as a subprocess on two free loopback ports, with a fresh vault."""
     staff_port, public_port = _free_port(), _free_port()
     while public_port == staff_port:
@@ -101,6 +102,13 @@ def box(tmp_path: Path) -> Iterator[RunningBox]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Iterator[RunningBox]:
+    """The real box as a subprocess on two free loopback ports, with a fresh vault."""
+    with running_box(tmp_path) as running:
+        yield running
 
 
 def _wait_until_up(process: subprocess.Popen[bytes], running: RunningBox) -> None:

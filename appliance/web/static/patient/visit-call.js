@@ -1,22 +1,47 @@
 // The patient's side of the call: the device check offered in the waiting room, the signaling
 // socket (opened while waiting, so the doctor's "admit" arrives at once), and the call view.
+//
+// A patient on a weak mobile line waits for every byte before the page shows anything: the
+// waiting room needs only the signaling socket. The call's code (peer connections, chat, files,
+// the call view) loads when the doctor admits, the device check's when the patient starts it;
+// what the hub says before the call's code is there is kept and handed to it.
 
 import { api } from '/static/common/api.js';
 import { t } from '/static/common/i18n.js';
 import { h } from '/static/common/dom.js';
 import { Signaling, socketUrl } from '/static/call/signaling.js';
-import { LocalMedia } from '/static/call/media.js';
-import { Call } from '/static/call/call.js';
-import { renderCallView } from '/static/call/call-view.js';
-import { renderDeviceCheck } from '/static/call/device-check.js';
-import { register } from '/static/call/debug.js';
+
+/** The tests' window into the page (call/debug.js), loaded only when a test asked for it. */
+function register(name, value) {
+  if (window.__szDebug === true) import('/static/call/debug.js').then((debug) => debug.register(name, value));
+}
+
+/** What the hub may say before the call's code is loaded; of some only the last one counts. */
+const EARLY = ['welcome', 'room', 'admitted', 'signal', 'restart', 'ended', 'reset', 'fatal'];
+const LATEST_ONLY = new Set(['welcome', 'room', 'admitted']);
+
+let callStyles = null;
+
+/** The call's style sheet, added to the page once the call's code is needed; resolves once it
+ * applies (so nothing shows unstyled first). */
+function loadCallStyles() {
+  if (!callStyles) {
+    callStyles = new Promise((resolve) => {
+      const link = h('link', { rel: 'stylesheet', href: '/static/call/call.css' });
+      link.addEventListener('load', resolve);
+      link.addEventListener('error', resolve); // unstyled beats not at all
+      document.head.append(link);
+    });
+  }
+  return callStyles;
+}
 
 /**
  * One per page. `base` is "/v/<token>"; `onAdmitted()` / `onEnded(reason)` / `onRefused()`
  * tell patient.js.
  */
 export function createVisitCall({ base, onAdmitted, onEnded, onRefused }) {
-  const media = new LocalMedia();
+  let media = null;
   let signaling = null;
   let call = null;
   let view = null;
@@ -25,7 +50,34 @@ export function createVisitCall({ base, onAdmitted, onEnded, onRefused }) {
   let connecting = null;
   let wanted = false;
   let leaving = 0;
-  register('media', media);
+  let early = [];
+  const keep = (event) => {
+    if (LATEST_ONLY.has(event.type)) early = early.filter((e) => e.type !== event.type);
+    early.push(event);
+  };
+
+  /** Camera and microphone (for the check and the call), loaded on first use. */
+  async function localMedia() {
+    if (!media) {
+      const { LocalMedia } = await import('/static/call/media.js');
+      media = media || new LocalMedia();
+      register('media', media);
+    }
+    return media;
+  }
+
+  /** The call's code, loaded when it is needed; it hears what the hub said meanwhile. */
+  async function loadCall() {
+    const [{ Call }, mediaNow] = await Promise.all([
+      import('/static/call/call.js'), localMedia(), loadCallStyles()]);
+    if (call || !signaling || finished) return call;
+    call = new Call({ signaling, media: mediaNow, log: (...args) => console.debug('[call]', ...args) }); // eslint-disable-line no-console
+    for (const type of EARLY) signaling.removeEventListener(type, keep);
+    for (const event of early) if (call.handlers[event.type]) call.handlers[event.type](event);
+    early = [];
+    call.addEventListener('ended', (e) => finish(e.detail.reason));
+    return call;
+  }
 
   /** A socket to every public host of the practice (one per uplink: UPLINKS.md), this one first. */
   function connect() {
@@ -70,13 +122,19 @@ export function createVisitCall({ base, onAdmitted, onEnded, onRefused }) {
       signaling.addEventListener('welcome', retry);
     }
     register('signaling', signaling);
-    call = new Call({ signaling, media, log: (...args) => console.debug('[call]', ...args) }); // eslint-disable-line no-console
+    early = [];
+    for (const type of EARLY) signaling.addEventListener(type, keep);
     signaling.addEventListener('admitted', () => onAdmitted());
     signaling.addEventListener('room', (e) => {
       const me = signaling.participant && (e.detail.participants || []).find((p) => p.id === signaling.participant.id);
       if (e.detail.state === 'in_call' && me && me.admitted) onAdmitted();
+      if (e.detail.state === 'ended' && !call) finish('ended');
     });
-    call.addEventListener('ended', (e) => finish(e.detail.reason));
+    // ended or removed while still waiting: no call's code needed to say so
+    signaling.addEventListener('ended', (e) => { if (!call) finish(e.detail.reason || 'ended'); });
+    signaling.addEventListener('fatal', (e) => {
+      if (!call) finish(e.detail.code === 'signal_removed' ? 'removed' : 'elsewhere');
+    });
     signaling.addEventListener('refused', () => onRefused());
     signaling.start();
   }
@@ -86,10 +144,11 @@ export function createVisitCall({ base, onAdmitted, onEnded, onRefused }) {
     if (view) return;
     wanted = false;
     if (!signaling) return;
-    call.close();
+    if (call) call.close();
     signaling.close();
     call = null;
     signaling = null;
+    early = [];
   }
 
   /** The waiting room's offer: check camera, microphone and connection now. */
@@ -100,10 +159,14 @@ export function createVisitCall({ base, onAdmitted, onEnded, onRefused }) {
       h('h2', {}, t('ui.visit.check_title')),
       h('p', {}, t('ui.visit.check_text')), start);
     container.append(card);
-    start.addEventListener('click', () => {
+    start.addEventListener('click', async () => {
+      start.disabled = true;
+      const [{ renderDeviceCheck }, mediaNow] = await Promise.all([
+        import('/static/call/device-check.js'), localMedia(), loadCallStyles()]);
+      if (finished || view) return;
       card.remove();
       check = renderDeviceCheck(container, {
-        media, url: `${base}/device-check`, doneLabel: t('ui.visit.check_done'),
+        media: mediaNow, url: `${base}/device-check`, doneLabel: t('ui.visit.check_done'),
         onDone: (result) => {
           check.destroy();
           check = null;
@@ -121,6 +184,7 @@ export function createVisitCall({ base, onAdmitted, onEnded, onRefused }) {
   async function enter(container) {
     if (finished) return;
     await connect();
+    const [{ renderCallView }] = await Promise.all([import('/static/call/call-view.js'), loadCall()]);
     if (finished || !call) return;
     if (check) {
       check.destroy();
@@ -144,7 +208,7 @@ export function createVisitCall({ base, onAdmitted, onEnded, onRefused }) {
     if (view) view.destroy();
     view = null;
     if (call) call.close();
-    media.stop();
+    if (media) media.stop();
     if (signaling && reason === 'left' && leaving) closeAfterLeave(signaling, leaving);
     else if (signaling) signaling.close();
     onEnded(reason);
