@@ -4,7 +4,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint clean system-deps lock audit
+.PHONY: run test bench fuzz lint clean system-deps lock audit
 
 # The tested set of packages, pinned: requirements.lock (the box), requirements-test.lock (with the
 # tests' tools); `make lock` resolves them anew from pyproject.toml.
@@ -33,6 +33,10 @@ system-deps:
 
 bench: $(VENV)/.installed-test
 	tests/netns-run $(PY) -m bench
+
+## make fuzz: the fuzz tests' deep profile (500 random cases per operation and role; tests/fuzz)
+fuzz: $(VENV)/.installed-test
+	SZ_FUZZ_PROFILE=deep tests/netns-run $(VENV)/bin/pytest -q tests/fuzz $(PYTEST_ARGS)
 
 ## make lock: pin the newest versions pyproject.toml allows (then run make test before committing)
 lock: $(VENV)/.installed

@@ -491,7 +491,11 @@ def data_json(message: SignalTo) -> str:
     if raw is not None and (len(raw) * 4 <= MAX_DATA_BYTES
                             or len(raw.encode("utf-8", "surrogatepass")) <= MAX_DATA_BYTES):
         return raw
-    text = _dumps_parsed(message.data)  # type: ignore[arg-type]
+    try:
+        text = _dumps_parsed(message.data)  # type: ignore[arg-type]
+    except ValueError:  # a number beyond a double (1e400 parses as inf): no JSON can carry it
+        raise SignalingError("signal_bad_field", field="data", ref=message.seq,
+                             consumes=True) from None
     if _SURROGATE.search(text):
         # JSON allows an escape of half a UTF-16 pair ("\ud800"): it must stay an escape, as a
         # character it cannot be encoded for the receiving socket
