@@ -33,7 +33,7 @@ Default run: ``SZ_FUZZ_EXAMPLES`` (12) derandomized examples per operation. Deep
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import pytest
 import schemathesis
@@ -108,6 +108,21 @@ def test_every_public_route_is_fuzzed(practice: Box) -> None:
     assert {(op.method.upper(), op.path) for op in OPERATIONS} == routes
 
 
+def _aim(practice: Box, case: Any, known: Known, session: Any, link: Any) -> dict[str, str]:
+    """Point ``case`` at the link drawn (the session's own, or one of the known ones) and give
+    it the session's cookie, if there is a session; returns the cookies to send."""
+    if link == "own":
+        case.path_parameters["token"] = (session.token if session is not None
+                                         else known.scheduled.link_token)
+    elif isinstance(link, int):
+        case.path_parameters["token"] = known.path_values()["token"][link]
+    if session is None:
+        return {}
+    session_id = new_session_id()
+    assert practice.public.app[PATIENT_SESSIONS].restore(session_id, session, 0.0, 0.0)
+    return {PATIENT_COOKIE: session_id}
+
+
 @pytest.mark.parametrize("operation", OPERATIONS, ids=ids(OPERATIONS))
 @FUZZ
 @given(data=st.data())
@@ -127,16 +142,7 @@ async def test_public_operation(practice: Box, ground: Ground, log_watch: LogWat
         log_watch.mark()
         known = ground.known()
         session = _session_of(known, role)
-        if link == "own":
-            case.path_parameters["token"] = (session.token if session is not None
-                                             else known.scheduled.link_token)
-        elif isinstance(link, int):
-            case.path_parameters["token"] = known.path_values()["token"][link]
-        cookies: dict[str, str] = {}
-        if session is not None:
-            session_id = new_session_id()
-            assert practice.public.app[PATIENT_SESSIONS].restore(session_id, session, 0.0, 0.0)
-            cookies[PATIENT_COOKIE] = session_id
+        cookies = _aim(practice, case, known, session, link)
         answer = await send(practice.public, case, cookies=cookies, headers={"Origin": origin})
         own_link = session is not None and case.path_parameters.get("token") == session.token
         check_answer(operation, answer, allowed=own_link or not needs_session, role=role)
@@ -163,16 +169,7 @@ async def test_public_operation_while_sealed(practice: Box, ground: Ground, log_
     link = data.draw(LINKS, label="link")
     for role, session in sessions.items():
         log_watch.mark()
-        if link == "own":
-            case.path_parameters["token"] = (session.token if session is not None
-                                             else known.scheduled.link_token)
-        elif isinstance(link, int):
-            case.path_parameters["token"] = known.path_values()["token"][link]
-        cookies: dict[str, str] = {}
-        if session is not None:
-            session_id = new_session_id()
-            assert practice.public.app[PATIENT_SESSIONS].restore(session_id, session, 0.0, 0.0)
-            cookies[PATIENT_COOKIE] = session_id
+        cookies = _aim(practice, case, known, session, link)
         answer = await send(practice.public, case, cookies=cookies,
                             headers={"Origin": origin_of(practice.public)})
         check_answer(operation, answer, allowed=operation.path in OPEN_PATHS, role=role,

@@ -235,13 +235,14 @@ async def _run(netns: str, *args: str) -> Any:
 
 
 async def _probe(lan: Lan, targets: list[str], *, via: str = WAN_PUBLIC, host: str = "inet",
-                 role: str = "patient", transport: str = "udp") -> dict[str, Any]:
-    """A credential holder of ``role`` on ``host`` attacks through coturn at ``via``."""
+                 role: str = "patient", transport: str = "udp", port: int = 3478,
+                 settings: TurnSettings | None = None) -> dict[str, Any]:
+    """A credential holder of ``role`` on ``host`` attacks through coturn at ``via:port``."""
     binding = ("a1", f"p-probe{next(_PROBES)}")  # own quota per probe
-    server = TurnRelay(lan.settings).ice_servers_for(role, binding)[0]
+    server = TurnRelay(settings or lan.settings).ice_servers_for(role, binding)[0]
     for listener in lan.listeners.values():
         listener.hits.clear()
-    return await _run(lan.netns[host], "probe", f"{via}:3478", server["username"],
+    return await _run(lan.netns[host], "probe", f"{via}:{port}", server["username"],
                       server["credential"], json.dumps(targets), transport)
 
 
@@ -416,13 +417,8 @@ async def test_internet_peers_only_when_allowed(lan: Lan, tmp_path: Path) -> Non
     same host is forbidden (the other tests)."""
     settings = dataclasses.replace(lan.settings, port=3479, allow_internet_peers=True)
     with running_relays(settings, tmp_path, netns=lan.netns["box"]):
-        binding = ("a1", f"p-probe{next(_PROBES)}")
-        server = TurnRelay(settings).ice_servers_for("doctor", binding)[0]
-        for listener in lan.listeners.values():
-            listener.hits.clear()
-        results = await _run(lan.netns["doctor"], "probe", f"{BOX}:3479", server["username"],
-                             server["credential"],
-                             json.dumps(lan.closed_targets() + lan.box_targets()), "udp")
+        results = await _probe(lan, lan.closed_targets() + lan.box_targets(), via=BOX,
+                               host="doctor", role="doctor", port=3479, settings=settings)
         await asyncio.sleep(0.2)
     assert results.pop(f"{INTERNET_HOST}:{SERVICE}") == "answered", results
     assert [hit["udp"] for hit in lan.hits()] == [f"{INTERNET_HOST}:{SERVICE}"]
