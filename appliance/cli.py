@@ -25,7 +25,12 @@ from appliance.config import (
     load_settings,
     write_embedded_defaults,
 )
-from appliance.errors import ConfigError, SprechzimmerError
+from appliance.errors import (
+    ConfigError,
+    InvalidInput,
+    SprechzimmerError,
+    VaultAlreadyInitialized,
+)
 from appliance.logs import setup_logging
 
 if TYPE_CHECKING:  # the services import the whole box; commands load them when they run
@@ -108,13 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("username")
     remove.set_defaults(run=_user_remove)
     for sub in (add, lst, passwd, remove):
-        sub.add_argument("--as", dest="actor", metavar="ADMIN",
-                         help="Benutzername des Admins, der die Änderung vornimmt")
-        sub.add_argument("--as-password-file", type=Path, metavar="DATEI",
-                         help="Datei mit dem Passwort des Admins (sonst Abfrage)")
-        sub.add_argument("--totp", metavar="CODE",
-                         help="der sechsstellige Code, wenn der Admin die Zwei-Faktor-Anmeldung "
-                         "nutzt")
+        _admin_options(sub)
 
     vault = commands.add_parser("vault", help="den Datentresor prüfen",
                                 description="Der Tresor mit allen Praxisdaten: eingerichtet, "
@@ -134,6 +133,16 @@ def _parser() -> argparse.ArgumentParser:
     recover.add_argument("--password-file", type=Path, metavar="DATEI",
                          help="Datei mit dem neuen Passwort (sonst Abfrage)")
     recover.set_defaults(run=_vault_recover)
+    rotate = vault_cmds.add_parser(
+        "rotate-recovery-key", help="einen neuen Wiederherstellungsschlüssel ausstellen",
+        description="Stellt einen neuen Wiederherstellungsschlüssel aus (z. B. wenn das "
+        "Notfallblatt verloren, fotografiert oder von einer ausgeschiedenen Person gesehen "
+        "wurde). Der alte Schlüssel öffnet danach nichts mehr, der Tresor wird neu verschlüsselt. "
+        "Braucht die Anmeldung eines Admins (--as) und den gestoppten Dienst.")
+    rotate.add_argument("--recovery-key-file", type=Path, metavar="DATEI", required=True,
+                        help="den neuen Schlüssel in diese Datei schreiben (Modus 0600)")
+    rotate.set_defaults(run=_vault_rotate_recovery_key)
+    _admin_options(rotate)
 
     turn = commands.add_parser(
         "turn-config", help="Konfiguration des TURN-Relays (coturn) oder der Firewall schreiben",
@@ -162,6 +171,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _admin_options(command: argparse.ArgumentParser) -> None:
+    """``--as ADMIN`` and how that admin proves it: for commands that change accounts or keys."""
+    command.add_argument("--as", dest="actor", metavar="ADMIN",
+                         help="Benutzername des Admins, der die Änderung vornimmt")
+    command.add_argument("--as-password-file", type=Path, metavar="DATEI",
+                         help="Datei mit dem Passwort des Admins (sonst Abfrage)")
+    command.add_argument("--totp", metavar="CODE",
+                         help="der sechsstellige Code, wenn der Admin die Zwei-Faktor-Anmeldung "
+                         "nutzt")
+
+
 def _config_after_the_command(parser: argparse.ArgumentParser) -> None:
     """Accept ``--config`` after the command too (``sprechzimmer serve --config F``, as a unit
     or an admin writes it), on every command and sub-command."""
@@ -186,6 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Callable[[argparse.Namespace, Settings], int] = args.run
     try:
         return run(args, settings)
+    except InvalidInput as exc:  # bad input, like a bad option: the message says what to fix
+        print(f"sprechzimmer: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except SprechzimmerError as exc:
         print(f"sprechzimmer: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -254,6 +277,10 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
     if missing:
         print("sprechzimmer init: es fehlen " + ", ".join(missing), file=sys.stderr)
         return EXIT_CONFIG
+    from appliance.vault import Vault
+
+    if Vault(settings.vault.path).initialized:
+        raise VaultAlreadyInitialized()
     password = admin.get("password") or _read_secret(
         args.admin_password_file, "Passwort des Admins: ", confirm=True
     )
@@ -324,7 +351,7 @@ def _vault_status(args: argparse.Namespace, settings: Settings) -> int:
         print("Dienst:        läuft")
         print("Zustand:       " + ("verschlossen – die erste Anmeldung eines Mitarbeiters "
                                    "öffnet ihn" if sealed else "offen"))
-    print(f"Konten:        {len(status.members)}")
+    print(f"Konten:        {status.member_count}")
     return EXIT_OK
 
 
@@ -373,8 +400,9 @@ def _user_list(args: argparse.Namespace, settings: Settings) -> int:
     from appliance.vault import Vault
 
     if not args.actor:
-        for member in Vault(settings.vault.path).status().members:
-            print(member)
+        count = Vault(settings.vault.path).status().member_count
+        print(f"{count} {'Konto' if count == 1 else 'Konten'}. Die Namen stehen verschlüsselt "
+              "im Tresor: sprechzimmer user list --as ADMIN zeigt sie.")
         return EXIT_OK
     with _as_admin(args, settings) as services:
         for member in services.staff.list():
@@ -420,6 +448,40 @@ def _vault_recover(args: argparse.Namespace, settings: Settings) -> int:
         services.vault.close()
     print(f"Tresor mit dem Wiederherstellungsschlüssel geöffnet; {args.username} hat ein neues "
           "Passwort.")
+    return EXIT_OK
+
+
+def _vault_rotate_recovery_key(args: argparse.Namespace, settings: Settings) -> int:
+    from appliance.vault.journal import fsync_dir
+
+    target = args.recovery_key_file
+    # the file is made before the key changes: a wrong path must not cost the only new copy
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        print(f"sprechzimmer: {target} lässt sich nicht schreiben ({exc.strerror}); bitte ein "
+              "beschreibbares Verzeichnis angeben.", file=sys.stderr)
+        return EXIT_CONFIG
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        try:
+            with _as_admin(args, settings) as services:
+                key = services.staff.rotate_recovery_key(args.actor)
+        except BaseException:
+            temporary.unlink()
+            raise
+        try:
+            out.write(str(key) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+            os.replace(temporary, target)
+            fsync_dir(target.parent)
+        except OSError as exc:  # the vault has the new key already: never lose it
+            print(f"sprechzimmer: {target} ließ sich nicht schreiben ({exc.strerror}). Der neue "
+                  f"Wiederherstellungsschlüssel lautet:\n\n    {key}\n", file=sys.stderr)
+            return EXIT_ERROR
+    print(f"Neuer Wiederherstellungsschlüssel in {target}. Der alte öffnet nichts mehr; bitte "
+          "das neue Notfallblatt ausdrucken und das alte vernichten.")
     return EXIT_OK
 
 

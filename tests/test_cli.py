@@ -108,7 +108,7 @@ def test_init_users_and_status(tmp_path: Path) -> None:
     assert again.returncode == 1
     assert "bereits eingerichtet" in again.stderr
 
-    added = _run("--config", str(config), "user", "add", "drmueller", "--name", "Dr. Müller",
+    added = _run("--config", str(config), "user", "add", "dr.mueller", "--name", "Dr. Müller",
                  "--role", "doctor", "--lanr", "123456701", "--as", "admin", cwd=tmp_path,
                  stdin="admin-passwort-123\narzt-passwort-123\n")
     assert added.returncode == 0, added.stderr
@@ -116,22 +116,23 @@ def test_init_users_and_status(tmp_path: Path) -> None:
     listed = _run("--config", str(config), "user", "list", "--as", "admin", cwd=tmp_path,
                   stdin="admin-passwort-123\n")
     assert listed.returncode == 0, listed.stderr
-    assert "drmueller\tDr. Müller\tdoctor" in listed.stdout
+    assert "dr.mueller\tDr. Müller\tdoctor" in listed.stdout
 
     wrong = _run("--config", str(config), "user", "list", "--as", "admin", cwd=tmp_path,
                  stdin="falsch-falsch-falsch\n")
     assert wrong.returncode == 1
     assert "falsch" in wrong.stderr
 
-    changed = _run("--config", str(config), "user", "passwd", "drmueller", "--as", "admin",
+    changed = _run("--config", str(config), "user", "passwd", "dr.mueller", "--as", "admin",
                    cwd=tmp_path, stdin="admin-passwort-123\nneues-passwort-456\n")
     assert changed.returncode == 0, changed.stderr
 
-    removed = _run("--config", str(config), "user", "remove", "drmueller", "--as", "admin",
+    removed = _run("--config", str(config), "user", "remove", "dr.mueller", "--as", "admin",
                    cwd=tmp_path, stdin="admin-passwort-123\n")
     assert removed.returncode == 0, removed.stderr
     names = _run("--config", str(config), "user", "list", cwd=tmp_path)
-    assert names.stdout.split() == ["admin"]
+    assert names.stdout.startswith("1 Konto.")  # the names are in the vault, under its key
+    assert "admin" not in names.stdout.replace("--as ADMIN", "")
 
     status = _run("--config", str(config), "vault", "status", cwd=tmp_path)
     assert status.returncode == 0
@@ -155,7 +156,7 @@ def test_init_with_bad_bsnr_leaves_no_vault(tmp_path: Path) -> None:
     args[args.index("123456789")] = "12345"
     result = _run("--config", str(_config(tmp_path)), *args, cwd=tmp_path,
                   stdin="admin-passwort-123\n")
-    assert result.returncode == 1
+    assert result.returncode == 2  # bad input, like a bad option
     assert "BSNR" in result.stderr or "bsnr" in result.stderr
     assert not (tmp_path / "vault" / "snapshot").exists()
 
@@ -212,8 +213,9 @@ display_name = "IT-Dienstleister"
                   stdin="it-passwort-12345\n")
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.split("\n\n")[1].strip()) > 40  # the key is shown once
-    listed = _run("--config", str(config), "user", "list", cwd=tmp_path)
-    assert listed.stdout.split() == ["it"]
+    listed = _run("--config", str(config), "user", "list", "--as", "it", cwd=tmp_path,
+                  stdin="it-passwort-12345\n")
+    assert [line.split("\t")[0] for line in listed.stdout.splitlines()] == ["it"]
 
 
 def _post_json(url: str, data: dict) -> int:
@@ -312,3 +314,61 @@ def test_config_before_or_after_the_command(tmp_path: Path, args: tuple[str, ...
     result = _run(*(a.format(config=config) for a in args), cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert "web.staff_port" in result.stderr and "unrecognized" not in result.stderr
+
+
+def test_rotating_the_recovery_key(tmp_path: Path) -> None:
+    """Issue 9, defect 4: ``vault rotate-recovery-key`` writes a new key (0600); afterwards
+    ``vault recover`` refuses the old key and accepts the new one."""
+    config = _config(tmp_path)
+    old_key = tmp_path / "old-sheet.txt"
+    assert _run("--config", str(config), *INIT, "--recovery-key-file", str(old_key),
+                cwd=tmp_path, stdin="admin-passwort-123\n").returncode == 0
+    admin_password = tmp_path / "admin-password"
+    admin_password.write_text("admin-passwort-123\n")
+    new_key = tmp_path / "new-sheet.txt"
+    new_key.write_text("")  # made beforehand, e.g. by mktemp: replaced
+    wrong = _run("--config", str(config), "vault", "rotate-recovery-key", "--as", "admin",
+                 "--as-password-file", str(tmp_path / "old-sheet.txt"),
+                 "--recovery-key-file", str(new_key), cwd=tmp_path)
+    assert wrong.returncode == 1 and new_key.read_text() == ""
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    rotated = _run("--config", str(config), "vault", "rotate-recovery-key", "--as", "admin",
+                   "--as-password-file", str(admin_password), "--recovery-key-file",
+                   str(new_key), cwd=tmp_path)
+    assert rotated.returncode == 0, rotated.stderr
+    assert new_key.stat().st_mode & 0o777 == 0o600
+    assert new_key.read_text().strip() != old_key.read_text().strip()
+
+    old = _run("--config", str(config), "vault", "recover", "admin", cwd=tmp_path,
+               stdin=old_key.read_text().strip() + "\nneues-passwort-789\n")
+    assert old.returncode == 1 and "passt nicht" in old.stderr, old.stderr
+    new = _run("--config", str(config), "vault", "recover", "admin", cwd=tmp_path,
+               stdin=new_key.read_text().strip() + "\nneues-passwort-789\n")
+    assert new.returncode == 0, new.stderr
+
+
+@pytest.mark.parametrize(("password", "why"), [
+    ("kurz-1234", "mindestens 12 Zeichen"),
+    ("passwort1234", "häufigsten Passwörter"),
+    ("Fußballverein", "Wörterbuch"),
+    ("Dr. Maria Schmidt", "Ihren Namen"),
+])
+def test_user_add_refuses_a_weak_password(tmp_path: Path, password: str, why: str) -> None:
+    """Issue 9, defect 3: ``user add … --password-file F`` refuses a password under 12
+    characters, a common one, a German dictionary word or the person's own name, with exit
+    status 2 and a German message saying why; a good one is taken."""
+    config = _config(tmp_path)
+    assert _run("--config", str(config), *INIT, cwd=tmp_path,
+                stdin="admin-passwort-123\n").returncode == 0
+    admin_password = tmp_path / "admin-password"
+    admin_password.write_text("admin-passwort-123\n")
+    new_password = tmp_path / "new-password"
+    command = ("--config", str(config), "user", "add", "schmidt", "--name", "Dr. Maria Schmidt",
+               "--role", "assistant", "--password-file", str(new_password), "--as", "admin",
+               "--as-password-file", str(admin_password))
+    new_password.write_text(password + "\n")
+    refused = _run(*command, cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    assert why in refused.stderr, refused.stderr
+    new_password.write_text("Kiesel Wolke Laterne 12\n")
+    assert _run(*command, cwd=tmp_path).returncode == 0

@@ -22,9 +22,10 @@ from appliance.errors import (
     TotpReused,
     WrongCredentials,
 )
-from appliance.practice import store, totp
+from appliance.practice import passwords, store, totp
 from appliance.practice.audit import AuditLog
 from appliance.practice.models import AppointmentState, Role, StaffMember
+from appliance.practice.profile import PROFILE_KEY
 from appliance.practice.throttle import LoginThrottle
 
 if TYPE_CHECKING:
@@ -33,10 +34,10 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 USERNAME: Final = re.compile(r"[a-z0-9._-]{2,32}")
-MIN_PASSWORD_LENGTH: Final = 10
-MAX_PASSWORD_LENGTH: Final = 1024
 LANR: Final = re.compile(r"[0-9]{9}")
 MAX_DISPLAY_NAME: Final = 100
+#: how long a begun second-factor set-up waits for its confirmation
+TOTP_SETUP_S: Final = 600
 #: the actor recorded for a failed login by a name that is not a staff member
 UNKNOWN_ACTOR: Final = "unknown"
 
@@ -62,13 +63,6 @@ def _display_name(value: str) -> str:
     value = value.strip()
     if not value or len(value) > MAX_DISPLAY_NAME:
         raise InvalidInput(field="display_name", detail=f"1–{MAX_DISPLAY_NAME} Zeichen")
-    return value
-
-
-def _password(value: str) -> str:
-    if not MIN_PASSWORD_LENGTH <= len(value) <= MAX_PASSWORD_LENGTH:
-        raise InvalidInput(field="password",
-                           detail=f"mindestens {MIN_PASSWORD_LENGTH} Zeichen")
     return value
 
 
@@ -217,12 +211,10 @@ class StaffDirectory:
                 raise AuthenticationFailed()
         else:
             self._require_admin(actor)
-        self.get(username)
-        self._vault.set_password(username, _password(new_password))
-        if actor != username:
-            # an admin reset usually means the old password may be known to someone else:
-            # a new data key makes old copies of the files useless with it
-            self._vault.rekey()
+        member = self.get(username)
+        new_password = passwords.check_new(new_password, self._password_context(member))
+        # re-keys too: the old password with an old copy of the files opens nothing newer
+        self._vault.set_password(username, new_password)
         self._audit.record(actor, "staff.password", username)
 
     def recover(self, recovery_key: RecoveryKey | str, username: str, new_password: str) -> None:
@@ -231,8 +223,25 @@ class StaffDirectory:
         member = self.get(username)
         if Role.ADMIN not in member.roles:
             raise PermissionDenied()
-        self._vault.set_password(username, _password(new_password))
+        new_password = passwords.check_new(new_password, self._password_context(member))
+        self._vault.set_password(username, new_password)
         self._audit.record("recovery-key", "staff.password.recovered", username)
+
+    def rotate_recovery_key(self, actor: str) -> RecoveryKey:
+        """A new recovery key (admins only): the old sheet opens nothing written after; the
+        vault is re-keyed. The caller shows the new key once."""
+        self._require_admin(actor)
+        key = self._vault.rotate_recovery_key()
+        self._audit.record(actor, "recovery_key.rotated")
+        return key
+
+    def rekey(self, actor: str) -> None:
+        """A new data key now (admins only), e.g. after a suspicion that the key was copied from
+        the running box: that key opens nothing written after. (Passwords and the recovery key
+        stay as they are; change those separately.)"""
+        self._require_admin(actor)
+        self._vault.rekey()
+        self._audit.record(actor, "vault.rekey")
 
     # --- login --------------------------------------------------------------------------------
 
@@ -280,28 +289,46 @@ class StaffDirectory:
 
     # --- second factor ------------------------------------------------------------------------
 
-    def begin_totp(self, username: str) -> tuple[str, str]:
-        """Start setting up a second factor: the secret (base32) and its ``otpauth://`` URI."""
-        self.get(username)
+    def begin_totp(self, username: str, *, password: str, totp_code: str | None,
+                   source: str) -> tuple[str, str]:
+        """Start setting up (or replacing) one's second factor: the secret (base32) and its
+        ``otpauth://`` URI.
+
+        Like switching it off, it needs the password and, while a second factor is on, a
+        current code: an open session at an unattended PC must not let anyone install their own
+        authenticator. Failures count like a wrong login from ``source``.
+        """
+        self._reauthenticate(username, password, totp_code, source)
         secret = totp.new_secret()
-        self._update_doc(username, {"totp_pending": secret})
+        self._update_doc(username, {"totp_pending": secret,
+                                    "totp_pending_at": self._clock.now().timestamp()})
         self._audit.record(username, "staff.totp.begin", username)
         return secret, totp.provisioning_uri(secret, username)
 
-    def confirm_totp(self, username: str, code: str) -> StaffMember:
-        """Switch the second factor on once the member typed a code from their app."""
+    def confirm_totp(self, username: str, code: str, *, password: str, source: str) -> StaffMember:
+        """Switch the (new) second factor on once the member typed a code from their app and,
+        once more, their password; an unconfirmed set-up lapses after 10 minutes."""
+        self._throttle.check(username, source)
+        if not self._vault.check_password(username, password):
+            self._fail(username, source, audit=True)
+            raise AuthenticationFailed()
         doc = self._find(username)
         if doc is None:
             raise NotFound()
         pending = doc.get("totp_pending")
-        if not pending:
-            raise Conflict(detail="die Einrichtung wurde nicht begonnen")
+        started = doc.get("totp_pending_at") or 0
+        if not pending or self._clock.now().timestamp() - started > TOTP_SETUP_S:
+            raise Conflict(detail="die Einrichtung wurde nicht (oder vor zu langer Zeit) begonnen")
         step = totp.matching_step(pending, code, self._clock.now())
         if step is None:
             raise InvalidInput(field="totp_code", detail="der Code passt nicht")
+        replaced = bool(doc.get("totp_enabled"))
         self._update_doc(username, {"totp_secret": pending, "totp_pending": None,
-                                    "totp_enabled": True, "totp_last_step": step})
-        self._audit.record(username, "staff.totp.enable", username)
+                                    "totp_pending_at": None, "totp_enabled": True,
+                                    "totp_last_step": step})
+        self._throttle.succeeded(username, source)
+        self._audit.record(username, "staff.totp.replace" if replaced else "staff.totp.enable",
+                           username)
         return self.get(username)
 
     def disable_totp(self, actor: str, username: str, *, password: str, totp_code: str | None,
@@ -367,8 +394,22 @@ class StaffDirectory:
             lanr=_lanr(lanr, clean_roles),
             created_at=self._clock.now(),
         )
-        _password(password)
+        passwords.check_new(password, self._password_context(member))
         return member
+
+    def _password_context(self, member: StaffMember) -> list[str]:
+        """Words a guesser of ``member``'s password would try first: their names, the
+        practice's name and place."""
+        words = [member.username, member.display_name]
+        if not self._vault.sealed:
+            profile = store.get_setting(self._vault, PROFILE_KEY) or {}
+            words += [str(profile.get(key) or "") for key in ("name", "city", "street")]
+        return words
+
+    def password_is_weak(self, username: str, password: str) -> bool:
+        """Whether an existing password (just checked at a login) falls short of today's
+        policy: the member is asked to change it."""
+        return not passwords.assess(password, self._password_context(self.get(username))).acceptable
 
     def _table(self) -> Table:
         return self._vault.db.table(store.STAFF)

@@ -40,7 +40,7 @@ from appliance.vault.crypto import Unauthentic
 
 _LOGGER = logging.getLogger(__name__)
 
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
 SNAPSHOT_NAME: Final = "snapshot"
 JOURNAL_NAME: Final = "journal"
 TMP_SUFFIX: Final = ".tmp"

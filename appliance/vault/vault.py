@@ -46,7 +46,8 @@ class VaultStatus:
 
     initialized: bool
     sealed: bool
-    members: tuple[str, ...]
+    #: how many staff members have a wrap (their names are known only while unsealed)
+    member_count: int
     generation: int
     journal_records: int
 
@@ -177,16 +178,15 @@ class Vault:
                 return VaultStatus(
                     initialized=True,
                     sealed=False,
-                    members=tuple(sorted(session.ring.members)),
+                    member_count=len(session.ring.wraps),
                     generation=session.generation,
                     journal_records=session.journal.records,
                 )
             try:
                 header = _parse_header(journal.read_snapshot(self._path).header)
             except VaultNotInitialized:
-                return VaultStatus(
-                    initialized=False, sealed=True, members=(), generation=0, journal_records=0
-                )
+                return VaultStatus(initialized=False, sealed=True, member_count=0,
+                                   generation=0, journal_records=0)
             found = journal.read_journal(self._path)
             records = 0
             if found is not None and found[1].generation == header.generation:
@@ -194,14 +194,15 @@ class Vault:
             return VaultStatus(
                 initialized=True,
                 sealed=True,
-                members=tuple(sorted(header.ring.members)),
+                member_count=len(header.ring.wraps),
                 generation=header.generation,
                 journal_records=records,
             )
 
     def members(self) -> tuple[str, ...]:
-        """The member ids, sorted (works sealed too)."""
-        return self.status().members
+        """The member ids, sorted; raises :class:`VaultSealed` while sealed (the disk names
+        nobody: the index of names is under the data key)."""
+        return self._session().ring.members
 
     @property
     def db(self) -> TinyDB:
@@ -235,12 +236,13 @@ class Vault:
 
     # --- creating, opening, closing ------------------------------------------------------------
 
-    def _header(self, ring: KeyRing, generation: int, previous_key_id: bytes) -> dict[str, Any]:
+    def _header(self, ring: KeyRing, data_key: bytes, generation: int,
+                previous_key_id: bytes) -> dict[str, Any]:
         return {
             "generation": generation,
             "previous_key_id": previous_key_id.hex(),
             "kdf": self._kdf.to_dict(),
-            **ring.to_dict(),
+            **ring.to_dict(data_key),
         }
 
     def _lock_directory(self) -> None:
@@ -288,7 +290,7 @@ class Vault:
                 tables: Tables = {}
                 try:
                     journal.write_snapshot(
-                        self._path, self._header(ring, 1, ring.key_id), b"{}", aead
+                        self._path, self._header(ring, data_key, 1, ring.key_id), b"{}", aead
                     )
                 except BaseException:
                     writer.close()
@@ -371,6 +373,7 @@ class Vault:
         except ValueError:
             raise VaultTampered(detail="Die Daten im Schnappschuss sind unlesbar") from None
         # The header is authentic from here on.
+        ring = ring.named(data_key)
         found = journal.read_journal(self._path)
         continued: journal.JournalScan | None = None
         if found is not None:
@@ -464,15 +467,32 @@ class Vault:
         _LOGGER.info("vault member added")
 
     def set_password(self, member_id: str, password: str) -> None:
-        """Give ``member_id`` a new key pair under a new password (the caller checked the old)."""
+        """Give ``member_id`` a new key pair under a new password (the caller checked the old)
+        and re-key: the old password with an old copy of the files opens nothing written after.
+        """
         _check_password(password)
         with self._lock:
             session = self._session()
             if member_id not in session.ring.members:
                 raise NotFound()
+            data_key = crypto.random_key()
             ring = session.ring.with_member(member_id, password, session.data_key, self._kdf)
-            self._replace_snapshot(session, ring, session.data_key)
-        _LOGGER.info("vault member password changed")
+            self._replace_snapshot(session, ring.rekeyed(data_key), data_key)
+        _LOGGER.info("vault member password changed and vault re-keyed")
+        self._notify(self._rekey_listeners)
+
+    def rotate_recovery_key(self) -> RecoveryKey:
+        """A new recovery key in place of the old, and a re-key: the old key (a lost or
+        photographed emergency sheet) opens nothing written after; gives the new key."""
+        with self._lock:
+            session = self._session()
+            recovery_key = RecoveryKey.generate()
+            data_key = crypto.random_key()
+            ring = session.ring.with_recovery_key(recovery_key, session.data_key)
+            self._replace_snapshot(session, ring.rekeyed(data_key), data_key)
+        _LOGGER.warning("recovery key replaced and vault re-keyed")
+        self._notify(self._rekey_listeners)
+        return recovery_key
 
     def remove_member(self, member_id: str) -> None:
         """Remove ``member_id`` and re-key: new data key, data re-encrypted, old wraps gone."""
@@ -522,7 +542,7 @@ class Vault:
         """
         generation = session.generation + 1
         aead = session.aead if data_key == session.data_key else AESGCM(data_key)
-        header = self._header(ring, generation, previous_key_id=session.ring.key_id)
+        header = self._header(ring, data_key, generation, previous_key_id=session.ring.key_id)
         journal.write_snapshot(self._path, header, session.live.dump(), aead)
         # The new snapshot is the truth now; the old journal is of an earlier generation.
         session.journal.close()

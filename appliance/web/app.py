@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
+import os
 from collections.abc import Callable
 from datetime import date
 from importlib import resources
@@ -56,6 +59,8 @@ from appliance.web.sockets import setup_public_signaling, setup_staff_signaling
 
 STATIC: Final = Path(str(resources.files("appliance.web").joinpath("static")))
 PUBLIC_STATIC_DIRS: Final = ("common", "patient", "call")
+#: keys the participants' ids in TURN usernames (per process: they only need to be opaque)
+_CREDENTIAL_KEY: Final = os.urandom(32)
 #: a staff session lasts a working day; idle after 2 h
 STAFF_IDLE_S: Final = 2 * 3600.0
 STAFF_MAX_S: Final = 12 * 3600.0
@@ -68,8 +73,11 @@ CODE_RATE: Final = (10, 10)
 
 
 def _credential_id(member_key: str) -> str:
-    """A participant's key as the id part of a TURN username (coturn logs it; no colons)."""
-    return member_key.replace(":", "-")
+    """A participant's opaque id in a TURN username: coturn logs usernames, and a login name
+    (often a surname) must not appear there; any login name works, dots included."""
+    digest = hashlib.blake2b(member_key.encode("utf-8"), key=_CREDENTIAL_KEY,
+                             digest_size=12).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii")
 
 
 def _pages(assets: StaticAssets, *names: str) -> dict[str, Body]:
@@ -104,7 +112,7 @@ def build_staff_app(settings: Settings, services: PracticeServices) -> web.Appli
     app[SERVICES] = services
     app[EVENTS] = EventHub()
     app[STAFF_SESSIONS] = SessionStore[StaffSession](
-        STAFF_COOKIE, idle_s=STAFF_IDLE_S, max_s=STAFF_MAX_S
+        STAFF_COOKIE, idle_s=STAFF_IDLE_S, max_s=STAFF_MAX_S, persistent=False
     )
     app[SESSION_KEEPER] = SessionKeeper(
         ResumeFile(settings.vault.resume_dir, services.vault), services.vault)
@@ -147,7 +155,7 @@ def build_staff_app(settings: Settings, services: PracticeServices) -> web.Appli
     setup_device_check(app, EchoService(
         ice_servers=lambda: relay.ice_servers_for("box", ("device-check", "echo"))),
         page_ice_servers=lambda role, bound_to: relay.ice_servers_for(
-            role, ("device-check", bound_to)))
+            role, ("device-check", _credential_id(bound_to))))
     assets.setup(app)
     app.on_shutdown.append(_close_events)
     return app

@@ -35,6 +35,8 @@ class StaffSession:
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     #: shown once after onboarding until the admin confirms they stored it
     pending_recovery_key: str | None = None
+    #: the password of this login falls short of today's policy: the page asks to change it
+    password_weak: bool = False
 
 
 @dataclass(kw_only=True)
@@ -64,8 +66,13 @@ class _Entry(Generic[S]):
 class SessionStore(Generic[S]):
     """Sessions by random id with an idle and an absolute lifetime."""
 
-    def __init__(self, cookie: str, *, idle_s: float, max_s: float) -> None:
+    def __init__(self, cookie: str, *, idle_s: float, max_s: float,
+                 persistent: bool = True) -> None:
+        """``persistent=False``: the cookie has no Max-Age and ends with the browser (a staff
+        session must not stay on the PC's disk); a site on TLS names it ``__Host-…`` (Secure,
+        this host only, path /)."""
         self.cookie = cookie
+        self._persistent = persistent
         self._idle_s = idle_s
         self._max_s = max_s
         self._entries: dict[str, _Entry[S]] = {}
@@ -82,15 +89,20 @@ class SessionStore(Generic[S]):
         now = time.monotonic()
         self._entries[session_id] = _Entry(value, now, now)
         response.set_cookie(
-            self.cookie, session_id, httponly=True, samesite="Strict", secure=request.secure,
-            path="/", max_age=int(self._max_s),
+            self.cookie_name(request), session_id, httponly=True, samesite="Strict",
+            secure=request.secure, path="/",
+            max_age=int(self._max_s) if self._persistent else None,
         )
         self.on_change()
         return session_id
 
+    def cookie_name(self, request: web.Request) -> str:
+        """The cookie's name on this request's site: with the ``__Host-`` prefix on TLS."""
+        return f"__Host-{self.cookie}" if request.secure else self.cookie
+
     def get(self, request: web.Request) -> S | None:
         """The session of ``request``, if any and still valid."""
-        session_id = request.cookies.get(self.cookie)
+        session_id = request.cookies.get(self.cookie_name(request))
         if not session_id:
             return None
         self.before_get(session_id)
@@ -119,10 +131,10 @@ class SessionStore(Generic[S]):
 
     def drop(self, request: web.Request, response: web.StreamResponse) -> None:
         """End the session of ``request`` and clear its cookie."""
-        session_id = request.cookies.get(self.cookie)
+        session_id = request.cookies.get(self.cookie_name(request))
         if session_id and self._entries.pop(session_id, None) is not None:
             self.on_change()
-        response.del_cookie(self.cookie, path="/")
+        response.del_cookie(self.cookie_name(request), path="/", secure=request.secure)
 
     def drop_where(self, predicate: Callable[[S], bool]) -> int:
         """End every session whose value matches ``predicate`` (e.g. a removed user)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
@@ -93,10 +94,16 @@ MEMBER_CHANGE = obj({
     "roles": array(string(enum=ROLE_NAMES), max_items=3),
     "lanr": string(max_length=9, nullable=True),
 })
-TOTP_OFF = obj({
+#: the password and, while a second factor is on, a current code: to set up, replace or switch
+#: off the second factor
+TOTP_PROOF = obj({
     "password": string(min_length=1, max_length=1000),
     "totp": string(max_length=10),
 }, required=("password",))
+TOTP_CONFIRM = obj({
+    "code": string(min_length=6, max_length=10),
+    "password": string(min_length=1, max_length=1000),
+}, required=("code", "password"))
 PASSWORD_CHANGE = obj({
     "new_password": string(min_length=1, max_length=1000),
     "old_password": string(max_length=1000),
@@ -161,7 +168,8 @@ APPOINTMENT_CHANGE = obj({
 SESSION = obj({
     "user": MEMBER, "csrf_token": string(), "practice_name": string(nullable=True),
     "timezone": string(), "recovery_key_pending": boolean(),
-}, required=("user", "csrf_token", "timezone", "recovery_key_pending"))
+    "password_weak": boolean(),
+}, required=("user", "csrf_token", "timezone", "recovery_key_pending", "password_weak"))
 STATUS = obj({
     "initialized": boolean(), "sealed": boolean(), "version": string(), "language": string(),
     "logged_in": boolean(), "public_urls": array(string()),
@@ -202,7 +210,9 @@ def _authorize(request: web.Request, *roles: Role) -> tuple[StaffSession, StaffM
     except NotFound:
         raise NotLoggedIn() from None
     if request.method in UNSAFE_METHODS and (
-        not check_same_origin(request) or request.headers.get("X-CSRF-Token") != session.csrf
+        not check_same_origin(request)
+        or not hmac.compare_digest(request.headers.get("X-CSRF-Token", "").encode(),
+                                   session.csrf.encode())
     ):
         raise CsrfFailed()
     if roles and not member.roles & set(roles):
@@ -363,7 +373,9 @@ async def _login(request: web.Request) -> web.Response:
     await _prepare_password_check(request, data["username"], data["password"])
     member = services.staff.login(data["username"].strip().lower(), data["password"],
                                   data.get("totp") or None, source=login_source(request))
-    session = StaffSession(username=member.username)
+    weak = await asyncio.get_running_loop().run_in_executor(
+        _PASSWORD_WORK, services.staff.password_is_weak, member.username, data["password"])
+    session = StaffSession(username=member.username, password_weak=weak)
     response = web.json_response(_session_json(services, session, member))
     request.app[STAFF_SESSIONS].create(response, request, session)
     request.app[KNOWN_DEVICES].remember(request, response)
@@ -389,6 +401,7 @@ def _session_json(services: PracticeServices, session: StaffSession, member: Sta
         "practice_name": profile.name if profile else None,
         "timezone": profile.timezone if profile else DEFAULT_TIMEZONE,
         "recovery_key_pending": session.pending_recovery_key is not None,
+        "password_weak": session.password_weak,
     }
 
 
@@ -507,29 +520,38 @@ async def _set_password(request: web.Request) -> web.Response:
     request.app[STAFF_SESSIONS].drop_where(
         lambda s: s.username == username and s is not session
     )
+    if own:
+        session.password_weak = False  # the new one passed today's rules
     return web.json_response({"ok": True})
 
 
-async def _begin_totp(request: web.Request) -> web.Response:
+async def _reauthentication(request: web.Request, schema: dict[str, Any]):
+    """The actor and the body of a change that asks for the password again: limited and
+    locked out like a login, the Argon2id work off the event loop."""
     _, actor = _authorize(request)
-    secret, uri = _services(request).staff.begin_totp(actor.username)
+    request.app[LOGIN_LIMIT].hit(client_address(request))
+    data = await read_body(request, schema)
+    await _prepare_password_check(request, actor.username, data["password"])
+    return actor, data
+
+
+async def _begin_totp(request: web.Request) -> web.Response:
+    actor, data = await _reauthentication(request, TOTP_PROOF)
+    secret, uri = _services(request).staff.begin_totp(
+        actor.username, password=data["password"], totp_code=data.get("totp") or None,
+        source=login_source(request))
     return web.json_response({"secret": secret, "otpauth_uri": uri})
 
 
 async def _confirm_totp(request: web.Request) -> web.Response:
-    _, actor = _authorize(request)
-    data = await read_body(request, obj({"code": string(min_length=6, max_length=10)},
-                                        required=("code",)))
-    _services(request).staff.confirm_totp(actor.username, data["code"])
+    actor, data = await _reauthentication(request, TOTP_CONFIRM)
+    _services(request).staff.confirm_totp(
+        actor.username, data["code"], password=data["password"], source=login_source(request))
     return web.json_response({"ok": True})
 
 
 async def _disable_totp(request: web.Request) -> web.Response:
-    _, actor = _authorize(request)
-    # a password check like a login: the same per-address rate and lockout
-    request.app[LOGIN_LIMIT].hit(client_address(request))
-    data = await read_body(request, TOTP_OFF)
-    await _prepare_password_check(request, actor.username, data["password"])
+    actor, data = await _reauthentication(request, TOTP_PROOF)
     _services(request).staff.disable_totp(
         actor.username, actor.username, password=data["password"],
         totp_code=data.get("totp") or None,
@@ -810,12 +832,14 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
              body=PASSWORD_CHANGE,
              summary="Passwort ändern (eigenes mit altem Passwort, fremdes nur als Admin)",
              response=OK),
-    Endpoint(method="POST", path="/api/me/totp", handler=_begin_totp,
-             summary="Zwei-Faktor-Anmeldung (TOTP) einrichten: Geheimnis erzeugen",
+    Endpoint(method="POST", path="/api/me/totp", handler=_begin_totp, body=TOTP_PROOF,
+             summary="Zwei-Faktor-Anmeldung (TOTP) einrichten oder ersetzen: nur mit dem eigenen "
+                     "Passwort und, wenn sie an ist, einem aktuellen Code",
              response=obj({"secret": string(), "otpauth_uri": string()})),
     Endpoint(method="POST", path="/api/me/totp/confirm", handler=_confirm_totp,
-             body=obj({"code": string()}), summary="TOTP mit einem Code bestätigen", response=OK),
-    Endpoint(method="DELETE", path="/api/me/totp", handler=_disable_totp, body=TOTP_OFF,
+             body=TOTP_CONFIRM, summary="TOTP mit einem Code und dem Passwort bestätigen",
+             response=OK),
+    Endpoint(method="DELETE", path="/api/me/totp", handler=_disable_totp, body=TOTP_PROOF,
              summary="TOTP abschalten: nur mit dem eigenen Passwort und einem aktuellen Code "
                      "(Fehlversuche zählen wie bei der Anmeldung)", response=OK),
     Endpoint(method="GET", path="/api/patients", handler=_list_patients,

@@ -29,7 +29,7 @@ from .pages import collect_console_errors, screenshot
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 expect = pytest.importorskip("playwright.async_api").expect
 
-DOCTOR = ("sommer", "Dr. Lena Sommer", "sommer-passwort-12", "987654321")
+DOCTOR = ("dr.sommer", "Dr. Lena Sommer", "Kiesel Wolke Laterne 12", "987654321")
 PATIENT = "Erika Mustermann"
 TIMEOUT_MS = 15_000
 #: the tests' window into the pages' calls (call/debug.js), switched on before any script runs

@@ -137,7 +137,7 @@ class Known:
 
     scheduled: Appointment
     waiting: Appointment
-    usernames: tuple[str, ...] = ("admin", "drmueller", "mfa")
+    usernames: tuple[str, ...] = ("admin", "dr.mueller", "mfa")
 
     def path_values(self) -> dict[str, list[str]]:
         """Real values per path parameter name (staff and public sites)."""
@@ -154,7 +154,7 @@ class Known:
 def _appointment(services: PracticeServices, name: str, *, check_in: bool) -> Appointment:
     patient = services.patients.add("admin", full_name=name)
     book = services.appointments
-    appointment = book.create("admin", doctor="drmueller", patient_id=patient.id,
+    appointment = book.create("admin", doctor="dr.mueller", patient_id=patient.id,
                               start=services.clock.now() + timedelta(minutes=5))
     book.invite_guest("admin", appointment.id, label="Dolmetscherin")
     if check_in:
@@ -166,7 +166,7 @@ def _appointment(services: PracticeServices, name: str, *, check_in: bool) -> Ap
 #: the ``practice`` fixture's staff: username → (name, roles, LANR, password)
 ROSTER: Final = {
     "admin": ("Anna Admin", frozenset({Role.ADMIN}), None, ADMIN_PASSWORD),
-    "drmueller": ("Dr. Maria Müller", frozenset({Role.DOCTOR}), "123456701", DOCTOR_PASSWORD),
+    "dr.mueller": ("Dr. Maria Müller", frozenset({Role.DOCTOR}), "123456701", DOCTOR_PASSWORD),
     "mfa": ("Tom MFA", frozenset({Role.ASSISTANT}), None, ASSISTANT_PASSWORD),
 }
 
@@ -277,7 +277,7 @@ def with_real_ids(case: Case, choice: Mapping[str, int] | None, known: Known) ->
     if isinstance(case.body, dict):
         for field_name, kind in _BODY_IDS.items():
             if field_name in case.body:
-                case.body[field_name] = "drmueller" if kind == "username" else values[kind][0]
+                case.body[field_name] = "dr.mueller" if kind == "username" else values[kind][0]
     return case
 
 

@@ -371,9 +371,9 @@ class CallRoom:
         book = services.appointments
         if self.appointment_id and book.get(self.appointment_id).state is (
                 AppointmentState.IN_CALL):  # one call at a time per doctor (R3)
-            book.end("drmueller", self.appointment_id)
+            book.end("dr.mueller", self.appointment_id)
         patient = services.patients.add("admin", full_name="Erika Mustermann")
-        appointment = book.create("admin", doctor="drmueller", patient_id=patient.id,
+        appointment = book.create("admin", doctor="dr.mueller", patient_id=patient.id,
                                   start=services.clock.now() + timedelta(minutes=5))
         book.check_in(appointment.link_token, appointment.access_code,
                       full_name="Erika Mustermann", consent_confirmed=True,
@@ -381,7 +381,7 @@ class CallRoom:
         self.appointment_id, self.token = appointment.id, appointment.link_token
         self.doctor_cookie = new_session_id()
         assert self.box.staff.app[STAFF_SESSIONS].restore(
-            self.doctor_cookie, StaffSession(username="drmueller"), 0.0, 0.0)
+            self.doctor_cookie, StaffSession(username="dr.mueller"), 0.0, 0.0)
         self.patient_cookie = new_session_id()
         assert self.box.public.app[PATIENT_SESSIONS].restore(
             self.patient_cookie, PatientSession(appointment_id=appointment.id,

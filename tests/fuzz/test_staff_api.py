@@ -88,7 +88,7 @@ PUBLIC_OPERATIONS: Final = [op for op in OPERATIONS if op.definition.raw["x-acce
 ROLES: Final[dict[str, tuple[str, frozenset[str]] | None]] = {
     "anonymous": None,
     "admin": ("admin", frozenset({"admin"})),
-    "doctor": ("drmueller", frozenset({"doctor"})),
+    "doctor": ("dr.mueller", frozenset({"doctor"})),
     "assistant": ("mfa", frozenset({"assistant"})),
 }
 

@@ -26,6 +26,8 @@ from appliance.practice.models import Role, StaffMember
 from appliance.practice.staff import StaffDirectory
 from appliance.practice.throttle import CLI_SOURCE, DEVICE_SOURCE_PREFIX
 
+from .conftest import PASSWORDS
+
 if TYPE_CHECKING:
     from appliance.vault import Vault
 
@@ -332,11 +334,12 @@ def test_wrong_old_password_counts_as_a_failure(staff: StaffDirectory, doctor: S
 
 
 def _enable_totp(staff: StaffDirectory, clock: ManualClock, username: str) -> str:
-    secret, uri = staff.begin_totp(username)
+    password = PASSWORDS[username]
+    secret, uri = staff.begin_totp(username, password=password, totp_code=None, source=PC)
     assert secret in uri
     assert not staff.get(username).totp_enabled
     code = totp.code_at_step(secret, totp.time_step(clock.now()))
-    assert staff.confirm_totp(username, code).totp_enabled
+    assert staff.confirm_totp(username, code, password=password, source=PC).totp_enabled
     clock.advance(timedelta(seconds=30))
     return secret
 
@@ -359,14 +362,46 @@ def test_totp_happy_path(staff: StaffDirectory, doctor: StaffMember, clock: Manu
     staff.login("dr.weber", passwords["dr.weber"], _code(secret, clock), source=PC)
 
 
-def test_totp_confirm_needs_a_right_code(staff: StaffDirectory, doctor: StaffMember) -> None:
-    """Setting up TOTP only finishes with a code from the app."""
+def test_totp_confirm_needs_a_right_code(staff: StaffDirectory, doctor: StaffMember,
+                                         clock: ManualClock) -> None:
+    """Setting up TOTP only finishes with a code from the app, within 10 minutes."""
+    password = PASSWORDS["dr.weber"]
     with pytest.raises(Conflict):
-        staff.confirm_totp("dr.weber", "123456")
-    staff.begin_totp("dr.weber")
+        staff.confirm_totp("dr.weber", "123456", password=password, source=PC)
+    secret, _ = staff.begin_totp("dr.weber", password=password, totp_code=None, source=PC)
     with pytest.raises(InvalidInput):
-        staff.confirm_totp("dr.weber", "000000x")
+        staff.confirm_totp("dr.weber", "000000x", password=password, source=PC)
+    clock.advance(timedelta(minutes=11))
+    with pytest.raises(Conflict):  # the set-up lapsed
+        staff.confirm_totp("dr.weber", _code(secret, clock), password=password, source=PC)
     assert not staff.get("dr.weber").totp_enabled
+
+
+def test_totp_set_up_and_replacement_need_password_and_code(
+    staff: StaffDirectory, doctor: StaffMember, clock: ManualClock, audit: AuditLog
+) -> None:
+    """Issue 9, defect 2: an open session alone (no password) cannot install an authenticator,
+    and over an enabled one not without a current code of it either; the confirmation needs
+    the password again; a replacement is audited as such."""
+    password = PASSWORDS["dr.weber"]
+    with pytest.raises(AuthenticationFailed):
+        staff.begin_totp("dr.weber", password="falsches-passwort", totp_code=None, source=PC)
+    old_secret = _enable_totp(staff, clock, "dr.weber")
+    with pytest.raises(TotpRequired):  # the password alone is not enough while TOTP is on
+        staff.begin_totp("dr.weber", password=password, totp_code=None, source=PC)
+    with pytest.raises(AuthenticationFailed):
+        staff.begin_totp("dr.weber", password=password, totp_code="000000", source=PC)
+    new_secret, _ = staff.begin_totp("dr.weber", password=password,
+                                     totp_code=_code(old_secret, clock), source=PC)
+    with pytest.raises(AuthenticationFailed):
+        staff.confirm_totp("dr.weber", _code(new_secret, clock), password="falsches-passwort",
+                           source=PC)
+    staff.confirm_totp("dr.weber", _code(new_secret, clock), password=password, source=PC)
+    clock.advance(timedelta(seconds=30))
+    with pytest.raises(AuthenticationFailed):  # the old app's codes count no more
+        staff.login("dr.weber", password, _code(old_secret, clock), source=PC)
+    assert staff.login("dr.weber", password, _code(new_secret, clock), source=PC)
+    assert "staff.totp.replace" in [entry.action for entry in audit.entries(limit=20)]
 
 
 def test_totp_wrong_code(staff: StaffDirectory, doctor: StaffMember, clock: ManualClock,

@@ -34,7 +34,7 @@ def _token(box: Box, appt: Appointment) -> str:
 
 
 async def waiting_patient(box: Box, client: Any = None, name: str = "Erika Mustermann",
-                          doctor: str = "drmueller") -> tuple[Appointment, str]:
+                          doctor: str = "dr.mueller") -> tuple[Appointment, str]:
     """An appointment whose patient entered code, name and consent (in the waiting room)."""
     services = box.services
     patient = services.patients.add("admin", full_name=name)
@@ -99,7 +99,7 @@ class FrameSpy:
 async def call(box: Box, client: Any = None) -> AsyncIterator[tuple[CallPeer, CallPeer]]:
     """Doctor and patient of a fresh appointment, admitted, media flowing both ways."""
     appt, token = await waiting_patient(box, client)
-    await box.login("drmueller", DOCTOR_PASSWORD)
+    await box.login("dr.mueller", DOCTOR_PASSWORD)
     doctor = CallPeer(doctor_page(box, appt))
     patient = CallPeer(patient_page(client or box.public, token))
     try:
@@ -120,7 +120,7 @@ async def test_one_to_one_call_is_direct_and_the_box_sees_only_json(practice: Bo
     """R4, R7, O4: admitted by the doctor, media flows host↔host; the box saw only signaling."""
     spy = FrameSpy(practice)
     appt, token = await waiting_patient(practice)
-    await practice.login("drmueller", DOCTOR_PASSWORD)
+    await practice.login("dr.mueller", DOCTOR_PASSWORD)
     doctor = CallPeer(doctor_page(practice, appt))
     patient = CallPeer(patient_page(practice.public, token))
     try:
@@ -199,7 +199,7 @@ async def test_three_party_mesh(practice: Box) -> None:
     async with guest_session(practice) as browser:
         guest_entry, guest_token = await waiting_guest(
             practice, appt, browser, "Dolmetscherin", "Aylin Demir")
-        await practice.login("drmueller", DOCTOR_PASSWORD)
+        await practice.login("dr.mueller", DOCTOR_PASSWORD)
         doctor = CallPeer(doctor_page(practice, appt))
         patient = CallPeer(patient_page(practice.public, token))
         guest = CallPeer(guest_page(browser, guest_token))
@@ -244,7 +244,7 @@ async def test_a_fifth_participant_is_refused(practice: Box) -> None:
                                             json={"label": "Kollege"}, headers=headers)
         assert refused.status == 409
         assert "höchstens 2 weitere Personen" in (await refused.json())["message"]
-        await practice.login("drmueller", DOCTOR_PASSWORD)
+        await practice.login("dr.mueller", DOCTOR_PASSWORD)
         pages = [doctor_page(practice, appt), patient_page(practice.public, token),
                  guest_page(first, token_1), guest_page(second, token_2)]
         try:
@@ -279,7 +279,7 @@ async def test_uninvited_guest_leaves_the_call_at_once(practice: Box) -> None:
             try:
                 await page.open()
                 await doctor.page.wait_for(is_room(lambda r: len(r.participants) == 3))
-                headers = await practice.login("drmueller", DOCTOR_PASSWORD)
+                headers = await practice.login("dr.mueller", DOCTOR_PASSWORD)
                 gone = await practice.staff.delete(
                     f"/api/appointments/{appt.id}/guests/{guest.id}", headers=headers)
                 assert gone.status == 200, await gone.text()
@@ -346,7 +346,7 @@ async def test_call_survives_a_dead_signaling_path(practice: Box) -> None:
 async def test_patient_back_after_leaving_is_admitted_at_once(practice: Box) -> None:
     """O4, R6: while the appointment is in the call, the patient's new page needs no new admit."""
     appt, token = await waiting_patient(practice)
-    await practice.login("drmueller", DOCTOR_PASSWORD)
+    await practice.login("dr.mueller", DOCTOR_PASSWORD)
     doctor, patient = doctor_page(practice, appt), patient_page(practice.public, token)
     again = patient_page(practice.public, token)
     try:
@@ -407,7 +407,7 @@ async def test_only_the_appointments_doctor_connects(practice: Box) -> None:
     await practice.login("drschmidt", SECOND_DOCTOR_PASSWORD)
     assert await _handshake_status(
         practice.staff.ws_connect(f"/api/appointments/{appt.id}/signal")) == 403
-    await practice.login("drmueller", DOCTOR_PASSWORD)
+    await practice.login("dr.mueller", DOCTOR_PASSWORD)
     assert await _handshake_status(
         practice.staff.ws_connect("/api/appointments/nope/signal")) == 404
     assert await _handshake_status(practice.staff.ws_connect(
@@ -434,7 +434,7 @@ async def test_patient_socket_needs_check_in(practice: Box) -> None:
     """O4: only a checked-in patient (waiting or in the call) gets a socket."""
     services = practice.services
     patient = services.patients.add("admin", full_name="Erika Mustermann")
-    appt = services.appointments.create("admin", doctor="drmueller", patient_id=patient.id,
+    appt = services.appointments.create("admin", doctor="dr.mueller", patient_id=patient.id,
                                         start=services.clock.now() + timedelta(minutes=5))
     token = _token(practice, appt)
     await practice.public.post(f"/v/{token}/code", json={"code": appt.access_code})
@@ -446,7 +446,7 @@ async def test_patient_socket_needs_check_in(practice: Box) -> None:
 async def test_routes_stay_on_their_site(practice: Box) -> None:
     """Two surfaces: the doctor's socket does not exist on the public site, nor vice versa."""
     appt, token = await waiting_patient(practice)
-    await practice.login("drmueller", DOCTOR_PASSWORD)
+    await practice.login("dr.mueller", DOCTOR_PASSWORD)
     assert (await practice.public.get(f"/api/appointments/{appt.id}/signal")).status == 404
     assert (await practice.staff.get(f"/v/{token}/signal")).status == 404
 
@@ -480,7 +480,7 @@ async def test_a_lone_surrogate_in_data_reaches_the_other_side(practice: Box) ->
     pages' compact form and a spaced one (the general parser) are relayed and the socket goes on.
     """
     appt, token = await waiting_patient(practice)
-    await practice.login("drmueller", DOCTOR_PASSWORD)
+    await practice.login("dr.mueller", DOCTOR_PASSWORD)
     doctor, patient = doctor_page(practice, appt), patient_page(practice.public, token)
     try:
         await doctor.open()

@@ -78,7 +78,7 @@ async def test_a_socket_per_host_for_one_participant(two_lines: Box) -> None:
     doctor's message reaches them while one of the two sockets is dead."""
     appt, token = await waiting_patient(two_lines)
     ticket = (await _hosts(two_lines, token))["ticket"]
-    await two_lines.login("drmueller", DOCTOR_PASSWORD)
+    await two_lines.login("dr.mueller", DOCTOR_PASSWORD)
     doctor = doctor_page(two_lines, appt)
     patient = patient_page(two_lines.public, token)
     second: Any = None

@@ -57,7 +57,7 @@ async def _restart(old: Box, settings: Settings, aiohttp_client: Client) -> Box:
 async def _in_call(practice: Box) -> tuple[Appointment, str, SignalingPage, SignalingPage]:
     """A waiting patient, the doctor logged in, both pages open, the patient admitted."""
     appt, token = await waiting_patient(practice)
-    await practice.login("drmueller", DOCTOR_PASSWORD)
+    await practice.login("dr.mueller", DOCTOR_PASSWORD)
     doctor, patient = doctor_page(practice, appt), patient_page(practice.public, token)
     await doctor.open()
     await patient.open()
@@ -80,7 +80,7 @@ async def test_staff_cookie_reopens_and_patients_wait_meanwhile(
     online" (503: keep waiting), not "enter your code again"; the doctor's cookie reopens the
     vault without a password; then the patient's own session works again."""
     appt, token = await waiting_patient(practice)
-    headers = await practice.login("drmueller", DOCTOR_PASSWORD)
+    headers = await practice.login("dr.mueller", DOCTOR_PASSWORD)
     box = await _restart(practice, settings, aiohttp_client)
 
     status, body = await _status(box.public, f"/v/{token}/state")
@@ -88,7 +88,7 @@ async def test_staff_cookie_reopens_and_patients_wait_meanwhile(
     assert box.services.vault.sealed
 
     status, body = await _status(box.staff, "/api/session")
-    assert status == 200 and body["user"]["username"] == "drmueller"
+    assert status == 200 and body["user"]["username"] == "dr.mueller"
     assert not box.services.vault.sealed
     assert body["csrf_token"] == headers["X-CSRF-Token"]  # the same session, not a new login
 
@@ -105,7 +105,7 @@ async def test_a_patient_cookie_never_reopens_the_vault(
     """Only staff sessions unseal: a patient who comes back first waits however often they ask;
     a password login (no staff cookie came back) brings the patient's session back too."""
     _, token = await waiting_patient(practice)
-    await practice.login("drmueller", DOCTOR_PASSWORD)
+    await practice.login("dr.mueller", DOCTOR_PASSWORD)
     box = await _restart(practice, settings, aiohttp_client)
     box.staff.session.cookie_jar.clear()  # the doctor's browser was closed meanwhile
     for _ in range(3):
@@ -124,7 +124,7 @@ async def test_logged_out_or_removed_staff_reopen_nothing(
 ) -> None:
     """A session that ended (logout, account removed) is no key any more: after the restart
     the box is sealed for that browser, as after a boot."""
-    headers = await practice.login("drmueller", DOCTOR_PASSWORD)
+    headers = await practice.login("dr.mueller", DOCTOR_PASSWORD)
     out = await practice.staff.post("/api/logout", headers=headers)
     assert out.status in (200, 204)
     practice.staff.session.cookie_jar.update_cookies(
@@ -136,12 +136,12 @@ async def test_logged_out_or_removed_staff_reopen_nothing(
     assert status == 401 and box.services.vault.sealed
 
     # an account removed while its browser was logged in: its cookie opens nothing either
-    second = await box.staff.post("/api/login", json={"username": "drmueller",
+    second = await box.staff.post("/api/login", json={"username": "dr.mueller",
                                                       "password": DOCTOR_PASSWORD})
     assert second.status == 200
     doctor_cookies = {c.key: c.value for c in box.staff.session.cookie_jar}
     admin = await box.login("admin", ADMIN_PASSWORD)
-    gone = await box.staff.delete("/api/staff/drmueller", headers=admin)
+    gone = await box.staff.delete("/api/staff/dr.mueller", headers=admin)
     assert gone.status in (200, 204), await gone.text()
     box.staff.session.cookie_jar.clear()
     box.staff.session.cookie_jar.update_cookies(doctor_cookies, URL(str(box.staff.make_url("/"))))
@@ -190,7 +190,7 @@ async def test_an_admitted_guest_is_in_again_after_the_restart(
     """A guest the doctor let in stays in (the admission is kept with the appointment); once
     the call ends, that admission is over."""
     appt, token = await waiting_patient(practice)
-    headers = await practice.login("drmueller", DOCTOR_PASSWORD)
+    headers = await practice.login("dr.mueller", DOCTOR_PASSWORD)
     invited = await (await practice.staff.post(f"/api/appointments/{appt.id}/guests",
                                                json={"label": "Tochter"}, headers=headers)).json()
     guest_token = invited["link"].rsplit("/", 1)[1]
@@ -263,7 +263,7 @@ async def test_a_session_that_went_idle_meanwhile_reopens_nothing(
     time since counts (here the new process allows 1 s idle; the doctor's page was quiet
     longer), so the box stays sealed and the cookie is an unknown session."""
     await waiting_patient(practice)
-    await practice.login("drmueller", DOCTOR_PASSWORD)
+    await practice.login("dr.mueller", DOCTOR_PASSWORD)
     await asyncio.sleep(1.2)
     monkeypatch.setattr(web_app, "STAFF_IDLE_S", 1.0)
     box = await _restart(practice, settings, aiohttp_client)

@@ -22,8 +22,8 @@ from appliance.rtc.signaling import (
 ROOM = "appt-a"
 OTHER_ROOM = "appt-b"
 TURN = [{"urls": "turn:box.local:3478", "username": "1:p", "credential": "x"}]
-DOCTOR = Member(key="doctor:drmueller", role="doctor", name="Dr. Maria Müller",
-                username="drmueller", admitted=True)
+DOCTOR = Member(key="doctor:dr.mueller", role="doctor", name="Dr. Maria Müller",
+                username="dr.mueller", admitted=True)
 PATIENT = Member(key="patient", role="patient", name="Erika Mustermann")
 
 
@@ -189,7 +189,7 @@ def test_patient_waits_until_the_doctor_admits(hub: SignalingHub, domain: Domain
     assert {"id": patient.id, "role": "patient", "name": "Erika Mustermann", "present": True,
             "admitted": False} in room["participants"]
     doctor.send("admit", participant=patient.id)
-    assert domain.admitted == [(ROOM, "drmueller", "patient")]
+    assert domain.admitted == [(ROOM, "dr.mueller", "patient")]
     assert psock.last("admitted")["ice_servers"] == TURN
     assert dsock.last("room")["state"] == "in_call" == psock.last("room")["state"]
     assert hub.room_state(ROOM) == "in_call"
@@ -339,7 +339,7 @@ def test_end_ends_the_call_for_everyone(hub: SignalingHub, domain: Domain) -> No
     """O3: the doctor's end goes to the book, every page learns it, patients are let go."""
     doctor, dsock, patient, psock = call(hub)
     doctor.send("end")
-    assert domain.ended == [(ROOM, "drmueller")]
+    assert domain.ended == [(ROOM, "dr.mueller")]
     assert psock.last("ended")["reason"] == "ended" and psock.closed
     assert dsock.last("ended")["reason"] == "ended"
     assert dsock.last("room")["state"] == "ended"
@@ -370,7 +370,7 @@ def test_remove_goes_to_the_domain_and_survives_a_new_hub(clock: FakeClock,
                        on_remove=lambda room, doctor, m: removed.append((room, doctor, m.key)))
     doctor, _, patient, psock = call(hub)
     doctor.send("remove", participant=patient.id)
-    assert removed == [(ROOM, "drmueller", "patient")]
+    assert removed == [(ROOM, "dr.mueller", "patient")]
     assert psock.last("ended")["reason"] == "removed"
 
     fresh = SignalingHub(on_admit=domain.on_admit, clock=clock)

@@ -65,7 +65,7 @@ def test_init_touches_no_file(tmp_path: Path) -> None:
     assert not (tmp_path / "nowhere").exists()
     assert not vault.initialized and vault.sealed
     assert vault.status() == VaultStatus(
-        initialized=False, sealed=True, members=(), generation=0, journal_records=0
+        initialized=False, sealed=True, member_count=0, generation=0, journal_records=0
     )
     with pytest.raises(VaultNotInitialized):
         vault.unseal("anna", PASSWORD)
@@ -111,20 +111,23 @@ def test_create_validates_input(
 
 
 def test_status_sealed_and_unsealed(vault: Vault) -> None:
-    """status() reports members, generation and journal records, also while sealed."""
+    """status() reports the number of members, generation and journal records, also while
+    sealed; the members' names only while unsealed."""
     vault.db.insert({"a": 1})
     vault.db.insert({"a": 2})
     vault.add_member("bert", "bert-pw")
     vault.db.insert({"a": 3})
     expected = VaultStatus(
-        initialized=True, sealed=False, members=("anna", "bert"), generation=2, journal_records=1
+        initialized=True, sealed=False, member_count=2, generation=2, journal_records=1
     )
     assert vault.status() == expected
+    assert vault.members() == ("anna", "bert")
     vault.seal()
     assert vault.status() == VaultStatus(
-        initialized=True, sealed=True, members=("anna", "bert"), generation=2, journal_records=1
+        initialized=True, sealed=True, member_count=2, generation=2, journal_records=1
     )
-    assert vault.members() == ("anna", "bert")
+    with pytest.raises(VaultSealed):
+        vault.members()
 
 
 def test_wrong_password_and_unknown_member(
@@ -349,7 +352,8 @@ def test_default_kdf_parameters(tmp_path: Path) -> None:
     finally:
         vault.close()
     header = read_snapshot(tmp_path / "vault").header
-    assert header["members"]["anna"]["kdf"] == {"memory_kib": 65536, "iterations": 3, "lanes": 4}
+    assert [wrap["kdf"] for wrap in header["members"]] == [
+        {"memory_kib": 65536, "iterations": 3, "lanes": 4}]
 
 
 def test_logs_carry_no_secrets(

@@ -151,7 +151,7 @@ def test_structural_tampering(
         snapshot = (vault_path / "snapshot").read_bytes()
         length = struct.unpack(">I", snapshot[8:12])[0]
         header = json.loads(snapshot[12 : 12 + length])
-        header["format"] = 2
+        header["format"] = vault_journal.FORMAT_VERSION + 1
         text = json.dumps(header).encode()
         (vault_path / "snapshot").write_bytes(
             snapshot[:8] + struct.pack(">I", len(text)) + text + snapshot[12 + length :]
@@ -269,26 +269,35 @@ def test_leftover_temp_files_are_ignored(vault: Vault, vault_path: Path) -> None
     assert sorted(path.name for path in vault_path.iterdir()) == ["journal", "snapshot"]
 
 
-def test_rekey_after_removing_a_member(
-    make_vault: Callable[..., Vault], vault_path: Path, tmp_path: Path
+@pytest.mark.parametrize("change", ["remove", "own-password", "admin-reset"])
+def test_rekey_after_removing_a_member_or_changing_a_password(
+    make_vault: Callable[..., Vault], vault_path: Path, tmp_path: Path, change: str
 ) -> None:
-    """Re-key test: a removed member's password, wrap and data key open nothing new."""
+    """Re-key test (issue 9, defect 1): after bert is removed or his password changes (by
+    himself or an admin), his old password, old wrap and old data key open nothing new."""
     vault = make_vault()
     recovery_key = vault.create("anna", PASSWORD)
     vault.add_member("bert", "bert-pw")
     expected = _fill(vault)
     vault.close()
     old_box = tmp_path / "old-copy"
-    shutil.copytree(vault_path, old_box)  # e.g. an old backup bert kept
+    shutil.copytree(vault_path, old_box)  # e.g. an old backup, or a copy bert kept
 
-    vault.unseal("anna", PASSWORD)
-    vault.remove_member("bert")
+    if change == "own-password":
+        vault.unseal("bert", "bert-pw")
+        vault.set_password("bert", "bert-neu")
+    else:
+        vault.unseal("anna", PASSWORD)
+        if change == "remove":
+            vault.remove_member("bert")
+        else:
+            vault.set_password("bert", "bert-neu")
     vault.db.table("appointments").insert({"n": 100, "who": "after the re-key"})
     expected.append({"n": 100, "who": "after the re-key"})
     assert vault.status().journal_records == 1
     vault.close()
 
-    # 1. bert's password opens nothing any more
+    # 1. bert's old password opens nothing any more
     with pytest.raises(WrongCredentials):
         vault.unseal("bert", "bert-pw")
 
@@ -297,8 +306,8 @@ def test_rekey_after_removing_a_member(
     old_data_key = old_ring.open_member("bert", "bert-pw")
     new_snapshot = vault_journal.read_snapshot(vault_path)
     new_ring = KeyRing.from_dict(new_snapshot.header)
-    assert "bert" not in new_ring.members
     new_data_key = new_ring.open_recovery(recovery_key)
+    assert ("bert" in new_ring.named(new_data_key).members) is (change != "remove")
     assert new_data_key != old_data_key and new_ring.key_id != old_ring.key_id
     with pytest.raises(VaultTampered):
         new_snapshot.open_data(AESGCM(old_data_key))
@@ -307,13 +316,15 @@ def test_rekey_after_removing_a_member(
         list(vault_journal.open_records(raw, scan, AESGCM(old_data_key)))
     assert len(list(vault_journal.open_records(raw, scan, AESGCM(new_data_key)))) == 1
 
-    # 3. bert's old wrap grafted into the new header does not open it either
+    # 3. bert's old wrap grafted into the new header (beside or instead of his new one) does
+    #    not open it either
     snapshot_path = vault_path / "snapshot"
     pristine = snapshot_path.read_bytes()
     old_header = vault_journal.read_snapshot(old_box).header
-    for graft_key_id in (False, True):
+    old_wraps = old_header["members"]
+    for graft_key_id, replace_all in ((False, False), (True, False), (True, True)):
         header = dict(new_snapshot.header)
-        header["members"] = {**header["members"], "bert": old_header["members"]["bert"]}
+        header["members"] = old_wraps if replace_all else header["members"] + old_wraps
         if graft_key_id:
             header["key_id"] = old_header["key_id"]
         text = vault_journal.encode_header(header)
@@ -329,9 +340,12 @@ def test_rekey_after_removing_a_member(
     vault.unseal("anna", PASSWORD)
     assert vault.db.table("appointments").all() == expected
     vault.close()
+    if change != "remove":
+        vault.unseal("bert", "bert-neu")
+        vault.close()
     vault.unseal_with_recovery_key(RecoveryKey.parse(str(recovery_key)))
     assert vault.db.table("appointments").all() == expected
-    assert vault.members() == ("anna",)
+    assert vault.members() == (("anna",) if change == "remove" else ("anna", "bert"))
 
 
 def test_rekey_keeps_every_member(vault: Vault, vault_path: Path) -> None:

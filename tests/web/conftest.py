@@ -78,7 +78,7 @@ async def practice(box: Box) -> Box:
     """An onboarded box with an admin, a doctor and an assistant (admin logged in)."""
     onboard(box.services, profile=PROFILE, username="admin", display_name="Anna Admin",
             password=ADMIN_PASSWORD, roles={Role.ADMIN})
-    box.services.staff.add("admin", username="drmueller", display_name="Dr. Maria Müller",
+    box.services.staff.add("admin", username="dr.mueller", display_name="Dr. Maria Müller",
                            roles={Role.DOCTOR}, password=DOCTOR_PASSWORD, lanr="123456701")
     box.services.staff.add("admin", username="mfa", display_name="Tom MFA",
                            roles={Role.ASSISTANT}, password=ASSISTANT_PASSWORD)

@@ -34,7 +34,7 @@ async def test_admin_endpoint_refuses_assistant_and_doctor(
     practice: Box, endpoint: staff.Endpoint
 ) -> None:
     """Only admins manage users, settings and the audit log (R2)."""
-    for username, password in (("mfa", ASSISTANT_PASSWORD), ("drmueller", DOCTOR_PASSWORD)):
+    for username, password in (("mfa", ASSISTANT_PASSWORD), ("dr.mueller", DOCTOR_PASSWORD)):
         headers = await practice.login(username, password)
         response = await practice.staff.request(
             endpoint.method, _concrete(endpoint.path), json={}, headers=headers)
@@ -47,7 +47,7 @@ async def test_assistant_schedules_but_cannot_change_others_password(practice: B
     patient = await practice.staff.post("/api/patients", json={"full_name": "Erika Muster"},
                                         headers=headers)
     assert patient.status == 201
-    other = await practice.staff.post("/api/staff/drmueller/password",
+    other = await practice.staff.post("/api/staff/dr.mueller/password",
                                       json={"new_password": "neues-passwort-99"}, headers=headers)
     assert other.status == 403
 
@@ -57,18 +57,18 @@ async def test_removed_member_loses_session_stream_and_vault_access(practice: Bo
     jar = aiohttp.CookieJar(unsafe=True)  # cookies for 127.0.0.1
     async with aiohttp.ClientSession(cookie_jar=jar) as doctor:
         login = await doctor.post(practice.staff.make_url("/api/login"), json={
-            "username": "drmueller", "password": DOCTOR_PASSWORD})
+            "username": "dr.mueller", "password": DOCTOR_PASSWORD})
         assert login.status == 200
         stream = await doctor.get(practice.staff.make_url("/api/events"))
         assert (await stream.content.readline()).startswith(b"retry:")
 
         admin = await practice.login("admin", "admin-passwort-123")
-        removed = await practice.staff.delete("/api/staff/drmueller", headers=admin)
+        removed = await practice.staff.delete("/api/staff/dr.mueller", headers=admin)
         assert removed.status == 200, await removed.text()
         practice.staff.app[EVENTS].publish({"type": "appointment", "id": "any"})
         rest = await asyncio.wait_for(stream.content.read(), 5)
         assert b"event:" not in rest  # the stream ended instead of serving the next change
         session = await doctor.get(practice.staff.make_url("/api/session"))
         assert session.status == 401
-    assert "drmueller" not in practice.services.vault.members()
-    assert not practice.services.vault.check_password("drmueller", DOCTOR_PASSWORD)
+    assert "dr.mueller" not in practice.services.vault.members()
+    assert not practice.services.vault.check_password("dr.mueller", DOCTOR_PASSWORD)

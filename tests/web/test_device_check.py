@@ -41,7 +41,7 @@ async def _client(clients: list[EchoClient]) -> tuple[EchoClient, dict[str, str]
 def _appointment(box: Box) -> Appointment:
     patient = box.services.patients.add("admin", full_name="Erika Mustermann")
     start = box.services.clock.now() + timedelta(minutes=10)
-    return box.services.appointments.create("admin", doctor="drmueller", patient_id=patient.id,
+    return box.services.appointments.create("admin", doctor="dr.mueller", patient_id=patient.id,
                                             start=start)
 
 
@@ -81,7 +81,7 @@ async def test_staff_check_answers_per_the_document_and_ends_after_max_seconds(
     practice: Box, echo: EchoService, clients: list[EchoClient]
 ) -> None:
     """A logged-in staff member's check connects; the box hangs up after ``max_seconds``."""
-    headers = await practice.login("drmueller", DOCTOR_PASSWORD)
+    headers = await practice.login("dr.mueller", DOCTOR_PASSWORD)
     client, offer = await _client(clients)
     response = await practice.staff.post("/api/device-check", json=offer, headers=headers)
     assert response.status == 200, await response.text()
@@ -105,7 +105,7 @@ async def test_third_concurrent_check_waits_with_a_retry_hint(
     first = await _verified_link(practice)
     _, offer = await _client(clients)
     assert (await practice.public.post(f"/v/{first}/device-check", json=offer)).status == 200
-    headers = await practice.login("drmueller", DOCTOR_PASSWORD)
+    headers = await practice.login("dr.mueller", DOCTOR_PASSWORD)
     _, offer = await _client(clients)
     staff = await practice.staff.post("/api/device-check", json=offer, headers=headers)
     assert staff.status == 200
@@ -150,7 +150,7 @@ async def test_staff_route_needs_login_and_csrf(
     """Not logged in → 401; logged in without the CSRF token → 403; not on the public site."""
     _, offer = await _client(clients)
     assert (await practice.staff.post("/api/device-check", json=offer)).status == 401
-    await practice.login("drmueller", DOCTOR_PASSWORD)
+    await practice.login("dr.mueller", DOCTOR_PASSWORD)
     assert (await practice.staff.post("/api/device-check", json=offer)).status == 403
     assert (await practice.public.post("/api/device-check", json=offer)).status == 404
 

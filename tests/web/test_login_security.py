@@ -53,7 +53,7 @@ async def connect(practice: Box) -> AsyncIterator[Connect]:
 
 
 async def _login(client: Any, password: str, code: str | None = None) -> aiohttp.ClientResponse:
-    body = {"username": "drmueller", "password": password}
+    body = {"username": "dr.mueller", "password": password}
     if code is not None:
         body["totp"] = code
     return await client.post("/api/login", json=body)
@@ -61,11 +61,14 @@ async def _login(client: Any, password: str, code: str | None = None) -> aiohttp
 
 async def _enable_totp(practice: Box, clock: ManualClock) -> tuple[dict[str, str], str]:
     """Log the doctor in on the default client and switch TOTP on; headers and secret."""
-    headers = await practice.login("drmueller", DOCTOR_PASSWORD)
-    setup = await (await practice.staff.post("/api/me/totp", headers=headers)).json()
+    headers = await practice.login("dr.mueller", DOCTOR_PASSWORD)
+    bare = await practice.staff.post("/api/me/totp", headers=headers)
+    assert bare.status == 400  # issue 9: a session alone installs no authenticator
+    setup = await (await practice.staff.post("/api/me/totp", headers=headers,
+                                             json={"password": DOCTOR_PASSWORD})).json()
     code = totp.code_at_step(setup["secret"], totp.time_step(clock.now()))
     confirmed = await practice.staff.post("/api/me/totp/confirm", headers=headers,
-                                          json={"code": code})
+                                          json={"code": code, "password": DOCTOR_PASSWORD})
     assert confirmed.status == 200, await confirmed.text()
     clock.advance(timedelta(seconds=30))  # the confirming code is used up
     return headers, setup["secret"]
@@ -105,7 +108,7 @@ async def test_switching_totp_off_needs_password_and_code(practice: Box,
     assert not await _totp_enabled(practice, headers)
     latest = practice.services.audit.entries(limit=1)[0]
     assert (latest.actor, latest.action, latest.target) == (
-        "drmueller", "staff.totp.disable", "drmueller")
+        "dr.mueller", "staff.totp.disable", "dr.mueller")
 
 
 async def test_wrong_password_to_switch_totp_off_counts_as_a_failed_login(
@@ -187,3 +190,57 @@ async def test_the_document_asks_for_password_and_code(practice: Box) -> None:
     schema = body["content"]["application/json"]["schema"]
     assert body["required"] is True and schema["required"] == ["password"]
     assert set(schema["properties"]) == {"password", "totp"}
+
+
+async def test_staff_cookie_ends_with_the_browser(practice: Box) -> None:
+    """Issue 9, defect 6: the staff session cookie (it also reopens the vault after a restart)
+    has no Max-Age or Expires, so it never lands on the practice PC's disk; HttpOnly,
+    SameSite=Strict."""
+    response = await practice.staff.post("/api/login", json={
+        "username": "dr.mueller", "password": DOCTOR_PASSWORD})
+    assert response.status == 200
+    cookie = response.cookies["sz_staff"]
+    assert not cookie.get("max-age") and not cookie.get("expires")
+    assert cookie["httponly"] and cookie["samesite"] == "Strict"
+
+
+def test_session_cookie_on_tls_is_host_prefixed_and_secure() -> None:
+    """Issue 9, defect 6: on a TLS site the cookie is ``__Host-sz_staff``, Secure, path /, no
+    Domain; a cookie without the prefix is not accepted there."""
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from appliance.web.sessions import SessionStore, StaffSession
+
+    store = SessionStore[StaffSession]("sz_staff", idle_s=60, max_s=600, persistent=False)
+    request = make_mocked_request("POST", "/api/login").clone(scheme="https")
+    response = web.Response()
+    session_id = store.create(response, request, StaffSession(username="dr.mueller"))
+    cookie = response.cookies["__Host-sz_staff"]
+    assert cookie["secure"] and cookie["path"] == "/" and not cookie["domain"]
+    assert not cookie.get("max-age") and not cookie.get("expires")
+    prefixed = make_mocked_request(
+        "GET", "/", headers={"Cookie": f"__Host-sz_staff={session_id}"}).clone(scheme="https")
+    plain = make_mocked_request(
+        "GET", "/", headers={"Cookie": f"sz_staff={session_id}"}).clone(scheme="https")
+    assert store.get(prefixed).username == "dr.mueller"
+    assert store.get(plain) is None
+
+
+async def test_a_weak_old_password_still_works_but_is_to_be_changed(practice: Box) -> None:
+    """Issue 9, defect 3: a password from before the policy (here one on the common lists) still
+    logs in, and the session says so until the member changed it to a good one."""
+    practice.services.vault.set_password("dr.mueller", "passwort1234")  # as set before the rules
+    headers = await practice.login("dr.mueller", "passwort1234")
+    session = await (await practice.staff.get("/api/session")).json()
+    assert session["password_weak"] is True
+    refused = await practice.staff.post("/api/staff/dr.mueller/password", headers=headers, json={
+        "old_password": "passwort1234", "new_password": "passwort12345"})
+    assert refused.status == 400
+    assert "häufigsten Passwörter" in (await refused.json())["message"]
+    changed = await practice.staff.post("/api/staff/dr.mueller/password", headers=headers, json={
+        "old_password": "passwort1234", "new_password": "Kiesel Wolke Laterne 12"})
+    assert changed.status == 200, await changed.text()
+    assert (await (await practice.staff.get("/api/session")).json())["password_weak"] is False
+    await practice.login("dr.mueller", "Kiesel Wolke Laterne 12")
+    assert (await (await practice.staff.get("/api/session")).json())["password_weak"] is False

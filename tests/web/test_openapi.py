@@ -81,7 +81,7 @@ async def test_real_responses_match_their_schemas(practice: Box) -> None:
     await call("GET", "/api/patients", params={"q": "erika"})
     start = practice.services.clock.now().isoformat()
     appt = await call("POST", "/api/appointments", json={
-        "doctor": "drmueller", "patient_id": patient["id"], "start": start})
+        "doctor": "dr.mueller", "patient_id": patient["id"], "start": start})
     await call("GET", f"/api/appointments/{appt['id']}")
     await call("GET", "/api/appointments")
     await call("POST", f"/api/appointments/{appt['id']}/reissue")

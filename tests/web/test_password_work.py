@@ -67,7 +67,7 @@ async def test_a_locked_name_costs_no_key_derivation(
         runs.append(salt) or real(secret, salt, params)))
     statuses = []
     for _ in range(7):
-        answer = await practice.staff.post("/api/login", json={"username": "drmueller",
+        answer = await practice.staff.post("/api/login", json={"username": "dr.mueller",
                                                                "password": "falsch-falsch-1"})
         statuses.append(answer.status)
     assert statuses == [401] * 4 + [429] * 3  # the fifth wrong password locks

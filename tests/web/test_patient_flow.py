@@ -14,7 +14,7 @@ def _appointment(box: Box):
     services = box.services
     patient = services.patients.add("admin", full_name="Erika Mustermann")
     start = services.clock.now() + timedelta(minutes=5)
-    return services.appointments.create("admin", doctor="drmueller", patient_id=patient.id,
+    return services.appointments.create("admin", doctor="dr.mueller", patient_id=patient.id,
                                         start=start)
 
 

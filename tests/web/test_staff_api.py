@@ -57,16 +57,16 @@ async def test_login_unseals_and_wrong_password_is_401(practice: Box) -> None:
                                                           "password": "falsch-falsch-1"})
     assert wrong.status == 401
     assert practice.services.vault.sealed
-    await practice.login("drmueller", DOCTOR_PASSWORD)
+    await practice.login("dr.mueller", DOCTOR_PASSWORD)
     assert not practice.services.vault.sealed
 
 
 async def test_account_lockout_after_repeated_failures(practice: Box) -> None:
     """Five wrong passwords lock the account, even for the right password (R9 A07)."""
     for _ in range(5):
-        await practice.staff.post("/api/login", json={"username": "drmueller",
+        await practice.staff.post("/api/login", json={"username": "dr.mueller",
                                                       "password": "falsch-falsch-1"})
-    locked = await practice.staff.post("/api/login", json={"username": "drmueller",
+    locked = await practice.staff.post("/api/login", json={"username": "dr.mueller",
                                                            "password": DOCTOR_PASSWORD})
     body = await locked.json()
     assert locked.status == 429 and body["error"] == "account_locked" and body["minutes"] > 0
@@ -81,7 +81,7 @@ async def test_appointment_lifecycle_for_staff(practice: Box) -> None:
     assert patient["consent"]["method"] == "written"
     start = (practice.services.clock.now() + timedelta(minutes=10)).isoformat()
     created = await practice.staff.post("/api/appointments", headers=headers, json={
-        "doctor": "drmueller", "patient_id": patient["id"], "start": start})
+        "doctor": "dr.mueller", "patient_id": patient["id"], "start": start})
     appt = await created.json()
     assert created.status == 201, appt
     assert appt["link"].startswith("https://videosprechstunde.praxis-beispiel.de/v/")
@@ -137,20 +137,20 @@ async def test_only_the_doctor_reopens_an_ended_call(practice: Box) -> None:
     services = practice.services
     patient = services.patients.add("admin", full_name="Erika Mustermann")
     appt = services.appointments.create(
-        "admin", doctor="drmueller", patient_id=patient.id,
+        "admin", doctor="dr.mueller", patient_id=patient.id,
         start=services.clock.now() + timedelta(minutes=5))
     token = services.appointments.link(appt).rsplit("/", 1)[1]
     services.appointments.check_in(token, appt.access_code, full_name="Erika Mustermann",
                                    consent_confirmed=True, rules_confirmed=True)
-    services.appointments.admit("drmueller", appt.id)
-    services.appointments.end("drmueller", appt.id)
+    services.appointments.admit("dr.mueller", appt.id)
+    services.appointments.end("dr.mueller", appt.id)
     closed = await practice.public.post(f"/v/{token}/code", json={"code": appt.access_code})
     assert closed.status == 410
 
     headers = await practice.login("mfa", ASSISTANT_PASSWORD)
     refused = await practice.staff.post(f"/api/appointments/{appt.id}/reopen", headers=headers)
     assert refused.status == 403
-    headers = await practice.login("drmueller", DOCTOR_PASSWORD)
+    headers = await practice.login("dr.mueller", DOCTOR_PASSWORD)
     reopened = await practice.staff.post(f"/api/appointments/{appt.id}/reopen", headers=headers)
     assert reopened.status == 200 and (await reopened.json())["state"] == "waiting"
     again = await practice.public.post(f"/v/{token}/code", json={"code": appt.access_code})

@@ -39,7 +39,7 @@ function passwordForm(ctx) {
     const el = (name) => form.elements.namedItem(name);
     if (!checkRules(form, [
       [el('old_password'), filled, t('ui.validation.required')],
-      [el('new_password'), () => el('new_password').value.length >= 10, t('ui.validation.password_length')],
+      [el('new_password'), () => el('new_password').value.length >= 12, t('ui.validation.password_length')],
       [el('password_repeat'), () => el('password_repeat').value === el('new_password').value,
         t('ui.validation.password_mismatch')],
     ])) return;
@@ -48,6 +48,7 @@ function passwordForm(ctx) {
         `/api/staff/${encodeURIComponent(ctx.user.username)}/password`,
         { method: 'POST', body: { old_password: el('old_password').value, new_password: el('new_password').value } }));
       form.reset();
+      await ctx.refreshSession(); // a warning about the old password goes
       done.textContent = t('ui.account.password_changed');
       done.hidden = false;
     } catch (error) {
@@ -67,65 +68,53 @@ function renderTotp(root, ctx) {
   if (ctx.user.totp_enabled) {
     root.append(
       h('p', { class: 'notice ok' }, t('ui.account.totp_on')),
-      h('button', { type: 'button', class: 'danger', 'data-test': 'totp-disable',
-        onclick: () => disableTotp(root, ctx) }, t('ui.account.totp_disable')));
+      h('div', { class: 'actions' },
+        h('button', { type: 'button', 'data-test': 'totp-replace',
+          onclick: () => beginTotp(root, ctx, true) }, t('ui.account.totp_replace')),
+        h('button', { type: 'button', class: 'danger', 'data-test': 'totp-disable',
+          onclick: () => disableTotp(root, ctx) }, t('ui.account.totp_disable'))));
     return;
   }
-  const start = h('button', { type: 'button', class: 'primary', 'data-test': 'totp-begin' }, t('ui.account.totp_begin'));
-  const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
-  root.append(h('p', {}, t('ui.account.totp_off')), error, start);
-  start.addEventListener('click', async () => {
-    error.hidden = true;
-    try {
-      const setup = await busy(start, null, () => api('/api/me/totp', { method: 'POST' }));
-      showSetup(root, ctx, setup);
-    } catch (err) {
-      error.textContent = err.message;
-      error.hidden = false;
-    }
-  });
+  const start = h('button', { type: 'button', class: 'primary', 'data-test': 'totp-begin',
+    onclick: () => beginTotp(root, ctx, false) }, t('ui.account.totp_begin'));
+  root.append(h('p', {}, t('ui.account.totp_off')), start);
 }
 
-// Switching the second factor off asks for the password and a current code: an open session at
-// an unattended PC is not enough. Wrong ones count towards the lockout like a wrong login.
-function disableTotp(root, ctx) {
-  const form = h('form', { novalidate: true, id: 'totp-off-form', 'data-test': 'totp-off' },
-    h('p', {}, t('ui.account.totp_disable_text')),
-    h('p', { class: 'muted' }, t('ui.account.totp_disable_confirm')),
+/**
+ * A dialog asking for the password and, while the second factor is on, a current code: every
+ * change of the second factor needs them (an open session at an unattended PC is not enough).
+ * Wrong ones count towards the lockout like a wrong login. `send(proof)` does the change.
+ */
+function proofDialog({ id, title, texts, needsCode, submitLabel, danger, test, send }) {
+  const form = h('form', { novalidate: true, id, 'data-test': test },
+    ...texts.map((text, index) => h('p', { class: index ? 'muted' : null }, text)),
     field({ label: t('ui.account.totp_disable_password'), name: 'password', type: 'password',
       required: true, attrs: { autocomplete: 'current-password' } }),
-    field({ label: t('ui.account.totp_code'), name: 'totp', required: true, narrow: true,
+    needsCode ? field({ label: t('ui.account.totp_code'), name: 'totp', required: true, narrow: true,
       fields: ['totp', 'totp_code'], hint: t('ui.account.totp_code_hint'),
-      attrs: { inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: 10 } }));
-  const submit = h('button', { type: 'submit', class: ['primary', 'danger'], form: 'totp-off-form' },
-    t('ui.account.totp_disable'));
+      attrs: { inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: 10 } }) : null);
+  const submit = h('button', { type: 'submit', class: danger ? ['primary', 'danger'] : 'primary', form: id },
+    submitLabel);
   const cancel = h('button', { type: 'button', onclick: () => handle.close() }, t('ui.action.cancel_dialog'));
-  const handle = openDialog({
-    title: t('ui.account.totp_disable_title'), body: [form], actions: [submit, cancel],
-    test: 'totp-off-dialog',
-  });
+  const handle = openDialog({ title, body: [form], actions: [submit, cancel], test: `${test}-dialog` });
   const el = (name) => form.elements.namedItem(name);
   el('password').focus();
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     clearErrors(form);
-    if (!checkRules(form, [
-      [el('password'), filled, t('ui.validation.required')],
-      [el('totp'), (v) => /^\d{6,8}$/.test(v.replace(/\s/g, '')), t('ui.validation.totp')],
-    ])) return;
+    const rules = [[el('password'), filled, t('ui.validation.required')]];
+    if (needsCode) rules.push([el('totp'), (v) => /^\d{6,8}$/.test(v.replace(/\s/g, '')), t('ui.validation.totp')]);
+    if (!checkRules(form, rules)) return;
+    const proof = { password: el('password').value };
+    if (needsCode) proof.totp = el('totp').value.replace(/\s/g, '');
     try {
-      await busy(submit, null, () => api('/api/me/totp', {
-        method: 'DELETE',
-        body: { password: el('password').value, totp: el('totp').value.replace(/\s/g, '') },
-      }));
+      await busy(submit, null, () => send(proof));
       handle.close();
-      await ctx.refreshSession();
-      renderTotp(root, ctx);
     } catch (error) {
       if (error.code === 'authentication_failed') {
         showFormError(form, t('ui.account.totp_disable_wrong'));
         el('password').value = '';
-        el('totp').value = '';
+        if (needsCode) el('totp').value = '';
         el('password').focus();
       } else if (error.code === 'totp_required' || error.code === 'totp_reused') {
         showFieldError(form, el('totp'), error.message);
@@ -137,7 +126,34 @@ function disableTotp(root, ctx) {
   });
 }
 
-function showSetup(root, ctx, setup) {
+function beginTotp(root, ctx, replacing) {
+  proofDialog({
+    id: 'totp-begin-form', test: 'totp-begin-proof', needsCode: replacing,
+    title: t(replacing ? 'ui.account.totp_replace_title' : 'ui.account.totp_begin_title'),
+    texts: [t(replacing ? 'ui.account.totp_replace_text' : 'ui.account.totp_begin_text')],
+    submitLabel: t('ui.account.totp_next'),
+    send: async (proof) => {
+      const setup = await api('/api/me/totp', { method: 'POST', body: proof });
+      showSetup(root, ctx, setup, proof.password);
+    },
+  });
+}
+
+function disableTotp(root, ctx) {
+  proofDialog({
+    id: 'totp-off-form', test: 'totp-off', needsCode: true, danger: true,
+    title: t('ui.account.totp_disable_title'),
+    texts: [t('ui.account.totp_disable_text'), t('ui.account.totp_disable_confirm')],
+    submitLabel: t('ui.account.totp_disable'),
+    send: async (proof) => {
+      await api('/api/me/totp', { method: 'DELETE', body: proof });
+      await ctx.refreshSession();
+      renderTotp(root, ctx);
+    },
+  });
+}
+
+function showSetup(root, ctx, setup, password) {
   clear(root);
   const grouped = setup.secret.replace(/(.{4})/g, '$1 ').trim();
   const form = h('form', { novalidate: true, 'data-test': 'totp-confirm' },
@@ -169,7 +185,7 @@ function showSetup(root, ctx, setup) {
     if (!checkRules(form, [[code, (v) => /^\d{6,8}$/.test(v.replace(/\s/g, '')), t('ui.validation.totp')]])) return;
     try {
       await busy(form.querySelector('[type=submit]'), null, () => api('/api/me/totp/confirm',
-        { method: 'POST', body: { code: code.value.replace(/\s/g, '') } }));
+        { method: 'POST', body: { code: code.value.replace(/\s/g, ''), password } }));
       await ctx.refreshSession();
       renderTotp(root, ctx);
     } catch (error) {

@@ -170,9 +170,12 @@ function showHeader() {
   const nav = document.getElementById('nav');
   nav.hidden = false;
   for (const link of nav.querySelectorAll('[data-admin]')) link.hidden = !ctx.isAdmin;
+  // a password from before today's rules: asked to change it until they do
+  document.getElementById('password-weak').hidden = !ctx.session.password_weak;
 }
 
 function hideHeader() {
+  document.getElementById('password-weak').hidden = true;
   document.getElementById('nav').hidden = true;
   document.getElementById('current-user').hidden = true;
   document.getElementById('logout').hidden = true;

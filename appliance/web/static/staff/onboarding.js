@@ -86,7 +86,7 @@ export async function renderOnboarding(root, { onDone, proposedUrls = [] }) {
     const ok = checkRules(adminForm, [
       [el('username'), filled, t('ui.validation.required')],
       [el('display_name'), filled, t('ui.validation.required')],
-      [el('password'), (v) => el('password').value.length >= 10, t('ui.validation.password_length')],
+      [el('password'), (v) => el('password').value.length >= 12, t('ui.validation.password_length')],
       [el('password_repeat'), () => el('password_repeat').value === el('password').value,
         t('ui.validation.password_mismatch')],
       [el('lanr'), (v) => /^\d{9}$/.test(v), t('ui.validation.lanr')],

@@ -104,7 +104,7 @@ export async function render(root, ctx) {
         [el('username'), filled, t('ui.validation.required')],
         [el('display_name'), filled, t('ui.validation.required')],
         ...roleRules(form),
-        [el('password'), () => el('password').value.length >= 10, t('ui.validation.password_length')],
+        [el('password'), () => el('password').value.length >= 12, t('ui.validation.password_length')],
       ])) return;
       const chosen = selectedRoles(form);
       const body = {
@@ -174,7 +174,7 @@ export async function render(root, ctx) {
       clearErrors(form);
       const el = (name) => form.elements.namedItem(name);
       if (!checkRules(form, [
-        [el('new_password'), () => el('new_password').value.length >= 10, t('ui.validation.password_length')],
+        [el('new_password'), () => el('new_password').value.length >= 12, t('ui.validation.password_length')],
         [el('password_repeat'), () => el('password_repeat').value === el('new_password').value,
           t('ui.validation.password_mismatch')],
       ])) return;
