@@ -298,7 +298,7 @@ class StaffDirectory:
         current code: an open session at an unattended PC must not let anyone install their own
         authenticator. Failures count like a wrong login from ``source``.
         """
-        self._reauthenticate(username, password, totp_code, source)
+        self.reauthenticate(username, password, totp_code, source)
         secret = totp.new_secret()
         self._update_doc(username, {"totp_pending": secret,
                                     "totp_pending_at": self._clock.now().timestamp()})
@@ -339,7 +339,7 @@ class StaffDirectory:
         on, a current code: an open session at an unattended PC is not enough. A wrong password
         or code fails and counts exactly like a wrong login from ``source``.
         """
-        self._reauthenticate(actor, password, totp_code, source)
+        self.reauthenticate(actor, password, totp_code, source)
         if actor != username:
             self._require_admin(actor)
         self.get(username)
@@ -350,8 +350,8 @@ class StaffDirectory:
 
     # --- internals ----------------------------------------------------------------------------
 
-    def _reauthenticate(self, actor: str, password: str, totp_code: str | None,
-                        source: str) -> None:
+    def reauthenticate(self, actor: str, password: str, totp_code: str | None,
+                       source: str) -> None:
         """A logged-in member confirms a sensitive change like a login, lockout included."""
         self._throttle.check(actor, source)
         if not self._vault.check_password(actor, password):

@@ -525,10 +525,10 @@ async def _set_password(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-async def _reauthentication(request: web.Request, schema: dict[str, Any]):
+async def _reauthentication(request: web.Request, schema: dict[str, Any], *roles: Role):
     """The actor and the body of a change that asks for the password again: limited and
     locked out like a login, the Argon2id work off the event loop."""
-    _, actor = _authorize(request)
+    _, actor = _authorize(request, *roles)
     request.app[LOGIN_LIMIT].hit(client_address(request))
     data = await read_body(request, schema)
     await _prepare_password_check(request, actor.username, data["password"])
@@ -557,6 +557,30 @@ async def _disable_totp(request: web.Request) -> web.Response:
         totp_code=data.get("totp") or None,
         source=login_source(request),
     )
+    return web.json_response({"ok": True})
+
+
+# --- the vault's keys ----------------------------------------------------------------------------
+
+
+async def _rotate_recovery_key(request: web.Request) -> web.Response:
+    actor, data = await _reauthentication(request, TOTP_PROOF, Role.ADMIN)
+    staff = _services(request).staff
+    staff.reauthenticate(actor.username, data["password"], data.get("totp") or None,
+                         login_source(request))
+    key = staff.rotate_recovery_key(actor.username)
+    session = request.app[STAFF_SESSIONS].get(request)
+    if session is not None:  # the new sheet (/notfallblatt) until the admin confirms it
+        session.pending_recovery_key = str(key)
+    return web.json_response({"recovery_key": str(key)})
+
+
+async def _rekey(request: web.Request) -> web.Response:
+    actor, data = await _reauthentication(request, TOTP_PROOF, Role.ADMIN)
+    staff = _services(request).staff
+    staff.reauthenticate(actor.username, data["password"], data.get("totp") or None,
+                         login_source(request))
+    staff.rekey(actor.username)
     return web.json_response({"ok": True})
 
 
@@ -842,6 +866,14 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
     Endpoint(method="DELETE", path="/api/me/totp", handler=_disable_totp, body=TOTP_PROOF,
              summary="TOTP abschalten: nur mit dem eigenen Passwort und einem aktuellen Code "
                      "(Fehlversuche zählen wie bei der Anmeldung)", response=OK),
+    Endpoint(method="POST", path="/api/vault/recovery-key", handler=_rotate_recovery_key,
+             access="admin", body=TOTP_PROOF,
+             summary="Neuen Wiederherstellungsschlüssel ausstellen (der alte öffnet danach "
+                     "nichts mehr; Passwort und, wenn eingerichtet, Code nötig)",
+             response=obj({"recovery_key": string()}, required=("recovery_key",))),
+    Endpoint(method="POST", path="/api/vault/rekey", handler=_rekey, access="admin",
+             body=TOTP_PROOF, summary="Den Tresor jetzt neu verschlüsseln (Passwort und, wenn "
+                                      "eingerichtet, Code nötig)", response=OK),
     Endpoint(method="GET", path="/api/patients", handler=_list_patients,
              summary="Patienten suchen (?q=Name)", response=array(PATIENT)),
     Endpoint(method="POST", path="/api/patients", handler=_add_patient, body=NEW_PATIENT,

@@ -85,7 +85,7 @@ function renderTotp(root, ctx) {
  * change of the second factor needs them (an open session at an unattended PC is not enough).
  * Wrong ones count towards the lockout like a wrong login. `send(proof)` does the change.
  */
-function proofDialog({ id, title, texts, needsCode, submitLabel, danger, test, send }) {
+export function proofDialog({ id, title, texts, needsCode, submitLabel, danger, test, send }) {
   const form = h('form', { novalidate: true, id, 'data-test': test },
     ...texts.map((text, index) => h('p', { class: index ? 'muted' : null }, text)),
     field({ label: t('ui.account.totp_disable_password'), name: 'password', type: 'password',

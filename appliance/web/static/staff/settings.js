@@ -1,4 +1,4 @@
-// Settings (admins only): the practice profile and the audit log.
+// Settings (admins only): the practice profile, the vault's keys and the audit log.
 
 import { api } from '/static/common/api.js';
 import { h, clear } from '/static/common/dom.js';
@@ -7,6 +7,8 @@ import { busy, checkRules, clearErrors, showApiError } from './forms.js';
 import {
   parsePublicUrls, practiceFields, practiceRules, practiceValues, publicUrlsField,
 } from './practice-fields.js';
+import { proofDialog } from './account.js';
+import { renderRecoveryConfirm } from './onboarding.js';
 
 export async function render(root, ctx) {
   const profile = await api('/api/practice');
@@ -41,6 +43,7 @@ export async function render(root, ctx) {
     h('div', { class: 'view-head' }, h('h1', { tabindex: '-1' }, t('ui.settings.title'))),
     h('section', { class: 'panel', 'aria-labelledby': 'settings-practice' },
       h('h2', { id: 'settings-practice' }, t('ui.settings.practice')), form),
+    keysSection(ctx),
     h('section', { class: 'panel', 'aria-labelledby': 'settings-audit' },
       h('h2', { id: 'settings-audit' }, t('ui.settings.audit')),
       h('p', { class: 'muted' }, t('ui.settings.audit_intro')),
@@ -83,4 +86,34 @@ function renderAudit(root, entries) {
 function auditAction(action) {
   const key = `ui.audit.${action}`;
   return has(key) ? t(key) : action;
+}
+
+// A new recovery key (the old sheet opens nothing afterwards) and a re-key on demand; both ask
+// for the password and, with two-factor login on, a current code.
+function keysSection(ctx) {
+  const box = h('div', {});
+  const done = h('p', { class: 'notice ok', role: 'status', hidden: true });
+  const proof = { needsCode: Boolean(ctx.user.totp_enabled), submitLabel: t('ui.account.totp_next') };
+  const rotate = h('button', { type: 'button', 'data-test': 'rotate-recovery-key', onclick: () => proofDialog({
+    ...proof, id: 'rotate-form', test: 'rotate-proof', title: t('ui.settings.rotate_title'),
+    texts: [t('ui.settings.rotate_text')],
+    send: async (body) => {
+      const result = await api('/api/vault/recovery-key', { method: 'POST', body });
+      clear(box);
+      await renderRecoveryConfirm(box, { recoveryKey: result.recovery_key, onDone: () => clear(box) });
+    },
+  }) }, t('ui.settings.rotate_recovery_key'));
+  const rekey = h('button', { type: 'button', 'data-test': 'rekey', onclick: () => proofDialog({
+    ...proof, id: 'rekey-form', test: 'rekey-proof', title: t('ui.settings.rekey_title'),
+    texts: [t('ui.settings.rekey_text')],
+    send: async (body) => {
+      await api('/api/vault/rekey', { method: 'POST', body });
+      done.textContent = t('ui.settings.rekeyed');
+      done.hidden = false;
+    },
+  }) }, t('ui.settings.rekey'));
+  return h('section', { class: 'panel', 'aria-labelledby': 'settings-keys' },
+    h('h2', { id: 'settings-keys' }, t('ui.settings.keys')),
+    h('p', { class: 'muted' }, t('ui.settings.keys_intro')),
+    h('div', { class: 'actions' }, rotate, rekey), done, box);
 }
