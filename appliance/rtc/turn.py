@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -367,8 +368,11 @@ async def check_turn(host: str, port: int, secret: str, realm: str, *,
         async with asyncio.timeout(timeout_s):
             relayed = await protocol.connect()
         with_realm = protocol.realm
-        async with asyncio.timeout(timeout_s):
-            await protocol.delete()
+        # the allocation answered: that is the verdict; freeing it is a courtesy (it lapses by
+        # itself after its lifetime), so a slow answer to the delete makes nothing unreachable
+        with contextlib.suppress(TimeoutError, stun.TransactionError, ConnectionError, OSError):
+            async with asyncio.timeout(timeout_s):
+                await protocol.delete()
     except TimeoutError:
         return result(TurnState.UNREACHABLE)
     except stun.TransactionFailed as exc:
