@@ -563,12 +563,17 @@ async def _disable_totp(request: web.Request) -> web.Response:
 # --- the vault's keys ----------------------------------------------------------------------------
 
 
-async def _rotate_recovery_key(request: web.Request) -> web.Response:
+async def _proven_admin(request: web.Request) -> StaffMember:
+    """An admin who confirmed a change of the vault's keys with password (and code)."""
     actor, data = await _reauthentication(request, TOTP_PROOF, Role.ADMIN)
-    staff = _services(request).staff
-    staff.reauthenticate(actor.username, data["password"], data.get("totp") or None,
-                         login_source(request))
-    key = staff.rotate_recovery_key(actor.username)
+    _services(request).staff.reauthenticate(actor.username, data["password"],
+                                            data.get("totp") or None, login_source(request))
+    return actor
+
+
+async def _rotate_recovery_key(request: web.Request) -> web.Response:
+    actor = await _proven_admin(request)
+    key = _services(request).staff.rotate_recovery_key(actor.username)
     session = request.app[STAFF_SESSIONS].get(request)
     if session is not None:  # the new sheet (/notfallblatt) until the admin confirms it
         session.pending_recovery_key = str(key)
@@ -576,11 +581,8 @@ async def _rotate_recovery_key(request: web.Request) -> web.Response:
 
 
 async def _rekey(request: web.Request) -> web.Response:
-    actor, data = await _reauthentication(request, TOTP_PROOF, Role.ADMIN)
-    staff = _services(request).staff
-    staff.reauthenticate(actor.username, data["password"], data.get("totp") or None,
-                         login_source(request))
-    staff.rekey(actor.username)
+    actor = await _proven_admin(request)
+    _services(request).staff.rekey(actor.username)
     return web.json_response({"ok": True})
 
 
