@@ -317,7 +317,7 @@ def test_config_before_or_after_the_command(tmp_path: Path, args: tuple[str, ...
 
 
 def test_rotating_the_recovery_key(tmp_path: Path) -> None:
-    """Issue 9, defect 4: ``vault rotate-recovery-key`` writes a new key (0600); afterwards
+    """R9, issue 9, defect 4: ``vault rotate-recovery-key`` writes a new key (0600); afterwards
     ``vault recover`` refuses the old key and accepts the new one."""
     config = _config(tmp_path)
     old_key = tmp_path / "old-sheet.txt"
@@ -354,7 +354,7 @@ def test_rotating_the_recovery_key(tmp_path: Path) -> None:
     ("Dr. Maria Schmidt", "Ihren Namen"),
 ])
 def test_user_add_refuses_a_weak_password(tmp_path: Path, password: str, why: str) -> None:
-    """Issue 9, defect 3: ``user add … --password-file F`` refuses a password under 12
+    """R9, issue 9, defect 3: ``user add … --password-file F`` refuses a password under 12
     characters, a common one, a German dictionary word or the person's own name, with exit
     status 2 and a German message saying why; a good one is taken."""
     config = _config(tmp_path)

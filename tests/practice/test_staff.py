@@ -380,7 +380,7 @@ def test_totp_confirm_needs_a_right_code(staff: StaffDirectory, doctor: StaffMem
 def test_totp_set_up_and_replacement_need_password_and_code(
     staff: StaffDirectory, doctor: StaffMember, clock: ManualClock, audit: AuditLog
 ) -> None:
-    """Issue 9, defect 2: an open session alone (no password) cannot install an authenticator,
+    """R9, issue 9, defect 2: an open session alone (no password) cannot install an authenticator,
     and over an enabled one not without a current code of it either; the confirmation needs
     the password again; a replacement is audited as such."""
     password = PASSWORDS["dr.weber"]

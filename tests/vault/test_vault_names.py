@@ -28,7 +28,7 @@ def _rewrite_header(vault_path: Path, change: Callable[[dict], None]) -> None:
 
 
 def test_no_login_name_on_the_disk(make_vault: Callable[..., Vault], vault_path: Path) -> None:
-    """Issue 8, defect 3: after creating, adding, changing passwords, re-keying and compacting,
+    """R9 (crypto), issue 8, defect 3: after creating, adding, changing passwords, re-keying and compacting,
     no file of the vault holds a login name in any spelling; every member still logs in."""
     vault = make_vault()
     vault.create("anna", PASSWORD)
@@ -61,7 +61,7 @@ def test_no_login_name_on_the_disk(make_vault: Callable[..., Vault], vault_path:
 
 def test_index_length_hides_the_names_lengths(make_vault: Callable[..., Vault],
                                               vault_path: Path) -> None:
-    """The sealed index is padded: a short and a long name give the same header size."""
+    """R9: the sealed index is padded: a short and a long name give the same header size."""
     sizes = []
     for number, name in enumerate(("al", "dr.schmidt-yilmaz-oberhausen")):
         path = vault_path.parent / f"vault-{number}"
@@ -76,7 +76,7 @@ def test_index_length_hides_the_names_lengths(make_vault: Callable[..., Vault],
 def test_index_and_wraps_must_match(
     make_vault: Callable[..., Vault], vault_path: Path, damage: str
 ) -> None:
-    """A header whose index was swapped, altered or removed, or that lost a wrap, is refused as
+    """R9: a header whose index was swapped, altered or removed, or that lost a wrap, is refused as
     tampered: nobody can hide or add a member by editing the header."""
     vault = make_vault()
     vault.create("anna", PASSWORD)

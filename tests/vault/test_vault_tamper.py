@@ -273,7 +273,7 @@ def test_leftover_temp_files_are_ignored(vault: Vault, vault_path: Path) -> None
 def test_rekey_after_removing_a_member_or_changing_a_password(
     make_vault: Callable[..., Vault], vault_path: Path, tmp_path: Path, change: str
 ) -> None:
-    """Re-key test (issue 9, defect 1): after bert is removed or his password changes (by
+    """R9, re-key test (issue 9, defect 1): after bert is removed or his password changes (by
     himself or an admin), his old password, old wrap and old data key open nothing new."""
     vault = make_vault()
     recovery_key = vault.create("anna", PASSWORD)

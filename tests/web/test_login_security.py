@@ -193,7 +193,7 @@ async def test_the_document_asks_for_password_and_code(practice: Box) -> None:
 
 
 async def test_staff_cookie_ends_with_the_browser(practice: Box) -> None:
-    """Issue 9, defect 6: the staff session cookie (it also reopens the vault after a restart)
+    """R9 (CSRF, sessions), issue 9, defect 6: the staff session cookie (it also reopens the vault after a restart)
     has no Max-Age or Expires, so it never lands on the practice PC's disk; HttpOnly,
     SameSite=Strict."""
     response = await practice.staff.post("/api/login", json={
@@ -205,7 +205,7 @@ async def test_staff_cookie_ends_with_the_browser(practice: Box) -> None:
 
 
 def test_session_cookie_on_tls_is_host_prefixed_and_secure() -> None:
-    """Issue 9, defect 6: on a TLS site the cookie is ``__Host-sz_staff``, Secure, path /, no
+    """R9, issue 9, defect 6: on a TLS site the cookie is ``__Host-sz_staff``, Secure, path /, no
     Domain; a cookie without the prefix is not accepted there."""
     from aiohttp import web
     from aiohttp.test_utils import make_mocked_request
@@ -228,7 +228,7 @@ def test_session_cookie_on_tls_is_host_prefixed_and_secure() -> None:
 
 
 async def test_a_weak_old_password_still_works_but_is_to_be_changed(practice: Box) -> None:
-    """Issue 9, defect 3: a password from before the policy (here one on the common lists) still
+    """R9, issue 9, defect 3: a password from before the policy (here one on the common lists) still
     logs in, and the session says so until the member changed it to a good one."""
     practice.services.vault.set_password("dr.mueller", "passwort1234")  # as set before the rules
     headers = await practice.login("dr.mueller", "passwort1234")

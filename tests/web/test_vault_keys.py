@@ -10,7 +10,7 @@ from tests.web.conftest import ADMIN_PASSWORD, DOCTOR_PASSWORD, Box
 
 
 async def test_admin_issues_a_new_emergency_sheet(practice: Box) -> None:
-    """Issue 9, defect 4: only an admin, with the password, rotates the recovery key; the new
+    """R9, issue 9, defect 4: only an admin, with the password, rotates the recovery key; the new
     key is on the sheet page until confirmed; the old one opens nothing afterwards, the new one
     does; audited."""
     vault = practice.services.vault
@@ -40,7 +40,7 @@ async def test_admin_issues_a_new_emergency_sheet(practice: Box) -> None:
 
 
 async def test_admin_re_keys_now(practice: Box) -> None:
-    """An admin's re-key gives the vault a new key id; every password still opens it."""
+    """R9: an admin's re-key gives the vault a new key id; every password still opens it."""
     key_id = journal.read_snapshot(practice.services.vault.path).header["key_id"]
     admin = await practice.login("admin", ADMIN_PASSWORD)
     answer = await practice.staff.post("/api/vault/rekey", headers=admin,
