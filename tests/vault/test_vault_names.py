@@ -28,8 +28,9 @@ def _rewrite_header(vault_path: Path, change: Callable[[dict], None]) -> None:
 
 
 def test_no_login_name_on_the_disk(make_vault: Callable[..., Vault], vault_path: Path) -> None:
-    """R9 (crypto), issue 8, defect 3: after creating, adding, changing passwords, re-keying and compacting,
-    no file of the vault holds a login name in any spelling; every member still logs in."""
+    """R9 (crypto), issue 8, defect 3: after creating, adding, changing passwords, re-keying
+    and compacting, no file of the vault holds a login name in any spelling; every member
+    still logs in."""
     vault = make_vault()
     vault.create("anna", PASSWORD)
     vault.add_member("mueller", "mueller-pw")

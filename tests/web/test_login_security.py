@@ -193,7 +193,8 @@ async def test_the_document_asks_for_password_and_code(practice: Box) -> None:
 
 
 async def test_staff_cookie_ends_with_the_browser(practice: Box) -> None:
-    """R9 (CSRF, sessions), issue 9, defect 6: the staff session cookie (it also reopens the vault after a restart)
+    """R9 (CSRF, sessions), issue 9, defect 6: the staff session cookie (it also reopens the
+    vault after a restart)
     has no Max-Age or Expires, so it never lands on the practice PC's disk; HttpOnly,
     SameSite=Strict."""
     response = await practice.staff.post("/api/login", json={
