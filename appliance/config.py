@@ -8,6 +8,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -42,6 +43,11 @@ path = "./var/vault"
 # of its process (docs/restart.md). On a box: a tmpfs emptied at boot, so the vault is sealed
 # after every boot. Without it: the directory "run" next to the vault (survives a reboot).
 # runtime_dir = "/run/sprechzimmer"
+# The box locks itself (seals the vault, ends every session) when nobody of the staff is logged
+# in: during lock_hours (practice time; "" = never by the clock) and after lock_idle_hours
+# without any staff session (0 = never). Never while a call runs or a patient waits.
+lock_hours = "22:00-06:00"
+lock_idle_hours = 12
 
 [practice]
 retention_days = 90           # appointment metadata is purged after this (at most 90, R8)
@@ -81,6 +87,11 @@ class VaultSettings:
 
     path: Path = Path("var/vault")
     runtime_dir: Path | None = None
+    #: the box locks itself in this span of the practice's local time once nobody is logged in
+    #: (start, end; the span may pass midnight); None: never by the clock
+    lock_hours: tuple[time, time] | None = (time(22, 0), time(6, 0))
+    #: ... and after this many hours without any staff session; 0: never
+    lock_idle_hours: int = 12
 
     @property
     def resume_dir(self) -> Path:
@@ -214,6 +225,28 @@ def _path(value: Any) -> Path:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("ein Verzeichnispfad")
     return Path(value)
+
+
+_LOCK_HOURS_RE: Final = re.compile(r"\s*(\d{1,2}):(\d{2})\s*[-–]\s*(\d{1,2}):(\d{2})\s*")
+
+
+def _lock_hours(value: Any) -> tuple[time, time] | None:
+    """``"22:00-06:00"`` (a span that may pass midnight), or ``""``: never by the clock."""
+    allowed = ("eine Zeitspanne wie \"22:00-06:00\" (Praxiszeit, darf über Mitternacht gehen) "
+               "oder \"\" (nie nach der Uhrzeit)")
+    if value == "":
+        return None
+    match = _LOCK_HOURS_RE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(allowed)
+    h1, m1, h2, m2 = (int(part) for part in match.groups())
+    try:
+        span = time(h1, m1), time(h2, m2)
+    except ValueError:
+        raise ValueError(allowed) from None
+    if span[0] == span[1]:
+        raise ValueError(allowed + "; Anfang und Ende verschieden")
+    return span
 
 
 _retention_days = _int_in(1, MAX_RETENTION_DAYS, " (R8: höchstens drei Monate)")
@@ -397,7 +430,10 @@ SCHEMA: Final[dict[str, tuple[type, dict[str, _Validator]]]] = {
             "public_urls": _public_urls,
         },
     ),
-    "vault": (VaultSettings, {"path": _path, "runtime_dir": _optional_path}),
+    "vault": (VaultSettings, {
+        "path": _path, "runtime_dir": _optional_path, "lock_hours": _lock_hours,
+        "lock_idle_hours": _int_in(0, 24 * 14, " Stunden (0: nie)"),
+    }),
     "practice": (PracticeSettings, {"retention_days": _retention_days}),
     "turn": (
         TurnSettings,

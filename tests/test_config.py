@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,8 @@ def test_embedded_defaults_parse_to_the_documented_values(tmp_path: Path) -> Non
     assert (settings.web.staff_port, settings.web.public_port) == (8080, 8081)
     assert settings.vault.path == Path("./var/vault")
     assert settings.practice.retention_days == 90
+    assert settings.vault.lock_hours == (time(22, 0), time(6, 0))
+    assert settings.vault.lock_idle_hours == 12
     assert path.read_text("utf-8") == EMBEDDED_DEFAULTS
 
 
@@ -260,3 +263,29 @@ def test_doctor_relay_only_needs_the_relay(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="turn.doctor_relay_only"):
         load_settings(_write(tmp_path, "[turn]\nenabled = false\ndoctor_relay_only = true\n"),
                       environ={})
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('"21:30-07:00"', (time(21, 30), time(7, 0))),
+    ('"13:00 – 14:00"', (time(13, 0), time(14, 0))),
+    ('""', None),
+])
+def test_lock_hours(tmp_path: Path, text: str, expected: object) -> None:
+    """R9: the night span of the box lock, across midnight or not; "" switches it off."""
+    path = _write(tmp_path, f"[vault]\nlock_hours = {text}\nlock_idle_hours = 0\n")
+    vault = load_settings(path, environ={}).vault
+    assert vault.lock_hours == expected and vault.lock_idle_hours == 0
+    off = load_settings(path, environ={"SPRECHZIMMER_VAULT__LOCK_HOURS": ""}).vault
+    assert off.lock_hours is None
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("lock_hours", '"22-6"'), ("lock_hours", '"25:00-06:00"'), ("lock_hours", '"22:00-22:00"'),
+    ("lock_hours", "22"), ("lock_idle_hours", "-1"), ("lock_idle_hours", "1000"),
+])
+def test_bad_lock_settings_name_the_setting(tmp_path: Path, key: str, value: str) -> None:
+    """A wrong lock setting is refused with its name and what is allowed."""
+    path = _write(tmp_path, f"[vault]\n{key} = {value}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    assert f"vault.{key}" in str(caught.value)

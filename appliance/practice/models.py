@@ -66,6 +66,10 @@ def _opt_from(text: str | None) -> datetime | None:
     return None if text is None else from_utc_text(text)
 
 
+#: the practice's time zone unless its profile says otherwise
+DEFAULT_TIMEZONE: Final = "Europe/Berlin"
+
+
 @dataclass(frozen=True, kw_only=True)
 class PracticeProfile:
     """The practice as the KV knows it, and where patients reach the box."""
@@ -76,7 +80,7 @@ class PracticeProfile:
     postal_code: str
     city: str
     kv_region: str
-    timezone: str = "Europe/Berlin"
+    timezone: str = DEFAULT_TIMEZONE
     public_urls: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:

@@ -346,6 +346,13 @@ class SignalingHub:
         room = self._rooms.get(room_id)
         return None if room is None else room.state()
 
+    def has_visitors(self) -> bool:
+        """Whether a patient or a guest is in a room that has not ended: waiting, in a call, or
+        away for a moment (within their grace)."""
+        return any(participant.member.role != DOCTOR
+                   for room in self._rooms.values() if not room.ended
+                   for participant in room.participants.values())
+
     @property
     def socket_count(self) -> int:
         """Open sockets, joined or not."""

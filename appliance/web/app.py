@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import html
 import json
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -25,9 +27,12 @@ from appliance.vault.resume import ResumeFile
 from appliance.web import public, staff
 from appliance.web.api import Handler, add_endpoints, openapi_document
 from appliance.web.assets import Body, StaticAssets, json_body
+from appliance.web.box_lock import BoxLock
 from appliance.web.context import (
+    BOX_LOCK,
     CODE_LIMIT,
     EVENTS,
+    HUB,
     KNOWN_DEVICES,
     LOGIN_LIMIT,
     PATIENT_SESSIONS,
@@ -156,9 +161,35 @@ def build_staff_app(settings: Settings, services: PracticeServices) -> web.Appli
         ice_servers=lambda: relay.ice_servers_for("box", ("device-check", "echo"))),
         page_ice_servers=lambda role, bound_to: relay.ice_servers_for(
             role, ("device-check", _credential_id(bound_to))))
+    _setup_box_lock(app, settings, services)
     assets.setup(app)
     app.on_shutdown.append(_close_events)
     return app
+
+
+def _setup_box_lock(app: web.Application, settings: Settings,
+                    services: PracticeServices) -> None:
+    """The box locks itself as ``[vault] lock_hours`` and ``lock_idle_hours`` say (checked
+    while the site runs), or when an admin asks."""
+    hub = app[HUB]
+
+    def end_sessions() -> None:
+        app[SESSION_KEEPER].end_all()
+        hub.close_all()  # the doctors' sockets; no visitor is in when the box locks
+
+    app[BOX_LOCK] = BoxLock(
+        services, hours=settings.vault.lock_hours, idle_hours=settings.vault.lock_idle_hours,
+        staff_present=lambda: len(app[STAFF_SESSIONS]) > 0, visitors_present=hub.has_visitors,
+        end_sessions=end_sessions, changed=lambda: app[EVENTS].publish({"type": "box-lock"}))
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(app[BOX_LOCK].async_run())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.append(run)
 
 
 def build_public_app(

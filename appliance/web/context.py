@@ -8,6 +8,7 @@ from aiohttp import web
 
 from appliance.practice.services import PracticeServices
 from appliance.rtc.signaling import SignalingHub
+from appliance.web.box_lock import BoxLock
 from appliance.web.devices import KnownDevices
 from appliance.web.events import EventHub
 from appliance.web.security import RateLimiter
@@ -28,3 +29,5 @@ CODE_LIMIT: Final = web.AppKey("code_limit", RateLimiter)
 PUBLIC_LIMIT: Final = web.AppKey("public_limit", RateLimiter)
 #: one signaling hub for both sites (calls span the LAN and the internet)
 HUB: Final = web.AppKey("signaling_hub", SignalingHub)
+#: locks the box (seals the vault, ends every session) on an admin's word or by the clock
+BOX_LOCK: Final = web.AppKey("box_lock", BoxLock)

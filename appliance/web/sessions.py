@@ -145,6 +145,19 @@ class SessionStore(Generic[S]):
             self.on_change()
         return len(doomed)
 
+    def clear(self) -> int:
+        """End every session (the box is locked); how many there were."""
+        count = len(self._entries)
+        self._entries.clear()
+        if count:
+            self.on_change()
+        return count
+
+    def __len__(self) -> int:
+        """How many sessions are still good."""
+        self._expire()
+        return len(self._entries)
+
     # --- for the keeper -----------------------------------------------------------------------
 
     def export(self) -> list[tuple[str, S, float, float]]:
@@ -244,6 +257,16 @@ class SessionKeeper:
                 self._resume.discard()
         finally:
             self._busy = False
+
+    def end_all(self) -> None:
+        """End every session of both sites and remove the file: no cookie reopens the vault."""
+        self._busy = True  # nothing saves while the stores empty
+        try:
+            for kept in self._kept.values():
+                kept.store.clear()
+        finally:
+            self._busy = False
+        self._resume.discard()
 
     def restore(self) -> None:
         """Bring back the sessions saved under the vault's current key (after an unseal)."""

@@ -23,6 +23,7 @@ from appliance.errors import (
     SprechzimmerError,
 )
 from appliance.practice.models import (
+    DEFAULT_TIMEZONE,
     Appointment,
     ConsentMethod,
     Guest,
@@ -37,6 +38,7 @@ from appliance.practice.services import PracticeServices
 from appliance.web import device_check, sockets
 from appliance.web.api import Endpoint, read_body
 from appliance.web.context import (
+    BOX_LOCK,
     EVENTS,
     HUB,
     KNOWN_DEVICES,
@@ -57,7 +59,6 @@ from appliance.web.security import (
 from appliance.web.sessions import StaffSession
 
 T = TypeVar("T")
-DEFAULT_TIMEZONE: Final = "Europe/Berlin"
 #: where password checks derive their keys (Argon2id releases the GIL: the loop goes on)
 _PASSWORD_WORK: Final = ThreadPoolExecutor(max_workers=2, thread_name_prefix="password-check")
 ROLE_NAMES: Final = [role.value for role in Role]
@@ -165,15 +166,21 @@ APPOINTMENT_CHANGE = obj({
     "start": string(fmt="date-time"),
     "duration_minutes": integer(minimum=5, maximum=180),
 })
+BOX_LOCK_STATE = obj({
+    "pending": boolean(), "hours": string(nullable=True), "idle_hours": integer(),
+}, required=("pending", "hours", "idle_hours"))
 SESSION = obj({
     "user": MEMBER, "csrf_token": string(), "practice_name": string(nullable=True),
     "timezone": string(), "recovery_key_pending": boolean(),
-    "password_weak": boolean(),
-}, required=("user", "csrf_token", "timezone", "recovery_key_pending", "password_weak"))
+    "password_weak": boolean(), "box_lock": BOX_LOCK_STATE,
+}, required=("user", "csrf_token", "timezone", "recovery_key_pending", "password_weak",
+             "box_lock"))
 STATUS = obj({
     "initialized": boolean(), "sealed": boolean(), "version": string(), "language": string(),
     "logged_in": boolean(), "public_urls": array(string()),
-}, required=("initialized", "sealed", "version", "language", "logged_in"))
+    "locked": obj({"at": string(fmt="date-time"), "reason": string()}, required=("at", "reason"),
+                  nullable=True),
+}, required=("initialized", "sealed", "version", "language", "logged_in", "locked"))
 LOGIN = obj({
     "username": string(min_length=1, max_length=64),
     "password": string(min_length=1, max_length=1000),
@@ -190,6 +197,7 @@ ONBOARDING = obj({
     }, required=("username", "display_name", "password")),
 }, required=("practice", "admin"))
 OK = obj({"ok": boolean()}, required=("ok",))
+BOX_LOCK_ANSWER = obj({"locked": boolean(), "pending": boolean()}, required=("locked", "pending"))
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -313,6 +321,7 @@ async def _status(request: web.Request) -> web.Response:
         "initialized": services.vault.initialized, "sealed": services.vault.sealed,
         "version": __version__, "language": request_language(request),
         "logged_in": session is not None and not services.vault.sealed,
+        "locked": _locked_json(request),
     }
     if not services.vault.initialized:  # the onboarding wizard proposes them
         status["public_urls"] = list(request.app[PROPOSED_PUBLIC_URLS])
@@ -376,7 +385,7 @@ async def _login(request: web.Request) -> web.Response:
     weak = await asyncio.get_running_loop().run_in_executor(
         _PASSWORD_WORK, services.staff.password_is_weak, member.username, data["password"])
     session = StaffSession(username=member.username, password_weak=weak)
-    response = web.json_response(_session_json(services, session, member))
+    response = web.json_response(_session_json(request, session, member))
     request.app[STAFF_SESSIONS].create(response, request, session)
     request.app[KNOWN_DEVICES].remember(request, response)
     return response
@@ -394,20 +403,37 @@ async def _logout(request: web.Request) -> web.Response:
     return response
 
 
-def _session_json(services: PracticeServices, session: StaffSession, member: StaffMember):
-    profile = services.office.profile()
+def _session_json(request: web.Request, session: StaffSession, member: StaffMember):
+    profile = _services(request).office.profile()
     return {
         "user": member_json(member), "csrf_token": session.csrf,
         "practice_name": profile.name if profile else None,
         "timezone": profile.timezone if profile else DEFAULT_TIMEZONE,
         "recovery_key_pending": session.pending_recovery_key is not None,
         "password_weak": session.password_weak,
+        "box_lock": _box_lock_json(request),
     }
+
+
+def _box_lock_json(request: web.Request) -> dict[str, Any]:
+    lock = request.app[BOX_LOCK]
+    hours = None if lock.hours is None else "–".join(
+        moment.strftime("%H:%M") for moment in lock.hours)
+    return {"pending": lock.pending, "hours": hours, "idle_hours": lock.idle_hours}
+
+
+def _locked_json(request: web.Request) -> dict[str, str] | None:
+    """When and why the box locked itself, until the next login unseals it."""
+    locked = request.app[BOX_LOCK].locked
+    if locked is None or not _services(request).vault.sealed:
+        return None
+    return {"at": _iso(locked.at, _timezone(_services(request))) or "",
+            "reason": locked.reason.value}
 
 
 async def _session(request: web.Request) -> web.Response:
     session, member = _authorize(request)
-    return web.json_response(_session_json(_services(request), session, member))
+    return web.json_response(_session_json(request, session, member))
 
 
 async def _language(request: web.Request) -> web.Response:
@@ -584,6 +610,23 @@ async def _rekey(request: web.Request) -> web.Response:
     actor = await _proven_admin(request)
     _services(request).staff.rekey(actor.username)
     return web.json_response({"ok": True})
+
+
+# --- locking the box --------------------------------------------------------------------------
+
+
+async def _lock_box(request: web.Request) -> web.Response:
+    _, actor = _authorize(request, Role.ADMIN)
+    lock = request.app[BOX_LOCK]
+    locked = lock.request(actor.username)
+    return web.json_response({"locked": locked, "pending": lock.pending})
+
+
+async def _cancel_box_lock(request: web.Request) -> web.Response:
+    _, actor = _authorize(request, Role.ADMIN)
+    lock = request.app[BOX_LOCK]
+    lock.cancel(actor.username)
+    return web.json_response({"locked": False, "pending": lock.pending})
 
 
 # --- patients ----------------------------------------------------------------------------------
@@ -781,6 +824,8 @@ async def _events(request: web.Request) -> web.StreamResponse:
     services = _services(request)
 
     def render(event: dict[str, Any]) -> dict[str, Any] | None:
+        if event["type"] == "box-lock":
+            return _box_lock_json(request)
         appt = None if services.vault.sealed else _maybe(services.appointments.get, event["id"])
         if appt is None:
             return {"id": event["id"], "removed": True}
@@ -876,6 +921,12 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
     Endpoint(method="POST", path="/api/vault/rekey", handler=_rekey, access="admin",
              body=TOTP_PROOF, summary="Den Tresor jetzt neu verschlüsseln (Passwort und, wenn "
                                       "eingerichtet, Code nötig)", response=OK),
+    Endpoint(method="POST", path="/api/box/lock", handler=_lock_box, access="admin",
+             summary="Die Box sperren: Tresor versiegeln, alle Sitzungen beenden – sofort oder, "
+                     "solange ein Gespräch läuft oder jemand wartet, danach",
+             response=BOX_LOCK_ANSWER),
+    Endpoint(method="DELETE", path="/api/box/lock", handler=_cancel_box_lock, access="admin",
+             summary="Eine noch wartende Sperre der Box abbrechen", response=BOX_LOCK_ANSWER),
     Endpoint(method="GET", path="/api/patients", handler=_list_patients,
              summary="Patienten suchen (?q=Name)", response=array(PATIENT)),
     Endpoint(method="POST", path="/api/patients", handler=_add_patient, body=NEW_PATIENT,

@@ -1,7 +1,8 @@
 """The first day with the box, in real browsers: set up, staff, patient, waiting room.
 
 R1 (patient without account, full name shown to the doctor, link bound to one doctor),
-R2 (an admin who is not a doctor sets up; the doctor consults), O1 (consent recorded and
+R2 (an admin who is not a doctor sets up; the doctor consults), R9 (an admin locks the box;
+a lock waits for the waiting patient), O1 (consent recorded and
 confirmed), O4 (the waiting room, live on the dashboard), R11 (no third-party content: every
 request stays on the box's two origins).
 """
@@ -118,8 +119,14 @@ async def test_first_day(box: RunningBox, browser) -> None:  # noqa: ANN001 - Pl
     await page.get_by_role("link", name="Einstellungen").click()
     await expect(page.get_by_test_id("audit-chain")).to_contain_text("Prüfkette intakt")
 
-    await page.get_by_role("button", name="Abmelden").click()
+    # R9: the admin locks the box (nobody waits: at once); the login page says so
+    await page.get_by_role("button", name="Box jetzt sperren").click()
+    await page.get_by_test_id("confirm-dialog").get_by_role(
+        "button", name="Box jetzt sperren").click()
     await expect(page.get_by_role("heading", name="Anmelden")).to_be_visible()
+    await expect(page.get_by_test_id("sealed-notice")).to_contain_text(
+        "von einer Administratorin / einem Administrator gesperrt")
+    await expect(page.get_by_role("link", name="Einstellungen")).to_be_hidden()
 
     # --- the doctor logs in, records a patient with consent (O1), books a video appointment ----
     await page.get_by_label("Benutzername").fill(DOCTOR[0])
@@ -218,6 +225,28 @@ async def test_first_day(box: RunningBox, browser) -> None:  # noqa: ANN001 - Pl
     # a reload keeps the patient in the waiting room (the session survives)
     await visit.reload()
     await expect(visit.get_by_role("heading", name="Sie sind im Wartezimmer.")).to_be_visible()
+
+    # R9: an admin asks to lock the box while the patient waits: it waits too, and the doctor's
+    # dashboard says so live; the admin calls it off again
+    admin_context = await browser.new_context(locale="de-DE")
+    admin_context.set_default_timeout(TIMEOUT_MS)
+    admin_context.on("request", lambda request: requests.append(request.url))
+    admin = await admin_context.new_page()
+    await admin.goto(f"{box.staff_url}/#/einstellungen")
+    await admin.get_by_label("Benutzername").fill(ADMIN[0])
+    await admin.get_by_label("Passwort").fill(ADMIN[2])
+    await admin.get_by_role("button", name="Anmelden").click()
+    await admin.get_by_role("link", name="Einstellungen").click()
+    await admin.get_by_role("button", name="Box jetzt sperren").click()
+    await admin.get_by_test_id("confirm-dialog").get_by_role(
+        "button", name="Box jetzt sperren").click()
+    await expect(admin.get_by_test_id("lock-pending")).to_be_visible()
+    await expect(page.get_by_test_id("box-lock-pending")).to_be_visible()  # live, no reload
+    await admin.get_by_role("button", name="Sperre abbrechen").click()
+    await expect(admin.get_by_test_id("lock-pending")).to_be_hidden()
+    await expect(page.get_by_test_id("box-lock-pending")).to_be_hidden()
+    await expect(visit.get_by_role("heading", name="Sie sind im Wartezimmer.")).to_be_visible()
+    await admin_context.close()
 
     # --- R11: nothing was loaded from anywhere but the box's two sites -------------------------
     foreign = [url for url in requests

@@ -57,8 +57,17 @@ async function boot() {
   await loadLanguage(status.language);
   translatePage();
   markLanguage();
-  onUnauthorized(() => {
-    if (ctx.session) leaveApp(t('ui.login.session_expired'));
+  onUnauthorized(async () => {
+    if (!ctx.session) return;
+    ctx.session = null; // once, however many requests failed
+    let notice = t('ui.login.session_expired');
+    try {
+      ctx.status = await api('/api/status');
+      if (ctx.status.locked) notice = null; // the login page says why and since when
+    } catch {
+      // the box is not reachable: the login page tells when it is tried
+    }
+    leaveApp(notice);
   });
   if (!status.initialized) {
     showScreen('ui.onboarding.title');
@@ -157,7 +166,7 @@ async function logout() {
   } catch {
     // the session may already be gone; either way the person is logged out here
   }
-  leaveApp(t('ui.login.logged_out'));
+  if (ctx.session) leaveApp(t('ui.login.logged_out'));
 }
 
 function showHeader() {
@@ -172,10 +181,13 @@ function showHeader() {
   for (const link of nav.querySelectorAll('[data-admin]')) link.hidden = !ctx.isAdmin;
   // a password from before today's rules: asked to change it until they do
   document.getElementById('password-weak').hidden = !ctx.session.password_weak;
+  // an admin asked to lock the box: it locks when the running call ends / nobody waits
+  document.getElementById('box-lock-pending').hidden = !ctx.session.box_lock.pending;
 }
 
 function hideHeader() {
   document.getElementById('password-weak').hidden = true;
+  document.getElementById('box-lock-pending').hidden = true;
   document.getElementById('nav').hidden = true;
   document.getElementById('current-user').hidden = true;
   document.getElementById('logout').hidden = true;

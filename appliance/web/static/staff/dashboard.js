@@ -211,6 +211,10 @@ export async function render(root, ctx) {
       if (data.removed) remove(data.id);
       else upsert(data);
     });
+    source.addEventListener('box-lock', () => {
+      // an admin asked to lock the box, or called it off: the banner follows
+      ctx.refreshSession().catch(() => {});
+    });
     source.addEventListener('error', () => {
       if (stopped) return;
       live.textContent = t('ui.dashboard.reconnecting');

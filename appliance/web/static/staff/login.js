@@ -2,7 +2,7 @@
 
 import { api } from '/static/common/api.js';
 import { h } from '/static/common/dom.js';
-import { t } from '/static/common/i18n.js';
+import { formatShortDate, formatTime, t } from '/static/common/i18n.js';
 import { busy, clearErrors, checkRules, field, filled, showApiError, showFieldError } from './forms.js';
 
 /** The login form; `onLoggedIn(session)` runs with the session the box answers. */
@@ -24,7 +24,7 @@ export function renderLogin(root, { status, notice, onLoggedIn }) {
     h('h1', {}, t('ui.login.title')),
     notice ? h('p', { class: 'notice', role: 'status' }, notice) : null,
     status && status.sealed ? h('p', { class: 'notice', 'data-test': 'sealed-notice' },
-      t('ui.login.sealed')) : null,
+      sealedNotice(status)) : null,
     form));
   const el = (name) => form.elements.namedItem(name);
   el('username').focus();
@@ -54,4 +54,11 @@ export function renderLogin(root, { status, notice, onLoggedIn }) {
       if (!error.field) el('password').select();
     }
   });
+}
+
+/** Why the vault is sealed: the box locked itself (when, why) or it started afresh. */
+function sealedNotice(status) {
+  if (!status.locked) return t('ui.login.sealed');
+  const { at, reason } = status.locked;
+  return t(`ui.login.locked_${reason}`, { date: formatShortDate(at), time: formatTime(at) });
 }

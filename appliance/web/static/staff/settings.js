@@ -3,7 +3,7 @@
 import { api } from '/static/common/api.js';
 import { h, clear } from '/static/common/dom.js';
 import { t, has, formatShortDate, wallClock } from '/static/common/i18n.js';
-import { busy, checkRules, clearErrors, showApiError } from './forms.js';
+import { busy, checkRules, clearErrors, confirmDialog, showApiError } from './forms.js';
 import {
   parsePublicUrls, practiceFields, practiceRules, practiceValues, publicUrlsField,
 } from './practice-fields.js';
@@ -44,6 +44,7 @@ export async function render(root, ctx) {
     h('section', { class: 'panel', 'aria-labelledby': 'settings-practice' },
       h('h2', { id: 'settings-practice' }, t('ui.settings.practice')), form),
     keysSection(ctx),
+    lockSection(ctx),
     h('section', { class: 'panel', 'aria-labelledby': 'settings-audit' },
       h('h2', { id: 'settings-audit' }, t('ui.settings.audit')),
       h('p', { class: 'muted' }, t('ui.settings.audit_intro')),
@@ -116,4 +117,52 @@ function keysSection(ctx) {
     h('h2', { id: 'settings-keys' }, t('ui.settings.keys')),
     h('p', { class: 'muted' }, t('ui.settings.keys_intro')),
     h('div', { class: 'actions' }, rotate, rekey), done, box);
+}
+
+// Locking the box: at once, or once no call runs and nobody waits; the box also locks itself by
+// the clock as the IT provider configured it.
+function lockSection(ctx) {
+  const { hours, idle_hours: idleHours } = ctx.session.box_lock;
+  const rules = [
+    hours ? t('ui.settings.lock_hours', { hours }) : null,
+    idleHours ? t('ui.settings.lock_idle', { hours: idleHours }) : null,
+  ].filter(Boolean);
+  const state = h('p', { class: 'notice warn', role: 'status', 'data-test': 'lock-pending', hidden: true },
+    t('ui.lock.pending'));
+  const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
+  const lockNow = h('button', { type: 'button', class: 'danger', 'data-test': 'lock-box' }, t('ui.settings.lock_now'));
+  const callOff = h('button', { type: 'button', 'data-test': 'lock-cancel' }, t('ui.settings.lock_cancel'));
+  const show = (pending) => {
+    state.hidden = !pending;
+    callOff.hidden = !pending;
+    lockNow.hidden = pending;
+  };
+  const send = async (button, method) => {
+    error.hidden = true;
+    try {
+      const result = await busy(button, null, () => api('/api/box/lock', { method }));
+      // locked: this session ended with all others, and asking for it shows the login page
+      // (which says why); otherwise the banner follows the answer
+      if (!result.locked) show(result.pending);
+      await ctx.refreshSession();
+    } catch (failure) {
+      error.textContent = failure.message;
+      error.hidden = false;
+    }
+  };
+  lockNow.addEventListener('click', async () => {
+    const ok = await confirmDialog({
+      title: t('ui.settings.lock_title'), message: [t('ui.settings.lock_text')],
+      confirmLabel: t('ui.settings.lock_now'), danger: true,
+    });
+    if (ok) await send(lockNow, 'POST');
+  });
+  callOff.addEventListener('click', () => send(callOff, 'DELETE'));
+  show(ctx.session.box_lock.pending);
+  return h('section', { class: 'panel', 'aria-labelledby': 'settings-lock' },
+    h('h2', { id: 'settings-lock' }, t('ui.settings.lock')),
+    h('p', { class: 'muted' }, t('ui.settings.lock_intro')),
+    rules.length ? h('ul', { class: 'muted' }, rules.map((rule) => h('li', {}, rule)))
+      : h('p', { class: 'muted' }, t('ui.settings.lock_manual_only')),
+    state, h('div', { class: 'actions' }, lockNow, callOff), error);
 }
