@@ -364,7 +364,7 @@ async def _recovery_confirmed(request: web.Request) -> web.Response:
 
 
 async def _prepare_password_check(request: web.Request, username: str, password: str) -> None:
-    """Argon2id (~0.3 s, 64 MiB) in a worker thread, not on the event loop that carries every
+    """Argon2id (~0.25 s, 128 MiB) in a worker thread, not on the event loop that carries every
     page's signaling; at most two at once, so that a flood of logins cannot exhaust memory;
     none at all for a name locked from this address."""
     staff = _services(request).staff

@@ -343,7 +343,7 @@ def test_compaction_thresholds(make_vault: Callable[..., Vault]) -> None:
 
 
 def test_default_kdf_parameters(tmp_path: Path) -> None:
-    """R9: with the default costs (64 MiB, t=3, p=4) the header records them and unseal works."""
+    """R9: with the default costs (128 MiB, t=3, p=4) the header records them and unseal works."""
     vault = Vault(tmp_path / "vault")
     try:
         vault.create("anna", PASSWORD)
@@ -353,7 +353,7 @@ def test_default_kdf_parameters(tmp_path: Path) -> None:
         vault.close()
     header = read_snapshot(tmp_path / "vault").header
     assert [wrap["kdf"] for wrap in header["members"]] == [
-        {"memory_kib": 65536, "iterations": 3, "lanes": 4}]
+        {"memory_kib": 131072, "iterations": 3, "lanes": 4}]
 
 
 def test_logs_carry_no_secrets(

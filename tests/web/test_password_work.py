@@ -16,7 +16,7 @@ from appliance.runtime import build_services
 from appliance.vault import KdfParams, crypto
 from appliance.web.app import build_public_app, build_staff_app
 
-from .conftest import ADMIN_PASSWORD, PROFILE, Box
+from .conftest import ADMIN_PASSWORD, DOCTOR_PASSWORD, PROFILE, Box
 
 
 async def test_a_login_does_not_hold_up_the_other_pages(
@@ -72,3 +72,26 @@ async def test_a_locked_name_costs_no_key_derivation(
         statuses.append(answer.status)
     assert statuses == [401] * 4 + [429] * 3  # the fifth wrong password locks
     assert len(runs) == 5  # one per try (in the worker; the check uses it), none when locked
+
+
+async def test_staff_logging_in_at_the_same_moment(
+    settings: Settings, aiohttp_client: Callable[..., Awaitable[TestClient]],
+) -> None:
+    """The morning rush: the admin and a doctor log in on two PCs at once, at the box's real
+    Argon2id costs; both get in (two derivations at once failed in ``cryptography``)."""
+    services = build_services(settings, kdf=KdfParams())
+    onboard(services, profile=PROFILE, username="admin", display_name="Anna Admin",
+            password=ADMIN_PASSWORD, roles={Role.ADMIN})
+    services.staff.add("admin", username="dr.mueller", display_name="Dr. Maria Müller",
+                       roles={Role.DOCTOR}, password=DOCTOR_PASSWORD, lanr="123456701")
+    services.vault.seal()  # as every morning after the night's lock: the first login unseals
+    staff_app = build_staff_app(settings, services)
+    build_public_app(settings, services, staff_app)
+    first, second = await aiohttp_client(staff_app), await aiohttp_client(staff_app)
+    async with asyncio.timeout(60):
+        answers = await asyncio.gather(
+            first.post("/api/login", json={"username": "admin", "password": ADMIN_PASSWORD}),
+            second.post("/api/login", json={"username": "dr.mueller",
+                                            "password": DOCTOR_PASSWORD}))
+    assert [answer.status for answer in answers] == [200, 200], [
+        await answer.text() for answer in answers]
