@@ -6,18 +6,36 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from typing import Any
 
 from appliance.clock import Clock
 from appliance.config import Settings
 from appliance.practice.appointments import AppointmentBook
 from appliance.practice.audit import AuditLog
+from appliance.practice.models import AppointmentState
 from appliance.practice.patients import PatientRegistry
 from appliance.practice.profile import PracticeOffice
 from appliance.practice.retention import RetentionPolicy
 from appliance.practice.services import PracticeServices
 from appliance.practice.staff import StaffDirectory
+from appliance.rtc.echo_peer import EchoService
+from appliance.rtc.signaling import Member, SignalingHub
+from appliance.rtc.turn import TurnRelay
 from appliance.vault import KdfParams, Vault
+from appliance.vault.resume import ResumeFile
+from appliance.web.box_lock import BoxLock
+from appliance.web.context import Box
+from appliance.web.devices import DEVICE_KEY_FILE, KnownDevices
+from appliance.web.events import EventHub
 from appliance.web.server import async_run_sites
+from appliance.web.sessions import (
+    PatientSession,
+    SessionKeeper,
+    StaffSession,
+    patient_sessions,
+    staff_sessions,
+)
+from appliance.web.sockets import GUEST_KEY_PREFIX
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -47,6 +65,67 @@ def build_services(
     return services
 
 
+def build_box(settings: Settings, services: PracticeServices | None = None) -> Box:
+    """Every long-lived part of the box, wired once: what both sites take."""
+    services = services or build_services(settings)
+    relay = TurnRelay(settings.turn)
+    events = EventHub()
+    services.appointments.add_state_listener(
+        lambda appt: events.publish({"type": "appointment", "id": appt.id}))
+    hub = _signaling_hub(services, relay)
+    staff, patients = staff_sessions(), patient_sessions()
+    keeper = SessionKeeper(ResumeFile(settings.vault.resume_dir, services.vault), services.vault)
+    keeper.keep(  # a removed member's sessions never come back
+        "staff", staff, StaffSession, reopens=True,
+        belongs=lambda session: session.username in services.vault.members())
+    keeper.keep("patient", patients, PatientSession, reopens=False)
+
+    def end_sessions() -> None:
+        keeper.end_all()
+        hub.close_all()  # the doctors' sockets; no visitor is in when the box locks
+
+    return Box(
+        settings=settings, services=services, events=events, hub=hub, relay=relay,
+        echo=EchoService(
+            ice_servers=lambda: relay.ice_servers_for("box", ("device-check", "echo"))),
+        page_ice_servers=lambda role, bound_to: relay.ice_servers_for(
+            role, ("device-check", relay.opaque_id(bound_to))),
+        staff_sessions=staff, patient_sessions=patients, session_keeper=keeper,
+        known_devices=KnownDevices(settings.vault.path.parent / DEVICE_KEY_FILE),
+        lock=BoxLock(
+            services, hours=settings.vault.lock_hours, idle_hours=settings.vault.lock_idle_hours,
+            staff_present=lambda: len(staff) > 0, visitors_present=hub.has_visitors,
+            end_sessions=end_sessions, changed=lambda: events.publish({"type": "box-lock"})),
+    )
+
+
+def _signaling_hub(services: PracticeServices, relay: TurnRelay) -> SignalingHub:
+    """The hub with the practice's rules: admitting and ending go through the appointment book
+    (it enforces R2, O3 and R3 and tells its state listeners: the dashboard's event stream)."""
+    book = services.appointments
+
+    def ice_servers(room_id: str, member: Member) -> list[dict[str, Any]]:
+        return relay.ice_servers_for(member.role, (room_id, relay.opaque_id(member.key)))
+
+    def on_admit(room_id: str, doctor: str, member: Member) -> list[dict[str, Any]]:
+        if member.role == "patient":
+            if book.get(room_id).state is not AppointmentState.IN_CALL:
+                book.admit(doctor, room_id)
+        elif member.key.startswith(GUEST_KEY_PREFIX):  # O3, R3: the book checks the doctor
+            book.admit_guest(doctor, room_id, member.key.removeprefix(GUEST_KEY_PREFIX))
+        return ice_servers(room_id, member)
+
+    def on_end(room_id: str, doctor: str) -> None:
+        book.end(doctor, room_id)
+
+    def on_remove(room_id: str, doctor: str, member: Member) -> None:
+        book.remove_from_call(doctor, room_id, member.key)
+
+    return SignalingHub(on_admit=on_admit, on_end=on_end, on_remove=on_remove,
+                        ice_servers=ice_servers,
+                        ice_policy=lambda member: relay.ice_policy_for(member.role))
+
+
 async def async_serve(
     settings: Settings, services: PracticeServices, *, ready: Callable[[], None] | None = None,
     stop: asyncio.Event | None = None,
@@ -61,6 +140,6 @@ async def async_serve(
             pass
     await services.async_start()
     try:
-        await async_run_sites(settings, services, ready=ready, stop=stop)
+        await async_run_sites(build_box(settings, services), ready=ready, stop=stop)
     finally:
         await services.async_stop()

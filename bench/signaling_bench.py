@@ -86,10 +86,8 @@ def _hub_app() -> web.Application:
     from appliance.web.context import HUB, SERVICES
     from appliance.web.sockets import TICK_S, serve_socket, setup_public_signaling
 
-    host = web.Application()
-    host[HUB] = SignalingHub()
     app = web.Application()
-    setup_public_signaling(app, host)  # the adapter's state, as on the public site
+    setup_public_signaling(app, SignalingHub())  # the adapter's state, as on the public site
     # no vault: a waiting appointment has no running call whose places the adapter would take
     # up again, so the services are never asked
     app[SERVICES] = None  # type: ignore[assignment]

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import os
 import re
 import time
 from collections.abc import Iterable
@@ -129,6 +130,8 @@ class TurnRelay:
         self._clock = clock or Clock()
         self._secret = (secret or read_turn_secret(settings)) if settings.enabled else ""
         self._healthy: frozenset[str] | None = None
+        #: keys the participants' ids in TURN usernames (per process: they only need to be opaque)
+        self._id_key = os.urandom(32)
 
     @property
     def enabled(self) -> bool:
@@ -138,6 +141,12 @@ class TurnRelay:
     def mark_healthy(self, public_hosts: Iterable[str] | None) -> None:
         """Advertise only these uplinks to patients (None: all); from the uplink monitor."""
         self._healthy = None if public_hosts is None else frozenset(public_hosts)
+
+    def opaque_id(self, key: str) -> str:
+        """A participant's id in a TURN username: coturn logs usernames, and a login name (often
+        a surname) must not appear there; any login name works, dots included."""
+        digest = hashlib.blake2b(key.encode("utf-8"), key=self._id_key, digest_size=12).digest()
+        return base64.urlsafe_b64encode(digest).decode("ascii")
 
     def credentials_for(self, bound_to: tuple[str, str]) -> TurnCredentials:
         """A fresh credential for (appointment id, participant id)."""

@@ -19,6 +19,10 @@ MAX_BODY_BYTES: Final = 64 * 1024
 #: the API's bodies are flat forms; nothing deeper is read (nor handed to the validator)
 MAX_BODY_DEPTH: Final = 8
 TOO_DEEP: Final = f"zu tief verschachtelt (höchstens {MAX_BODY_DEPTH} Ebenen)"
+#: the content type of an endpoint that upgrades to a WebSocket
+WEBSOCKET: Final = "application/websocket"
+#: every route of the table with its endpoint (``appliance.web.auth`` checks the access)
+_ENDPOINTS: Final = web.AppKey("endpoints_by_route", dict)
 
 ERROR_SCHEMA: Final = obj(
     {"error": string(), "message": string(), "remaining": {"type": "integer"},
@@ -70,9 +74,16 @@ async def read_body(request: web.Request, endpoint_body: Schema) -> dict[str, An
 
 def add_endpoints(app: web.Application, endpoints: Iterable[Endpoint]) -> None:
     """Register ``endpoints`` on ``app``'s router."""
+    table = app.setdefault(_ENDPOINTS, {})
     for endpoint in endpoints:
-        app.router.add_route(endpoint.method, endpoint.path, endpoint.handler,
-                             name=endpoint.operation_id)
+        route = app.router.add_route(endpoint.method, endpoint.path, endpoint.handler,
+                                     name=endpoint.operation_id)
+        table[route] = endpoint
+
+
+def endpoint_of(request: web.Request) -> Endpoint | None:
+    """The endpoint of the table that ``request`` was routed to (None: a page, an asset ...)."""
+    return request.app.get(_ENDPOINTS, {}).get(request.match_info.route)
 
 
 def openapi_document(endpoints: Iterable[Endpoint], *, title: str) -> dict[str, Any]:

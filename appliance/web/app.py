@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import html
 import json
-import os
 from collections.abc import AsyncIterator, Callable
 from datetime import date
 from importlib import resources
@@ -18,21 +15,15 @@ from typing import Final
 from aiohttp import web
 from yarl import URL
 
-from appliance.config import Settings
 from appliance.i18n import LANGUAGES, catalog, patient_catalog
-from appliance.practice.services import PracticeServices
-from appliance.rtc.echo_peer import EchoService
-from appliance.rtc.turn import TurnRelay
-from appliance.vault.resume import ResumeFile
 from appliance.web import public, staff
 from appliance.web.api import Handler, add_endpoints, openapi_document
 from appliance.web.assets import Body, StaticAssets, json_body
-from appliance.web.box_lock import BoxLock
+from appliance.web.auth import access_middleware
 from appliance.web.context import (
     BOX_LOCK,
     CODE_LIMIT,
     EVENTS,
-    HUB,
     KNOWN_DEVICES,
     LOGIN_LIMIT,
     PATIENT_SESSIONS,
@@ -41,10 +32,9 @@ from appliance.web.context import (
     SERVICES,
     SESSION_KEEPER,
     STAFF_SESSIONS,
+    Box,
 )
-from appliance.web.device_check import ECHO, PAGE_ICE, setup_device_check
-from appliance.web.devices import DEVICE_KEY_FILE, KnownDevices
-from appliance.web.events import EventHub
+from appliance.web.device_check import setup_device_check
 from appliance.web.public import public_origins
 from appliance.web.security import (
     RateLimiter,
@@ -52,37 +42,14 @@ from appliance.web.security import (
     setup_security,
     staff_host_middleware,
 )
-from appliance.web.sessions import (
-    PATIENT_COOKIE,
-    STAFF_COOKIE,
-    PatientSession,
-    SessionKeeper,
-    SessionStore,
-    StaffSession,
-)
-from appliance.web.sockets import setup_public_signaling, setup_staff_signaling
+from appliance.web.sockets import async_tick, setup_public_signaling, setup_staff_signaling
 
 STATIC: Final = Path(str(resources.files("appliance.web").joinpath("static")))
 PUBLIC_STATIC_DIRS: Final = ("common", "patient", "call")
-#: keys the participants' ids in TURN usernames (per process: they only need to be opaque)
-_CREDENTIAL_KEY: Final = os.urandom(32)
-#: a staff session lasts a working day; idle after 2 h
-STAFF_IDLE_S: Final = 2 * 3600.0
-STAFF_MAX_S: Final = 12 * 3600.0
-PATIENT_IDLE_S: Final = 2 * 3600.0
-PATIENT_MAX_S: Final = 6 * 3600.0
 #: requests per minute and burst, per client address
 LOGIN_RATE: Final = (10, 10)
 PUBLIC_RATE: Final = (120, 60)
 CODE_RATE: Final = (10, 10)
-
-
-def _credential_id(member_key: str) -> str:
-    """A participant's opaque id in a TURN username: coturn logs usernames, and a login name
-    (often a surname) must not appear there; any login name works, dots included."""
-    digest = hashlib.blake2b(member_key.encode("utf-8"), key=_CREDENTIAL_KEY,
-                             digest_size=12).digest()
-    return base64.urlsafe_b64encode(digest).decode("ascii")
 
 
 def _pages(assets: StaticAssets, *names: str) -> dict[str, Body]:
@@ -109,27 +76,21 @@ def _serve_locales(texts: Callable[[str], dict[str, str]]) -> Handler:
     return serve
 
 
-def build_staff_app(settings: Settings, services: PracticeServices) -> web.Application:
-    """The staff site: UI shell, JSON API, OpenAPI document, live events."""
+def build_staff_app(box: Box) -> web.Application:
+    """The staff site: UI shell, JSON API, OpenAPI document, live events. It runs the box's
+    background work while it runs (the hub's ticks, the lock's checks)."""
+    services = box.services
     app = web.Application(client_max_size=256 * 1024)
     setup_security(app)
+    app.middlewares.append(access_middleware)  # inside the error middleware: refusals as JSON
     app.middlewares.insert(0, staff_host_middleware)
-    app[SERVICES] = services
-    app[EVENTS] = EventHub()
-    app[STAFF_SESSIONS] = SessionStore[StaffSession](
-        STAFF_COOKIE, idle_s=STAFF_IDLE_S, max_s=STAFF_MAX_S, persistent=False
-    )
-    app[SESSION_KEEPER] = SessionKeeper(
-        ResumeFile(settings.vault.resume_dir, services.vault), services.vault)
-    app[SESSION_KEEPER].keep(  # a removed member's sessions never come back
-        "staff", app[STAFF_SESSIONS], StaffSession, reopens=True,
-        belongs=lambda session: session.username in services.vault.members())
+    _share(app, box)
+    app[STAFF_SESSIONS] = box.staff_sessions
+    app[SESSION_KEEPER] = box.session_keeper
+    app[BOX_LOCK] = box.lock
     app[LOGIN_LIMIT] = RateLimiter(*LOGIN_RATE)
-    app[KNOWN_DEVICES] = KnownDevices(settings.vault.path.parent / DEVICE_KEY_FILE)
-    app[PROPOSED_PUBLIC_URLS] = settings.web.public_urls
-    services.appointments.add_state_listener(
-        lambda appt: app[EVENTS].publish({"type": "appointment", "id": appt.id})
-    )
+    app[KNOWN_DEVICES] = box.known_devices
+    app[PROPOSED_PUBLIC_URLS] = box.settings.web.public_urls
     document = openapi_document(staff.ENDPOINTS, title="Sprechzimmer – Praxis-API")
 
     async def openapi(request: web.Request) -> web.Response:
@@ -153,58 +114,21 @@ def build_staff_app(settings: Settings, services: PracticeServices) -> web.Appli
     app.router.add_get("/api/openapi.json", openapi)
     app.router.add_get("/locales/{lang}.json", _serve_locales(catalog))
     add_endpoints(app, staff.ENDPOINTS)
-    relay = TurnRelay(settings.turn)
-    setup_staff_signaling(app, ice_servers=lambda room_id, member: relay.ice_servers_for(
-        member.role, (room_id, _credential_id(member.key))),
-        ice_policy=lambda member: relay.ice_policy_for(member.role))
-    setup_device_check(app, EchoService(
-        ice_servers=lambda: relay.ice_servers_for("box", ("device-check", "echo"))),
-        page_ice_servers=lambda role, bound_to: relay.ice_servers_for(
-            role, ("device-check", _credential_id(bound_to))))
-    _setup_box_lock(app, settings, services)
+    setup_staff_signaling(app, box.hub)
+    setup_device_check(app, box.echo, page_ice_servers=box.page_ice_servers)
     assets.setup(app)
+    app.cleanup_ctx.append(_background_work(box))
     app.on_shutdown.append(_close_events)
     return app
 
 
-def _setup_box_lock(app: web.Application, settings: Settings,
-                    services: PracticeServices) -> None:
-    """The box locks itself as ``[vault] lock_hours`` and ``lock_idle_hours`` say (checked
-    while the site runs), or when an admin asks."""
-    hub = app[HUB]
-
-    def end_sessions() -> None:
-        app[SESSION_KEEPER].end_all()
-        hub.close_all()  # the doctors' sockets; no visitor is in when the box locks
-
-    app[BOX_LOCK] = BoxLock(
-        services, hours=settings.vault.lock_hours, idle_hours=settings.vault.lock_idle_hours,
-        staff_present=lambda: len(app[STAFF_SESSIONS]) > 0, visitors_present=hub.has_visitors,
-        end_sessions=end_sessions, changed=lambda: app[EVENTS].publish({"type": "box-lock"}))
-
-    async def run(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(app[BOX_LOCK].async_run())
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    app.cleanup_ctx.append(run)
-
-
-def build_public_app(
-    settings: Settings, services: PracticeServices, staff_app: web.Application
-) -> web.Application:
+def build_public_app(box: Box) -> web.Application:
     """The public site: the patient link, its assets, terms and privacy; 404 for all else."""
     app = web.Application(client_max_size=16 * 1024)
     setup_security(app)
-    app[SERVICES] = services
-    app[EVENTS] = staff_app[EVENTS]  # one hub: the dashboard sees what patients do
-    app[PATIENT_SESSIONS] = SessionStore[PatientSession](
-        PATIENT_COOKIE, idle_s=PATIENT_IDLE_S, max_s=PATIENT_MAX_S
-    )
-    staff_app[SESSION_KEEPER].keep("patient", app[PATIENT_SESSIONS], PatientSession,
-                                   reopens=False)
+    app.middlewares.append(access_middleware)
+    _share(app, box)
+    app[PATIENT_SESSIONS] = box.patient_sessions
     app[PUBLIC_LIMIT] = RateLimiter(*PUBLIC_RATE)
     app[CODE_LIMIT] = RateLimiter(*CODE_RATE)
 
@@ -216,13 +140,36 @@ def build_public_app(
     # the patient's texts only: a patient on a weak line does not load the staff's
     app.router.add_get("/locales/{lang}.json", _serve_locales(patient_catalog))
     add_endpoints(app, public.ENDPOINTS)
-    setup_public_signaling(app, staff_app)  # one hub: a call spans both sites
-    setup_device_check(app, staff_app[ECHO], patient_route=True,  # one cap for the box
-                       page_ice_servers=staff_app[PAGE_ICE])
+    setup_public_signaling(app, box.hub)  # one hub: a call spans both sites
+    setup_device_check(app, box.echo, patient_route=True,  # one cap for the box
+                       page_ice_servers=box.page_ice_servers)
     assets.setup(app)
     app.on_response_prepare.append(_allow_sockets_to_other_hosts)
     app.on_shutdown.append(_close_events)
     return app
+
+
+def _share(app: web.Application, box: Box) -> None:
+    """What every site of the box finds on its application."""
+    app[SERVICES] = box.services
+    app[EVENTS] = box.events  # one hub: the dashboard sees what patients do
+
+
+def _background_work(box: Box) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The hub's ticks and the lock's checks, while the staff site runs."""
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(async_tick(box.hub)),
+                 asyncio.create_task(box.lock.async_run())]
+        yield
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        box.hub.close_all()
+
+    return run
 
 
 async def _allow_sockets_to_other_hosts(request: web.Request,

@@ -8,29 +8,25 @@ thresholds, so the page judges its figures by the same numbers as ``rtc/connecti
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
 from aiohttp import web
 
-from appliance.errors import CsrfFailed
 from appliance.rtc.connection_verdict import THRESHOLDS
 from appliance.rtc.echo_peer import EchoBusy, EchoService
 from appliance.web.api import Endpoint, add_endpoints, read_body
-from appliance.web.public import _verified
+from appliance.web.auth import current_staff, visitor
+from appliance.web.context import PageIceServers
 from appliance.web.schema import integer, obj, string
 from appliance.web.security import (
     RateLimiter,
-    check_same_origin,
     client_address,
     error_response,
     request_language,
 )
-from appliance.web.sessions import StaffSession
 
 ECHO: Final = web.AppKey("device_check_echo", EchoService)
 #: the TURN servers a page of the given role ("patient", "doctor") uses for its side of the check
-PageIceServers = Callable[[str, str], list[dict[str, Any]]]
 PAGE_ICE: Final = web.AppKey("device_check_page_ice", PageIceServers)
 ICE = obj({"ice_servers": {"type": "array", "items": {"type": "object"}}},
           required=("ice_servers",))
@@ -86,17 +82,15 @@ async def answer_offer(request: web.Request, *, waiter: str) -> web.Response:
 
 
 async def _patient_device_check(request: web.Request) -> web.Response:
-    if not check_same_origin(request):
-        raise CsrfFailed()
     request.app[DEVICE_CHECK_LIMIT].hit(client_address(request))
-    _, visitor = _verified(request)
-    return await answer_offer(request, waiter=f"{visitor.key}:{visitor.appointment.id}")
+    _, who = visitor(request)
+    return await answer_offer(request, waiter=f"{who.key}:{who.appointment.id}")
 
 
 async def _patient_ice_servers(request: web.Request) -> web.Response:
     request.app[DEVICE_CHECK_LIMIT].hit(client_address(request))
-    _, visitor = _verified(request)
-    servers = request.app[PAGE_ICE]("patient", f"check-{visitor.appointment.id}")
+    _, who = visitor(request)
+    servers = request.app[PAGE_ICE]("patient", f"check-{who.appointment.id}")
     return web.json_response({"ice_servers": servers})
 
 
@@ -110,38 +104,26 @@ PUBLIC_ENDPOINTS: Final[tuple[Endpoint, ...]] = (
 )
 
 
-def staff_endpoint(
-    authorize: Callable[[web.Request], tuple[StaffSession, Any]],
-) -> Endpoint:
-    """The staff site's device check; ``authorize`` is the staff API's login and CSRF check.
-
-    Taken as a parameter because ``staff.py`` lists this endpoint in its table (the OpenAPI
-    document is built from it) and this module must not import ``staff.py`` back.
-    """
-
-    async def _device_check(request: web.Request) -> web.Response:
-        session, _ = authorize(request)
-        return await answer_offer(request, waiter=f"staff:{session.username}")
-
-    return Endpoint(method="POST", path="/api/device-check", handler=_device_check,
-                    body=OFFER, response=ANSWER,
-                    summary="Verbindungstest des Praxis-PCs (R13): Echo-Gegenstelle auf der Box; "
-                            "503 device_check_busy mit retry_after_s, wenn belegt")
+async def _device_check(request: web.Request) -> web.Response:
+    session, _ = current_staff(request)
+    return await answer_offer(request, waiter=f"staff:{session.username}")
 
 
-def staff_ice_endpoint(
-    authorize: Callable[[web.Request], tuple[StaffSession, Any]],
-) -> Endpoint:
-    """The practice PC's TURN servers for its side of the device check (the box's LAN address)."""
+async def _device_check_ice_servers(request: web.Request) -> web.Response:
+    """The practice PC's TURN servers for its side of the check (the box's LAN address)."""
+    session, _ = current_staff(request)
+    servers = request.app[PAGE_ICE]("doctor", f"check-{session.username}")
+    return web.json_response({"ice_servers": servers})
 
-    async def _device_check_ice_servers(request: web.Request) -> web.Response:
-        session, _ = authorize(request)
-        servers = request.app[PAGE_ICE]("doctor", f"check-{session.username}")
-        return web.json_response({"ice_servers": servers})
 
-    return Endpoint(method="GET", path="/api/device-check", handler=_device_check_ice_servers,
-                    response=ICE,
-                    summary="TURN-Server für die eigene Seite des Verbindungstests")
+#: the staff site's device check (listed in ``staff.ENDPOINTS``)
+STAFF_ENDPOINT: Final = Endpoint(
+    method="POST", path="/api/device-check", handler=_device_check, body=OFFER, response=ANSWER,
+    summary="Verbindungstest des Praxis-PCs (R13): Echo-Gegenstelle auf der Box; "
+            "503 device_check_busy mit retry_after_s, wenn belegt")
+STAFF_ICE_ENDPOINT: Final = Endpoint(
+    method="GET", path="/api/device-check", handler=_device_check_ice_servers, response=ICE,
+    summary="TURN-Server für die eigene Seite des Verbindungstests")
 
 
 def setup_device_check(

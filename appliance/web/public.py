@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -10,9 +9,7 @@ from aiohttp import web
 from yarl import URL
 
 from appliance.errors import (
-    CsrfFailed,
     NotFound,
-    NotLoggedIn,
     PracticeOffline,
     SprechzimmerError,
     VaultSealed,
@@ -20,10 +17,11 @@ from appliance.errors import (
 from appliance.practice.appointments import Visitor
 from appliance.practice.services import PracticeServices
 from appliance.web.api import Endpoint, read_body
+from appliance.web.auth import visitor as verified_visitor
 from appliance.web.context import CODE_LIMIT, EVENTS, PATIENT_SESSIONS, PUBLIC_LIMIT, SERVICES
 from appliance.web.events import stream_events
 from appliance.web.schema import array, boolean, obj, string
-from appliance.web.security import check_same_origin, client_address
+from appliance.web.security import client_address
 from appliance.web.sessions import PatientSession
 
 TOKEN_PATTERN: Final = r"[A-Za-z0-9_-]{16,64}"
@@ -68,32 +66,6 @@ def public_origins(services: PracticeServices) -> tuple[str, ...]:
     return tuple(origins)
 
 
-def _verified(request: web.Request, *, ticket: str | None = None,
-              ) -> tuple[PatientSession, Visitor]:
-    """The session for this very link, and whose link it is (patient or guest, still valid).
-
-    The session is the cookie's; on another public host (no cookie there) the signaling socket
-    shows its session's ``ticket`` instead.
-    """
-    token = request.match_info["token"]
-    sessions = request.app[PATIENT_SESSIONS]
-    session = sessions.get(request)
-    if session is None and ticket:
-        session = sessions.find(lambda s: s.token == token and hmac.compare_digest(
-            s.ticket.encode(), ticket.encode()))
-    services = _services(request)
-    if services.vault.sealed:
-        raise PracticeOffline()
-    if session is None or session.token != token:
-        raise NotLoggedIn()
-    visitor = services.appointments.find_visitor(token)
-    guest_id = None if visitor is None or visitor.guest is None else visitor.guest.id
-    if visitor is None or visitor.appointment.id != session.appointment_id or (
-            guest_id != session.guest_id):
-        raise NotFound()
-    return session, visitor
-
-
 async def _info(request: web.Request) -> web.Response:
     _limit(request)
     services = _services(request)
@@ -117,8 +89,6 @@ async def _info(request: web.Request) -> web.Response:
 
 
 async def _code(request: web.Request) -> web.Response:
-    if not check_same_origin(request):
-        raise CsrfFailed()
     _limit(request)
     request.app[CODE_LIMIT].hit(client_address(request))
     data = await read_body(request, CODE)
@@ -135,10 +105,8 @@ async def _code(request: web.Request) -> web.Response:
 
 
 async def _check_in(request: web.Request) -> web.Response:
-    if not check_same_origin(request):
-        raise CsrfFailed()
     _limit(request)
-    session, visitor = _verified(request)
+    session, visitor = verified_visitor(request)
     data = await read_body(request, CHECK_IN)
     book = _services(request).appointments
     if visitor.guest is None:
@@ -157,21 +125,19 @@ async def _signaling(request: web.Request) -> web.Response:
     """Where this page keeps its signaling sockets: every public host, and the ticket for the
     hosts that do not see this host's cookie."""
     _limit(request)
-    session, _ = _verified(request)
+    session, _ = verified_visitor(request)
     return web.json_response({"origins": list(public_origins(_services(request))),
                               "ticket": session.ticket})
 
 
 async def _state(request: web.Request) -> web.Response:
     _limit(request)
-    _, visitor = _verified(request)
+    _, visitor = verified_visitor(request)
     return web.json_response(_patient_state(visitor))
 
 
 async def _leave(request: web.Request) -> web.Response:
-    if not check_same_origin(request):
-        raise CsrfFailed()
-    _, visitor = _verified(request)
+    _, visitor = verified_visitor(request)
     book = _services(request).appointments
     appointment_id = visitor.appointment.id
     if visitor.guest is None:
@@ -184,7 +150,7 @@ async def _leave(request: web.Request) -> web.Response:
 
 async def _events(request: web.Request) -> web.StreamResponse:
     _limit(request)
-    _, visitor = _verified(request)
+    _, visitor = verified_visitor(request)
     services = _services(request)
     appointment_id = visitor.appointment.id
     guest_id = None if visitor.guest is None else visitor.guest.id
@@ -201,7 +167,7 @@ async def _events(request: web.Request) -> web.StreamResponse:
 
     def still_allowed() -> bool:
         try:
-            _verified(request)
+            verified_visitor(request)
         except SprechzimmerError:  # session gone, link reissued, vault sealed
             return False
         return True

@@ -8,20 +8,19 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from appliance.config import Settings
-from appliance.practice.services import PracticeServices
 from appliance.web.app import build_public_app, build_staff_app
+from appliance.web.context import Box
 
 _LOGGER = logging.getLogger(__name__)
 
 
 async def async_run_sites(
-    settings: Settings, services: PracticeServices, *, stop: asyncio.Event,
-    ready: Callable[[], None] | None = None,
+    box: Box, *, stop: asyncio.Event, ready: Callable[[], None] | None = None,
 ) -> None:
     """Listen with the staff and the public site until ``stop`` is set, then close both."""
-    staff_app = build_staff_app(settings, services)
-    public_app = build_public_app(settings, services, staff_app)
+    settings = box.settings
+    staff_app = build_staff_app(box)
+    public_app = build_public_app(box)
     runners: list[web.AppRunner] = []
     try:
         for app, hosts, port in (

@@ -25,6 +25,11 @@ _LOGGER = logging.getLogger(__name__)
 
 STAFF_COOKIE: Final = "sz_staff"
 PATIENT_COOKIE: Final = "sz_patient"
+#: a staff session lasts a working day; idle after 2 h
+STAFF_IDLE_S: Final = 2 * 3600.0
+STAFF_MAX_S: Final = 12 * 3600.0
+PATIENT_IDLE_S: Final = 2 * 3600.0
+PATIENT_MAX_S: Final = 6 * 3600.0
 
 
 @dataclass(kw_only=True)
@@ -186,6 +191,18 @@ class SessionStore(Generic[S]):
             del self._entries[sid]
         if doomed:
             self.on_change()
+
+
+def staff_sessions() -> SessionStore[StaffSession]:
+    """The staff's logins: a working day at most, ended by 2 h idle or the browser's end."""
+    return SessionStore[StaffSession](STAFF_COOKIE, idle_s=STAFF_IDLE_S, max_s=STAFF_MAX_S,
+                                      persistent=False)
+
+
+def patient_sessions() -> SessionStore[PatientSession]:
+    """Patients' and guests' verified links."""
+    return SessionStore[PatientSession](PATIENT_COOKIE, idle_s=PATIENT_IDLE_S,
+                                        max_s=PATIENT_MAX_S)
 
 
 def _nothing(*_: object) -> None:

@@ -15,8 +15,7 @@ import logging
 import re
 import socket
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from typing import Any, Final
+from typing import Final
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -29,15 +28,16 @@ from appliance.errors import (
     PermissionDenied,
 )
 from appliance.practice.appointments import STATE_WORDS, Visitor
-from appliance.practice.models import Appointment, AppointmentState, Role, StaffMember
+from appliance.practice.models import Appointment, AppointmentState, StaffMember
 from appliance.practice.services import PracticeServices
 from appliance.rtc.messages import MAX_FRAME_BYTES
-from appliance.rtc.signaling import IcePolicyFn, IceServersFn, Member, SignalingHub
-from appliance.web.api import Endpoint
+from appliance.rtc.signaling import Member, SignalingHub
+from appliance.web.api import WEBSOCKET, Endpoint
+from appliance.web.auth import current_staff
+from appliance.web.auth import visitor as verified_visitor
 from appliance.web.context import HUB, PUBLIC_LIMIT, SERVICES
-from appliance.web.public import _verified, public_origins
+from appliance.web.public import public_origins
 from appliance.web.security import check_same_origin, client_address
-from appliance.web.sessions import StaffSession
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -183,33 +183,23 @@ async def serve_socket(request: web.Request, appointment: Appointment,
 # --- the two routes -----------------------------------------------------------------------------
 
 
-def staff_endpoint(
-    authorize: Callable[..., tuple[StaffSession, Any]],
-) -> Endpoint:
-    """The doctor's signaling socket; ``authorize`` is the staff API's login and role check.
+async def _appointment_signal(request: web.Request) -> web.StreamResponse:
+    _, staff_member = current_staff(request)  # the table's access: doctors only (R2)
+    appointment = request.app[SERVICES].appointments.get(request.match_info["appointment_id"])
+    if appointment.doctor != staff_member.username:  # O3, R1: only this doctor
+        raise PermissionDenied()
+    if appointment.state in CLOSED_FOR_DOCTOR:
+        raise AppointmentClosed()
+    return await serve_socket(request, appointment, _doctor(staff_member))
 
-    Taken as a parameter because ``staff.py`` lists this endpoint in its table (the OpenAPI
-    document is built from it) and this module must not import ``staff.py`` back.
-    """
 
-    async def _appointment_signal(request: web.Request) -> web.StreamResponse:
-        if not check_same_origin(request):  # no cross-site WebSocket hijacking
-            raise CsrfFailed()
-        _, staff_member = authorize(request, Role.DOCTOR)  # R2: 403 for assistants
-        appointment = request.app[SERVICES].appointments.get(
-            request.match_info["appointment_id"])
-        if appointment.doctor != staff_member.username:  # O3, R1: only this doctor
-            raise PermissionDenied()
-        if appointment.state in CLOSED_FOR_DOCTOR:
-            raise AppointmentClosed()
-        return await serve_socket(request, appointment, _doctor(staff_member))
-
-    return Endpoint(method="GET", path=STAFF_PATH, handler=_appointment_signal, access="doctor",
-                    status=101, content_type="application/websocket",
-                    response={"type": "string",
-                              "description": "JSON-Textframes, Protokoll v1 (docs/signaling.md)"},
-                    summary="Signalisierung des Gesprächs (WebSocket): nur die Ärztin oder der "
-                            "Arzt des Termins; Zulassen, Beenden, Neuaufbau, SDP/ICE-Relais")
+#: the doctor's signaling socket (listed in ``staff.ENDPOINTS``)
+STAFF_ENDPOINT: Final = Endpoint(
+    method="GET", path=STAFF_PATH, handler=_appointment_signal, access="doctor", status=101,
+    content_type=WEBSOCKET,
+    response={"type": "string", "description": "JSON-Textframes, Protokoll v1 (docs/signaling.md)"},
+    summary="Signalisierung des Gesprächs (WebSocket): nur die Ärztin oder der Arzt des Termins; "
+            "Zulassen, Beenden, Neuaufbau, SDP/ICE-Relais")
 
 
 async def _patient_signal(request: web.Request) -> web.StreamResponse:
@@ -218,7 +208,7 @@ async def _patient_signal(request: web.Request) -> web.StreamResponse:
             or request.headers.get("Origin") in public_origins(request.app[SERVICES])):
         raise CsrfFailed()  # page may live on any of the practice's public hosts
     # the verified session of this very link (R1): by cookie, or by ticket on another host
-    _, visitor = _verified(request, ticket=_ticket(request))
+    _, visitor = verified_visitor(request, ticket=_ticket(request))
     state = visitor.state  # a guest's: waiting once checked in, while the appointment is open
     if state not in PATIENT_STATES:
         if state is AppointmentState.SCHEDULED:
@@ -272,69 +262,24 @@ def _members_of_call(services: PracticeServices, appointment: Appointment) -> li
 # --- wiring -------------------------------------------------------------------------------------
 
 
-def _no_ice_servers(room_id: str, member: Member) -> list[dict[str, Any]]:
-    return []
-
-
-def build_hub(services: PracticeServices, *, ice_servers: IceServersFn | None = None,
-              ice_policy: IcePolicyFn | None = None) -> SignalingHub:
-    """The hub with the practice's rules: admitting and ending go through the appointment book.
-
-    The book enforces R2, O3 and R3 and tells its state listeners (the staff site publishes
-    each change to the dashboard's event stream).
-    """
-    servers = ice_servers or _no_ice_servers
-    book = services.appointments
-
-    def on_admit(room_id: str, doctor: str, member: Member) -> list[dict[str, Any]]:
-        if member.role == "patient":
-            if book.get(room_id).state is not AppointmentState.IN_CALL:
-                book.admit(doctor, room_id)
-        elif member.key.startswith(GUEST_KEY_PREFIX):  # O3, R3: the book checks the doctor
-            book.admit_guest(doctor, room_id, member.key.removeprefix(GUEST_KEY_PREFIX))
-        return servers(room_id, member)
-
-    def on_end(room_id: str, doctor: str) -> None:
-        book.end(doctor, room_id)
-
-    def on_remove(room_id: str, doctor: str, member: Member) -> None:
-        book.remove_from_call(doctor, room_id, member.key)
-
-    return SignalingHub(on_admit=on_admit, on_end=on_end, on_remove=on_remove,
-                        ice_servers=servers, ice_policy=ice_policy)
-
-
-def setup_staff_signaling(app: web.Application, *, ice_servers: IceServersFn | None = None,
-                          ice_policy: IcePolicyFn | None = None) -> None:
-    """Give the staff site the hub (its tick runs while the site runs).
-
-    The doctor's route comes with ``staff.ENDPOINTS`` (see :func:`staff_endpoint`).
-    """
-    app[HUB] = build_hub(app[SERVICES], ice_servers=ice_servers, ice_policy=ice_policy)
+def setup_staff_signaling(app: web.Application, hub: SignalingHub) -> None:
+    """Give the staff site the hub; the doctor's route comes with ``staff.ENDPOINTS`` (see
+    :func:`staff_endpoint`)."""
+    app[HUB] = hub
     app[_OPEN] = set()
-    app.cleanup_ctx.append(_run_hub)
     app.on_shutdown.append(_close_sockets)
 
 
-def setup_public_signaling(app: web.Application, staff_app: web.Application) -> None:
-    """Give the public site the staff site's hub and the patient's route."""
-    app[HUB] = staff_app[HUB]
+def setup_public_signaling(app: web.Application, hub: SignalingHub) -> None:
+    """Give the public site the hub and the patient's route."""
+    app[HUB] = hub
     app[_OPEN] = set()
     app.router.add_get(PUBLIC_PATH, _patient_signal, allow_head=False)
     app.on_shutdown.append(_close_sockets)
 
 
-async def _run_hub(app: web.Application) -> AsyncIterator[None]:
-    hub = app[HUB]
-    task = asyncio.create_task(_tick(hub))
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    hub.close_all()
-
-
-async def _tick(hub: SignalingHub) -> None:
+async def async_tick(hub: SignalingHub) -> None:
+    """Run the hub's heartbeats, grace periods and due acks every ``TICK_S`` until cancelled."""
     while True:
         await asyncio.sleep(TICK_S)
         try:

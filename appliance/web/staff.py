@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo
@@ -15,10 +13,8 @@ from aiohttp import web
 from appliance import __version__
 from appliance.errors import (
     AuditChainBroken,
-    CsrfFailed,
     InvalidInput,
     NotFound,
-    NotLoggedIn,
     PermissionDenied,
     SprechzimmerError,
 )
@@ -37,6 +33,7 @@ from appliance.practice.profile import KV_REGIONS
 from appliance.practice.services import PracticeServices
 from appliance.web import device_check, sockets
 from appliance.web.api import Endpoint, read_body
+from appliance.web.auth import PASSWORD_WORK, current_staff, staff_member
 from appliance.web.context import (
     BOX_LOCK,
     EVENTS,
@@ -51,8 +48,6 @@ from appliance.web.events import stream_events
 from appliance.web.schema import array, boolean, integer, obj, string
 from appliance.web.security import (
     LANG_COOKIE,
-    UNSAFE_METHODS,
-    check_same_origin,
     client_address,
     request_language,
 )
@@ -60,7 +55,6 @@ from appliance.web.sessions import StaffSession
 
 T = TypeVar("T")
 #: where password checks derive their keys (Argon2id releases the GIL: the loop goes on)
-_PASSWORD_WORK: Final = ThreadPoolExecutor(max_workers=2, thread_name_prefix="password-check")
 ROLE_NAMES: Final = [role.value for role in Role]
 STATE_NAMES: Final = [
     "scheduled", "waiting", "in_call", "ended", "cancelled", "no_show",
@@ -207,27 +201,6 @@ def _services(request: web.Request) -> PracticeServices:
     return request.app[SERVICES]
 
 
-def _authorize(request: web.Request, *roles: Role) -> tuple[StaffSession, StaffMember]:
-    """The session and member of a staff request; checks role and CSRF for changes."""
-    session = request.app[STAFF_SESSIONS].get(request)
-    services = _services(request)
-    if session is None or services.vault.sealed:
-        raise NotLoggedIn()
-    try:
-        member = services.staff.get(session.username)
-    except NotFound:
-        raise NotLoggedIn() from None
-    if request.method in UNSAFE_METHODS and (
-        not check_same_origin(request)
-        or not hmac.compare_digest(request.headers.get("X-CSRF-Token", "").encode(),
-                                   session.csrf.encode())
-    ):
-        raise CsrfFailed()
-    if roles and not member.roles & set(roles):
-        raise PermissionDenied()
-    return session, member
-
-
 def _timezone(services: PracticeServices) -> ZoneInfo:
     profile = services.office.profile() if not services.vault.sealed else None
     return ZoneInfo(profile.timezone if profile else DEFAULT_TIMEZONE)
@@ -329,8 +302,6 @@ async def _status(request: web.Request) -> web.Response:
 
 
 async def _onboarding(request: web.Request) -> web.Response:
-    if not check_same_origin(request):
-        raise CsrfFailed()
     data = await read_body(request, ONBOARDING)
     services = _services(request)
     practice, admin = data["practice"], data["admin"]
@@ -354,7 +325,7 @@ async def _onboarding(request: web.Request) -> web.Response:
 
 
 async def _recovery_confirmed(request: web.Request) -> web.Response:
-    session, _ = _authorize(request, Role.ADMIN)
+    session, _ = current_staff(request)
     data = await read_body(request, obj({"stored": boolean()}, required=("stored",)))
     if data["stored"] is not True:
         raise InvalidInput(field="stored", detail="bitte bestätigen")
@@ -370,12 +341,10 @@ async def _prepare_password_check(request: web.Request, username: str, password:
     staff = _services(request).staff
     staff.check_not_locked(username, source=login_source(request))
     await asyncio.get_running_loop().run_in_executor(
-        _PASSWORD_WORK, staff.prepare_password_check, username, password)
+        PASSWORD_WORK, staff.prepare_password_check, username, password)
 
 
 async def _login(request: web.Request) -> web.Response:
-    if not check_same_origin(request):
-        raise CsrfFailed()
     request.app[LOGIN_LIMIT].hit(client_address(request))
     data = await read_body(request, LOGIN)
     services = _services(request)
@@ -383,7 +352,7 @@ async def _login(request: web.Request) -> web.Response:
     member = services.staff.login(data["username"].strip().lower(), data["password"],
                                   data.get("totp") or None, source=login_source(request))
     weak = await asyncio.get_running_loop().run_in_executor(
-        _PASSWORD_WORK, services.staff.password_is_weak, member.username, data["password"])
+        PASSWORD_WORK, services.staff.password_is_weak, member.username, data["password"])
     session = StaffSession(username=member.username, password_weak=weak)
     response = web.json_response(_session_json(request, session, member))
     request.app[STAFF_SESSIONS].create(response, request, session)
@@ -397,7 +366,7 @@ def login_source(request: web.Request) -> str:
 
 
 async def _logout(request: web.Request) -> web.Response:
-    _authorize(request)
+    current_staff(request)
     response = web.json_response({"ok": True})
     request.app[STAFF_SESSIONS].drop(request, response)
     return response
@@ -432,15 +401,13 @@ def _locked_json(request: web.Request) -> dict[str, str] | None:
 
 
 async def _session(request: web.Request) -> web.Response:
-    session, member = _authorize(request)
+    session, member = current_staff(request)
     return web.json_response(_session_json(request, session, member))
 
 
 async def _language(request: web.Request) -> web.Response:
     data = await read_body(request, obj({"language": string(enum=["de", "en"])},
                                         required=("language",)))
-    if not check_same_origin(request):
-        raise CsrfFailed()
     response = web.json_response({"ok": True})
     response.set_cookie(LANG_COOKIE, data["language"], samesite="Strict", path="/",
                         max_age=365 * 86400, secure=request.secure)
@@ -460,7 +427,7 @@ def _profile_json(profile: PracticeProfile) -> dict[str, Any]:
 
 
 async def _get_practice(request: web.Request) -> web.Response:
-    _authorize(request)
+    current_staff(request)
     profile = _services(request).office.profile()
     if profile is None:
         raise NotFound()
@@ -468,7 +435,7 @@ async def _get_practice(request: web.Request) -> web.Response:
 
 
 async def _put_practice(request: web.Request) -> web.Response:
-    _, member = _authorize(request, Role.ADMIN)
+    _, member = current_staff(request)
     data = await read_body(request, PROFILE)
     profile = PracticeProfile(
         name=data["name"].strip(), bsnr=data["bsnr"].strip(), street=data["street"].strip(),
@@ -488,12 +455,12 @@ async def _kv_regions(request: web.Request) -> web.Response:
 
 
 async def _list_staff(request: web.Request) -> web.Response:
-    _authorize(request)
+    current_staff(request)
     return web.json_response([member_json(m) for m in _services(request).staff.list()])
 
 
 async def _add_staff(request: web.Request) -> web.Response:
-    _, actor = _authorize(request, Role.ADMIN)
+    _, actor = current_staff(request)
     data = await read_body(request, NEW_MEMBER)
     member = _services(request).staff.add(
         actor.username, username=data["username"].strip().lower(),
@@ -504,7 +471,7 @@ async def _add_staff(request: web.Request) -> web.Response:
 
 
 async def _update_staff(request: web.Request) -> web.Response:
-    _, actor = _authorize(request, Role.ADMIN)
+    _, actor = current_staff(request)
     data = await read_body(request, MEMBER_CHANGE)
     changes: dict[str, Any] = {}
     if "display_name" in data:
@@ -520,7 +487,7 @@ async def _update_staff(request: web.Request) -> web.Response:
 
 
 async def _remove_staff(request: web.Request) -> web.Response:
-    _, actor = _authorize(request, Role.ADMIN)
+    _, actor = current_staff(request)
     username = request.match_info["username"]
     _services(request).staff.remove(actor.username, username)
     request.app[STAFF_SESSIONS].drop_where(lambda s: s.username == username)
@@ -528,7 +495,7 @@ async def _remove_staff(request: web.Request) -> web.Response:
 
 
 async def _set_password(request: web.Request) -> web.Response:
-    session, actor = _authorize(request)
+    session, actor = current_staff(request)
     username = request.match_info["username"]
     own = username == actor.username
     if not own and Role.ADMIN not in actor.roles:
@@ -551,10 +518,10 @@ async def _set_password(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-async def _reauthentication(request: web.Request, schema: dict[str, Any], *roles: Role):
+async def _reauthentication(request: web.Request, schema: dict[str, Any]):
     """The actor and the body of a change that asks for the password again: limited and
     locked out like a login, the Argon2id work off the event loop."""
-    _, actor = _authorize(request, *roles)
+    _, actor = current_staff(request)
     request.app[LOGIN_LIMIT].hit(client_address(request))
     data = await read_body(request, schema)
     await _prepare_password_check(request, actor.username, data["password"])
@@ -591,7 +558,7 @@ async def _disable_totp(request: web.Request) -> web.Response:
 
 async def _proven_admin(request: web.Request) -> StaffMember:
     """An admin who confirmed a change of the vault's keys with password (and code)."""
-    actor, data = await _reauthentication(request, TOTP_PROOF, Role.ADMIN)
+    actor, data = await _reauthentication(request, TOTP_PROOF)
     _services(request).staff.reauthenticate(actor.username, data["password"],
                                             data.get("totp") or None, login_source(request))
     return actor
@@ -616,14 +583,14 @@ async def _rekey(request: web.Request) -> web.Response:
 
 
 async def _lock_box(request: web.Request) -> web.Response:
-    _, actor = _authorize(request, Role.ADMIN)
+    _, actor = current_staff(request)
     lock = request.app[BOX_LOCK]
     locked = lock.request(actor.username)
     return web.json_response({"locked": locked, "pending": lock.pending})
 
 
 async def _cancel_box_lock(request: web.Request) -> web.Response:
-    _, actor = _authorize(request, Role.ADMIN)
+    _, actor = current_staff(request)
     lock = request.app[BOX_LOCK]
     lock.cancel(actor.username)
     return web.json_response({"locked": False, "pending": lock.pending})
@@ -633,13 +600,13 @@ async def _cancel_box_lock(request: web.Request) -> web.Response:
 
 
 async def _list_patients(request: web.Request) -> web.Response:
-    _authorize(request)
+    current_staff(request)
     text = request.query.get("q", "")[:200]
     return web.json_response([patient_json(p) for p in _services(request).patients.search(text)])
 
 
 async def _add_patient(request: web.Request) -> web.Response:
-    _, actor = _authorize(request)
+    _, actor = current_staff(request)
     data = await read_body(request, NEW_PATIENT)
     services = _services(request)
     patient = services.patients.add(
@@ -664,13 +631,13 @@ def _record_consent(services: PracticeServices, actor: StaffMember, patient_id: 
 
 
 async def _get_patient(request: web.Request) -> web.Response:
-    _authorize(request)
+    current_staff(request)
     patient = _services(request).patients.get(request.match_info["patient_id"])
     return web.json_response(patient_json(patient))
 
 
 async def _update_patient(request: web.Request) -> web.Response:
-    _, actor = _authorize(request)
+    _, actor = current_staff(request)
     data = await read_body(request, PATIENT_CHANGE)
     changes = {k: (v.strip() or None) if isinstance(v, str) else v for k, v in data.items()}
     patient = _services(request).patients.update(
@@ -680,13 +647,13 @@ async def _update_patient(request: web.Request) -> web.Response:
 
 
 async def _remove_patient(request: web.Request) -> web.Response:
-    _, actor = _authorize(request)
+    _, actor = current_staff(request)
     _services(request).patients.remove(actor.username, request.match_info["patient_id"])
     return web.json_response({"ok": True})
 
 
 async def _add_consent(request: web.Request) -> web.Response:
-    _, actor = _authorize(request)
+    _, actor = current_staff(request)
     data = await read_body(request, NEW_CONSENT)
     patient = _record_consent(_services(request), actor, request.match_info["patient_id"], data)
     return web.json_response(patient_json(patient))
@@ -696,7 +663,7 @@ async def _add_consent(request: web.Request) -> web.Response:
 
 
 async def _list_appointments(request: web.Request) -> web.Response:
-    _authorize(request)
+    current_staff(request)
     services = _services(request)
     tz = _timezone(services)
     try:
@@ -710,7 +677,7 @@ async def _list_appointments(request: web.Request) -> web.Response:
 
 
 async def _add_appointment(request: web.Request) -> web.Response:
-    _, actor = _authorize(request)
+    _, actor = current_staff(request)
     data = await read_body(request, NEW_APPOINTMENT)
     services = _services(request)
     appt = services.appointments.create(
@@ -723,14 +690,14 @@ async def _add_appointment(request: web.Request) -> web.Response:
 
 
 async def _get_appointment(request: web.Request) -> web.Response:
-    _authorize(request)
+    current_staff(request)
     services = _services(request)
     appt = services.appointments.get(request.match_info["appointment_id"])
     return web.json_response(appointment_json(services, appt))
 
 
 async def _update_appointment(request: web.Request) -> web.Response:
-    _, actor = _authorize(request)
+    _, actor = current_staff(request)
     data = await read_body(request, APPOINTMENT_CHANGE)
     services = _services(request)
     changes: dict[str, Any] = {}
@@ -747,7 +714,7 @@ async def _update_appointment(request: web.Request) -> web.Response:
 
 def _appointment_action(action: str):  # noqa: ANN202 - returns a handler
     async def handler(request: web.Request) -> web.Response:
-        _, actor = _authorize(request)
+        _, actor = current_staff(request)
         services = _services(request)
         appt = getattr(services.appointments, action)(
             actor.username, request.match_info["appointment_id"]
@@ -767,7 +734,7 @@ def _appointment_action(action: str):  # noqa: ANN202 - returns a handler
 
 
 async def _invite_guest(request: web.Request) -> web.Response:
-    _, actor = _authorize(request)  # organisational work: any staff member (R2)
+    _, actor = current_staff(request)  # organisational work: any staff member (R2)
     data = await read_body(request, NEW_GUEST)
     services = _services(request)
     appointment_id = request.match_info["appointment_id"]
@@ -778,7 +745,7 @@ async def _invite_guest(request: web.Request) -> web.Response:
 
 
 async def _list_guests(request: web.Request) -> web.Response:
-    _authorize(request)
+    current_staff(request)
     services = _services(request)
     guests = services.appointments.guests(request.match_info["appointment_id"])
     return web.json_response([guest_json(services, guest) for guest in guests])
@@ -801,7 +768,7 @@ def _let_go(request: web.Request, appointment_id: str, guest_id: str, *, ban: bo
 
 
 async def _reissue_guest(request: web.Request) -> web.Response:
-    _, actor = _authorize(request)
+    _, actor = current_staff(request)
     services = _services(request)
     appointment_id, guest_id = request.match_info["appointment_id"], request.match_info["guest_id"]
     guest = services.appointments.reissue_guest(actor.username, appointment_id, guest_id)
@@ -811,7 +778,7 @@ async def _reissue_guest(request: web.Request) -> web.Response:
 
 
 async def _remove_guest(request: web.Request) -> web.Response:
-    _, actor = _authorize(request)
+    _, actor = current_staff(request)
     appointment_id, guest_id = request.match_info["appointment_id"], request.match_info["guest_id"]
     _services(request).appointments.remove_guest(actor.username, appointment_id, guest_id)
     _let_go(request, appointment_id, guest_id, ban=True)
@@ -820,7 +787,7 @@ async def _remove_guest(request: web.Request) -> web.Response:
 
 
 async def _events(request: web.Request) -> web.StreamResponse:
-    _authorize(request)
+    current_staff(request)
     services = _services(request)
 
     def render(event: dict[str, Any]) -> dict[str, Any] | None:
@@ -833,7 +800,7 @@ async def _events(request: web.Request) -> web.StreamResponse:
 
     def still_allowed() -> bool:
         try:
-            _authorize(request)
+            staff_member(request)
         except SprechzimmerError:  # logged out, removed, session expired
             return False
         return True
@@ -843,7 +810,7 @@ async def _events(request: web.Request) -> web.StreamResponse:
 
 
 async def _audit(request: web.Request) -> web.Response:
-    _authorize(request, Role.ADMIN)
+    current_staff(request)
     services = _services(request)
     tz = _timezone(services)
     return web.json_response([
@@ -854,7 +821,7 @@ async def _audit(request: web.Request) -> web.Response:
 
 
 async def _verify_audit(request: web.Request) -> web.Response:
-    _authorize(request, Role.ADMIN)
+    current_staff(request)
     try:
         checked = _services(request).audit.verify()
     except AuditChainBroken as broken:
@@ -981,9 +948,9 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
     Endpoint(method="GET", path="/api/events", handler=_events,
              summary="Live-Änderungen der Termine (Server-Sent Events)",
              content_type="text/event-stream", response={"type": "string"}),
-    device_check.staff_endpoint(_authorize),
-    device_check.staff_ice_endpoint(_authorize),
-    sockets.staff_endpoint(_authorize),
+    device_check.STAFF_ENDPOINT,
+    device_check.STAFF_ICE_ENDPOINT,
+    sockets.STAFF_ENDPOINT,
     Endpoint(method="GET", path="/api/audit", handler=_audit, access="admin",
              summary="Protokoll der Mitarbeiteraktionen (ohne Inhalte)",
              response=array(obj({"seq": integer(), "at": string(), "actor": string(),

@@ -43,6 +43,7 @@ from yarl import URL
 from appliance.config import Settings, VaultSettings, WebSettings
 from appliance.practice.models import Appointment, Role
 from appliance.practice.services import PracticeServices
+from appliance.runtime import build_box
 from appliance.web.api import ERROR_SCHEMA
 from appliance.web.app import build_public_app, build_staff_app
 from appliance.web.context import CODE_LIMIT, LOGIN_LIMIT, PUBLIC_LIMIT
@@ -113,8 +114,9 @@ async def box(
     """Both sites of a box that has not been onboarded (as ``tests/web``'s ``box``); in the
     deep profile, or for a test module with ``RATE_LIMITS = "wide"``, with rate limits no
     fuzzer reaches (see the module docstring)."""
-    staff_app = build_staff_app(settings, services)
-    public_app = build_public_app(settings, services, staff_app)
+    parts = build_box(settings, services)
+    staff_app = build_staff_app(parts)
+    public_app = build_public_app(parts)
     if DEEP or getattr(request.module, "RATE_LIMITS", "real") == "wide":
         for app, key in ((staff_app, LOGIN_LIMIT), (public_app, PUBLIC_LIMIT),
                          (public_app, CODE_LIMIT), (public_app, DEVICE_CHECK_LIMIT)):

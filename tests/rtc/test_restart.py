@@ -20,8 +20,8 @@ from yarl import URL
 from appliance.config import Settings
 from appliance.practice.models import Appointment, AppointmentState
 from appliance.rtc import messages as m
-from appliance.runtime import build_services
-from appliance.web import app as web_app
+from appliance.runtime import build_box, build_services
+from appliance.web import sessions as web_sessions
 from appliance.web.app import build_public_app, build_staff_app
 from tests.web import conftest as web_fixtures
 from tests.web.conftest import ADMIN_PASSWORD, CHEAP_KDF, DOCTOR_PASSWORD, Box
@@ -42,9 +42,10 @@ async def _restart(old: Box, settings: Settings, aiohttp_client: Client) -> Box:
     await old.public.close()
     old.services.vault.close()
     fresh = build_services(settings, kdf=CHEAP_KDF)
-    staff_app = build_staff_app(settings, fresh)
+    parts = build_box(settings, fresh)
+    staff_app = build_staff_app(parts)
     new = Box(fresh, await aiohttp_client(staff_app),
-              await aiohttp_client(build_public_app(settings, fresh, staff_app)))
+              await aiohttp_client(build_public_app(parts)))
     for site, cookies in jars.items():
         client = getattr(new, site)
         for cookie in cookies:
@@ -265,7 +266,7 @@ async def test_a_session_that_went_idle_meanwhile_reopens_nothing(
     await waiting_patient(practice)
     await practice.login("dr.mueller", DOCTOR_PASSWORD)
     await asyncio.sleep(1.2)
-    monkeypatch.setattr(web_app, "STAFF_IDLE_S", 1.0)
+    monkeypatch.setattr(web_sessions, "STAFF_IDLE_S", 1.0)
     box = await _restart(practice, settings, aiohttp_client)
     status, _ = await _status(box.staff, "/api/session")
     assert status == 401 and box.services.vault.sealed

@@ -13,7 +13,7 @@ from appliance.config import Settings, VaultSettings, WebSettings
 from appliance.practice.models import PracticeProfile, Role
 from appliance.practice.onboarding import onboard
 from appliance.practice.services import PracticeServices
-from appliance.runtime import build_services
+from appliance.runtime import build_box, build_services
 from appliance.vault import KdfParams
 from appliance.web.app import build_public_app, build_staff_app
 
@@ -66,8 +66,9 @@ async def box(
     aiohttp_client: Callable[..., Awaitable[TestClient]],
 ) -> Box:
     """Both sites of a box that has not been onboarded."""
-    staff_app = build_staff_app(settings, services)
-    public_app = build_public_app(settings, services, staff_app)
+    parts = build_box(settings, services)
+    staff_app = build_staff_app(parts)
+    public_app = build_public_app(parts)
     staff = await aiohttp_client(staff_app)
     public = await aiohttp_client(public_app)
     return Box(services, staff, public)

@@ -18,7 +18,7 @@ from appliance.clock import ManualClock
 from appliance.config import Settings, VaultSettings, WebSettings
 from appliance.practice.services import PracticeServices
 from appliance.rtc import messages as m
-from appliance.runtime import build_services
+from appliance.runtime import build_box, build_services
 from appliance.vault.resume import FILE_NAME
 from appliance.web.box_lock import BoxLock, in_span
 from appliance.web.context import BOX_LOCK, EVENTS, HUB
@@ -250,15 +250,15 @@ async def test_the_running_box_checks_by_itself(
     from appliance.practice.models import Role
     from appliance.practice.onboarding import onboard
     from appliance.web import box_lock
-    from appliance.web.app import build_public_app, build_staff_app
+    from appliance.web.app import build_staff_app
 
     from .conftest import PROFILE
 
     monkeypatch.setattr(box_lock, "CHECK_EVERY_S", 0.05)
     onboard(services, profile=PROFILE, username="admin", display_name="Anna Admin",
             password=ADMIN_PASSWORD, roles={Role.ADMIN})
-    staff_app = build_staff_app(settings, services)
-    build_public_app(settings, services, staff_app)
+    parts = build_box(settings, services)
+    staff_app = build_staff_app(parts)
     await aiohttp_client(staff_app)
     clock.advance(timedelta(minutes=6))
     await eventually(lambda: services.vault.sealed)

@@ -12,10 +12,10 @@ from typing import Any
 import jsonschema
 import pytest
 
+from appliance import runtime
 from appliance.practice.models import Appointment
 from appliance.rtc.connection_verdict import THRESHOLDS
 from appliance.rtc.echo_peer import EchoService
-from appliance.web import app as app_module
 from appliance.web.device_check import BUSY, DEVICE_CHECK_RATE
 
 from ..rtc.echo_client import EchoClient, clients_fixture, eventually  # noqa: F401 - fixture
@@ -28,7 +28,7 @@ MAX_SECONDS = 2.0
 def echo(monkeypatch: pytest.MonkeyPatch) -> EchoService:
     """The box's echo service, with a 2 s limit so the hang-up is seen quickly."""
     service = EchoService(max_concurrent=2, max_seconds=MAX_SECONDS)
-    monkeypatch.setattr(app_module, "EchoService", lambda **_: service)
+    monkeypatch.setattr(runtime, "EchoService", lambda **_: service)
     return service
 
 

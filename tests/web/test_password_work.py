@@ -12,9 +12,9 @@ from aiohttp.test_utils import TestClient
 from appliance.config import Settings
 from appliance.practice.models import Role
 from appliance.practice.onboarding import onboard
-from appliance.runtime import build_services
+from appliance.runtime import build_box, build_services
 from appliance.vault import KdfParams, crypto
-from appliance.web.app import build_public_app, build_staff_app
+from appliance.web.app import build_staff_app
 
 from .conftest import ADMIN_PASSWORD, DOCTOR_PASSWORD, PROFILE, Box
 
@@ -30,8 +30,8 @@ async def test_a_login_does_not_hold_up_the_other_pages(
     services = build_services(settings, kdf=KdfParams())  # the real costs, not the tests' cheap
     onboard(services, profile=PROFILE, username="admin", display_name="Anna Admin",
             password=ADMIN_PASSWORD, roles={Role.ADMIN})
-    staff_app = build_staff_app(settings, services)
-    build_public_app(settings, services, staff_app)
+    parts = build_box(settings, services)
+    staff_app = build_staff_app(parts)
     client = await aiohttp_client(staff_app)
     loop = asyncio.get_running_loop()
     deriving, release = asyncio.Event(), threading.Event()
@@ -85,8 +85,8 @@ async def test_staff_logging_in_at_the_same_moment(
     services.staff.add("admin", username="dr.mueller", display_name="Dr. Maria Müller",
                        roles={Role.DOCTOR}, password=DOCTOR_PASSWORD, lanr="123456701")
     services.vault.seal()  # as every morning after the night's lock: the first login unseals
-    staff_app = build_staff_app(settings, services)
-    build_public_app(settings, services, staff_app)
+    parts = build_box(settings, services)
+    staff_app = build_staff_app(parts)
     first, second = await aiohttp_client(staff_app), await aiohttp_client(staff_app)
     async with asyncio.timeout(60):
         answers = await asyncio.gather(
