@@ -1,4 +1,5 @@
-"""The one composition root: builds the box's services and sites, starts and stops them."""
+"""The one composition root: builds the box (every long-lived part, once), serves its sites,
+starts and stops them (docs/modules.md)."""
 
 from __future__ import annotations
 
