@@ -32,6 +32,8 @@ from appliance.practice.access_codes import (
 )
 from appliance.practice.audit import AuditLog
 from appliance.practice.models import (
+    CLOSED_STATES,
+    OPEN_STATES,
     Appointment,
     AppointmentState,
     ConsentMethod,
@@ -74,9 +76,8 @@ STATE_WORDS: Final[dict[AppointmentState, str]] = {
     _S.CANCELLED: "abgesagt",
     _S.NO_SHOW: "nicht wahrgenommen",
 }
-#: states in which link and code no longer let the patient in
-CLOSED_STATES: Final = frozenset({_S.ENDED, _S.CANCELLED, _S.NO_SHOW})
-OPEN_STATES: Final = frozenset({_S.SCHEDULED, _S.WAITING, _S.IN_CALL})
+#: an appointment can be moved (doctor, time, length) only before the patient arrives
+EDIT_STATES: Final = frozenset({_S.SCHEDULED})
 #: a new link and code can be handed out in these states (not during a call, not when gone)
 REISSUE_STATES: Final = frozenset({_S.SCHEDULED, _S.WAITING, _S.ENDED})
 #: the fifth wrong code locks the link until the practice reissues it (R9)
@@ -235,7 +236,7 @@ class AppointmentBook:
         """Change doctor, start or duration, while the appointment is still only scheduled."""
         self._require_staff(actor)
         appointment = self.get(appointment_id)
-        if appointment.state is not _S.SCHEDULED:
+        if appointment.state not in EDIT_STATES:
             raise Conflict(detail="nur ein geplanter Termin kann geändert werden")
         now = self._clock.now()
         if doctor is not None:

@@ -32,6 +32,13 @@ class AppointmentState(StrEnum):
     NO_SHOW = "no_show"
 
 
+#: states in which link and code no longer let anybody in
+CLOSED_STATES: Final = frozenset({AppointmentState.ENDED, AppointmentState.CANCELLED,
+                                  AppointmentState.NO_SHOW})
+#: not over yet: its doctor and its patient stay
+OPEN_STATES: Final = frozenset(AppointmentState) - CLOSED_STATES
+
+
 class ConsentMethod(StrEnum):
     """How a patient's consent to video consultations was obtained (O1)."""
 

@@ -15,7 +15,7 @@ from appliance.errors import Conflict, InvalidInput, NotFound
 from appliance.practice import store
 from appliance.practice.audit import AuditLog
 from appliance.practice.models import (
-    AppointmentState,
+    OPEN_STATES,
     Consent,
     ConsentMethod,
     Patient,
@@ -34,8 +34,6 @@ MAX_NAME: Final = 200
 _EMAIL: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _PHONE: Final = re.compile(r"\+?[0-9][0-9 ()/-]{2,30}")
 _EDITABLE: Final = frozenset({"full_name", "email", "phone"})
-_OPEN_STATES: Final = (AppointmentState.SCHEDULED, AppointmentState.WAITING,
-                       AppointmentState.IN_CALL)
 #: consent dates are the practice's calendar days; every practice is in Germany
 _LATEST_OFFSET: Final = timedelta(hours=14)
 
@@ -156,7 +154,7 @@ class PatientRegistry:
     def remove(self, actor: str, patient_id: str) -> None:
         """Delete a patient and every name they typed; refused while an appointment is open."""
         self.get(patient_id)
-        open_states = [str(state) for state in _OPEN_STATES]
+        open_states = [str(state) for state in OPEN_STATES]
         appointments = self._vault.db.table(store.APPOINTMENTS)
         query = (Query().patient_id == patient_id) & Query().state.one_of(open_states)
         if appointments.contains(query):

@@ -24,7 +24,7 @@ from appliance.errors import (
 )
 from appliance.practice import passwords, store, totp
 from appliance.practice.audit import AuditLog
-from appliance.practice.models import AppointmentState, Role, StaffMember
+from appliance.practice.models import OPEN_STATES, Role, StaffMember
 from appliance.practice.profile import PROFILE_KEY
 from appliance.practice.throttle import LoginThrottle
 
@@ -41,8 +41,6 @@ TOTP_SETUP_S: Final = 600
 #: the actor recorded for a failed login by a name that is not a staff member
 UNKNOWN_ACTOR: Final = "unknown"
 
-_OPEN_STATES: Final = (AppointmentState.SCHEDULED, AppointmentState.WAITING,
-                       AppointmentState.IN_CALL)
 
 
 class _Keep:
@@ -186,7 +184,7 @@ class StaffDirectory:
         member = self.get(username)
         if Role.ADMIN in member.roles:
             self._keep_an_admin(username)
-        open_states = [str(state) for state in _OPEN_STATES]
+        open_states = [str(state) for state in OPEN_STATES]
         appointments = self._vault.db.table(store.APPOINTMENTS)
         if appointments.contains((Query().doctor == username) & Query().state.one_of(open_states)):
             raise Conflict(detail="dieser Arzt hat noch offene Termine")

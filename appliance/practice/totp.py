@@ -1,14 +1,18 @@
-"""Time-based one-time passwords (RFC 6238: HMAC-SHA-1, 6 digits, 30-second steps)."""
+"""Time-based one-time passwords (RFC 6238: HMAC-SHA-1, 6 digits, 30-second steps), computed by
+``cryptography``'s HOTP; this module adds the practice's rules: the secret's form, the window a
+phone's clock may be off, and the URI an authenticator app reads."""
 
 from __future__ import annotations
 
 import base64
 import hmac
 import secrets
-import struct
 from datetime import datetime
 from typing import Final
 from urllib.parse import quote, urlencode
+
+from cryptography.hazmat.primitives.hashes import SHA1
+from cryptography.hazmat.primitives.twofactor.hotp import HOTP
 
 STEP_SECONDS: Final = 30
 DIGITS: Final = 6
@@ -34,11 +38,8 @@ def time_step(at: datetime) -> int:
 
 
 def code_at_step(secret: str, step: int, digits: int = DIGITS) -> str:
-    """The code for counter ``step`` (RFC 4226 HOTP with dynamic truncation)."""
-    mac = hmac.digest(_key(secret), struct.pack(">Q", step), "sha1")
-    offset = mac[-1] & 0x0F
-    number = struct.unpack(">I", mac[offset : offset + 4])[0] & 0x7FFFFFFF
-    return str(number % 10**digits).zfill(digits)
+    """The code for counter ``step`` (RFC 4226 HOTP)."""
+    return HOTP(_key(secret), digits, SHA1(), enforce_key_length=False).generate(step).decode()
 
 
 def matching_step(secret: str, code: str, at: datetime) -> int | None:

@@ -168,7 +168,11 @@ class Welcome:
     TYPE: ClassVar[str] = "welcome"
     participant: ParticipantInfo
     received: int
+    #: how often the page pings (it counts a socket dead after four silent beats)
     heartbeat_ms: int
+    #: how many may take part in a call, the doctor included (the page opens at most one peer
+    #: connection fewer)
+    max_participants: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -307,8 +311,10 @@ def to_json(message: Message) -> dict[str, Any]:
             out["seq"] = seq
             if reason is not None:
                 out["reason"] = reason
-        case Welcome(participant=p, received=received, heartbeat_ms=heartbeat_ms):
-            out.update(participant=p.to_json(), received=received, heartbeat_ms=heartbeat_ms)
+        case Welcome(participant=p, received=received, heartbeat_ms=heartbeat_ms,
+                     max_participants=max_participants):
+            out.update(participant=p.to_json(), received=received, heartbeat_ms=heartbeat_ms,
+                       max_participants=max_participants)
         case Room(seq=seq, state=state, participants=participants):
             out.update(seq=seq, state=state, participants=[p.to_json() for p in participants])
         case SignalFrom(seq=seq, sender=sender, data=data):
@@ -514,7 +520,8 @@ def parse_hub(frame: str | bytes) -> HubMessage:
         if kind == "welcome":
             return Welcome(participant=_participant(obj.get("participant")),
                            received=_int(obj, "received", minimum=0),
-                           heartbeat_ms=_int(obj, "heartbeat_ms", minimum=1))
+                           heartbeat_ms=_int(obj, "heartbeat_ms", minimum=1),
+                           max_participants=_int(obj, "max_participants", minimum=2))
         if kind == "pong":
             return Pong(t=_number(obj, "t"))
         if kind == "ack":

@@ -486,7 +486,7 @@ class SignalingHub:
         sock.last_seen = self._clock()
         self._write(sock, serialize(Welcome(
             participant=participant.info(), received=participant.in_seq,
-            heartbeat_ms=HEARTBEAT_MS)))
+            heartbeat_ms=HEARTBEAT_MS, max_participants=self._max_participants)))
         if resumed:
             while participant.outbox and participant.outbox[0][0] <= hello.received:
                 participant.outbox.popleft()

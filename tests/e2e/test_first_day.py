@@ -171,6 +171,10 @@ async def test_first_day(box: RunningBox, browser) -> None:  # noqa: ANN001 - Pl
     await page.get_by_role("link", name="Zur Terminübersicht").click()
     row = page.get_by_test_id("appointment-row").filter(has_text=PATIENT)
     await expect(row.get_by_test_id("appointment-state")).to_have_text("geplant")
+    # the actions the appointment book allows while it is planned (its rules come with the
+    # session): edit, reissue, no-show, cancel
+    for action in ("edit", "reissue", "no-show", "cancel"):
+        await expect(row.get_by_test_id(f"{action}-appointment")).to_have_count(1)
     await expect(row).to_contain_text(start.strftime("%H:%M"))
     await expect(page.get_by_test_id("live-status")).to_have_text("Live")
 
@@ -216,6 +220,8 @@ async def test_first_day(box: RunningBox, browser) -> None:  # noqa: ANN001 - Pl
     await expect(row.get_by_test_id("appointment-state")).to_have_text("wartet")
     await expect(row.get_by_test_id("checked-in-name")).to_have_text(PATIENT)
     await expect(row.get_by_test_id("waiting-since")).to_contain_text("seit")
+    await expect(row.get_by_test_id("edit-appointment")).to_have_count(0)  # she is here now
+    await expect(row.get_by_test_id("cancel-appointment")).to_have_count(1)
     await expect(row.get_by_test_id("consent-missing")).to_have_count(0)
     await screenshot(page, "dashboard", full_page=True)
     await screenshot(visit, "patient-waiting", full_page=True)

@@ -60,7 +60,8 @@ def test_hub_messages_round_trip() -> None:
     seen = m.ParticipantInfo(id="p-2", role="patient", name="Erika", present=True,
                              admitted=False)
     for message in (
-        m.Welcome(participant=who, received=3, heartbeat_ms=500), m.Pong(t=2.0), m.Ack(upto=1),
+        m.Welcome(participant=who, received=3, heartbeat_ms=500, max_participants=4),
+        m.Pong(t=2.0), m.Ack(upto=1),
         m.Room(seq=1, state="waiting", participants=(who, seen)),
         m.SignalFrom(seq=2, sender="p-1", data={"kind": "candidate"}),
         m.Admitted(seq=3, ice_servers=({"urls": "turn:x:3478", "username": "u"},)),

@@ -181,6 +181,9 @@ def test_patient_waits_until_the_doctor_admits(hub: SignalingHub, domain: Domain
     assert welcome["participant"] == {"id": doctor.id, "role": "doctor",
                                       "name": "Dr. Maria Müller"}
     assert welcome["received"] == 0 and welcome["heartbeat_ms"] == 500
+    assert welcome["max_participants"] == 4  # the page takes its limit from here
+    small = Page(SignalingHub(clock=FakeClock(), max_participants=3), DOCTOR).connect()
+    assert small.of("welcome")[0]["max_participants"] == 3
     assert dsock.of("admitted")[0]["ice_servers"] == [{"urls": "stun:box.local"}]
     psock = patient.connect()
     assert not psock.of("admitted")

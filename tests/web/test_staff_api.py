@@ -155,3 +155,23 @@ async def test_only_the_doctor_reopens_an_ended_call(practice: Box) -> None:
     assert reopened.status == 200 and (await reopened.json())["state"] == "waiting"
     again = await practice.public.post(f"/v/{token}/code", json={"code": appt.access_code})
     assert again.status == 200
+
+
+async def test_the_session_carries_the_appointment_books_rules(practice: Box) -> None:
+    """The pages offer an action only in the states the book allows it (one place of the
+    rules): a cancel in a state the session does not list is refused by the book too."""
+    headers = await practice.login("mfa", ASSISTANT_PASSWORD)
+    rules = (await (await practice.staff.get("/api/session")).json())["appointment_rules"]
+    assert rules["actions"]["edit"] == ["scheduled"]
+    assert rules["actions"]["cancel"] == rules["actions"]["no_show"] == ["scheduled", "waiting"]
+    assert rules["actions"]["reopen"] == ["ended"]
+    assert rules["closed"] == ["ended", "cancelled", "no_show"]
+    assert rules["open"] == ["scheduled", "waiting", "in_call"] and rules["max_guests"] == 2
+    services = practice.services
+    patient = services.patients.add("admin", full_name="Erika Mustermann")
+    appt = services.appointments.create("admin", doctor="dr.mueller", patient_id=patient.id,
+                                        start=services.clock.now() + timedelta(hours=1))
+    cancelled = await practice.staff.post(f"/api/appointments/{appt.id}/cancel", headers=headers)
+    assert cancelled.status == 200 and "cancelled" not in rules["actions"]["cancel"]
+    again = await practice.staff.post(f"/api/appointments/{appt.id}/cancel", headers=headers)
+    assert again.status == 409

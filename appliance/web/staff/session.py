@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
 
 from appliance import __version__
 from appliance.errors import InvalidInput
-from appliance.practice.models import DEFAULT_TIMEZONE, PracticeProfile, Role, StaffMember
+from appliance.practice.appointments import EDIT_STATES, MAX_GUESTS, REISSUE_STATES, TRANSITIONS
+from appliance.practice.models import (
+    CLOSED_STATES,
+    DEFAULT_TIMEZONE,
+    OPEN_STATES,
+    AppointmentState,
+    PracticeProfile,
+    Role,
+    StaffMember,
+)
 from appliance.practice.onboarding import onboard
 from appliance.web.api import Endpoint, read_body
 from appliance.web.auth import PASSWORD_WORK, current_staff
@@ -27,6 +36,7 @@ from appliance.web.staff.common import (
     MEMBER,
     OK,
     PROFILE,
+    STATE_NAMES,
     box_lock_json,
     iso,
     login_source,
@@ -41,12 +51,21 @@ BOX_LOCK_STATE = obj({
 }, required=("pending", "hours", "idle_hours"))
 
 
+RULED_ACTIONS: Final = ("edit", "reissue", "cancel", "no_show", "reopen")
+STATES = array(string(enum=STATE_NAMES))
+#: the appointment book's rules, for the pages to offer only what the book allows
+APPOINTMENT_RULES = obj({
+    "open": STATES, "closed": STATES,
+    "actions": obj({action: STATES for action in RULED_ACTIONS}, required=RULED_ACTIONS),
+    "max_guests": integer(),
+}, required=("open", "closed", "actions", "max_guests"))
 SESSION = obj({
     "user": MEMBER, "csrf_token": string(), "practice_name": string(nullable=True),
     "timezone": string(), "recovery_key_pending": boolean(),
-    "password_weak": boolean(), "box_lock": BOX_LOCK_STATE,
+    "password_weak": boolean(), "box_lock": BOX_LOCK_STATE, "appointment_rules": APPOINTMENT_RULES,
 }, required=("user", "csrf_token", "timezone", "recovery_key_pending", "password_weak",
-             "box_lock"))
+             "box_lock", "appointment_rules"))
+
 
 
 STATUS = obj({
@@ -146,6 +165,18 @@ async def _logout(request: web.Request) -> web.Response:
     return response
 
 
+def _appointment_rules() -> dict[str, Any]:
+    """In which states the book allows what (``appointments.py`` is the one place of these)."""
+    def names(states: frozenset[AppointmentState]) -> list[str]:
+        return [state.value for state in AppointmentState if state in states]
+
+    actions = {"edit": EDIT_STATES, "reissue": REISSUE_STATES,
+               **{event: TRANSITIONS[event][0] for event in ("cancel", "no_show", "reopen")}}
+    return {"open": names(OPEN_STATES), "closed": names(CLOSED_STATES),
+            "actions": {action: names(actions[action]) for action in RULED_ACTIONS},
+            "max_guests": MAX_GUESTS}
+
+
 def _session_json(request: web.Request, session: StaffSession, member: StaffMember):
     profile = services_of(request).office.profile()
     return {
@@ -155,6 +186,7 @@ def _session_json(request: web.Request, session: StaffSession, member: StaffMemb
         "recovery_key_pending": session.pending_recovery_key is not None,
         "password_weak": session.password_weak,
         "box_lock": box_lock_json(request),
+        "appointment_rules": _appointment_rules(),
     }
 
 

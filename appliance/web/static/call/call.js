@@ -5,7 +5,6 @@ import { Peer } from './peer.js';
 import { FileTransfers } from './files.js';
 import { register } from './debug.js';
 
-export const MAX_PARTICIPANTS = 4;
 /** How long to wait for the hub's `admitted` (TURN credentials) before connecting without. */
 const ICE_WAIT_MS = 1500;
 
@@ -28,6 +27,8 @@ export class Call extends EventTarget {
     this.participants = new Map();
     this.state = 'waiting';
     this.peers = new Map();
+    /** peer connections this page may open: none until the hub's welcome says how many */
+    this.maxPeers = 0;
     this.iceServers = null;
     this.icePolicy = 'all';
     this.joined = false;
@@ -38,7 +39,12 @@ export class Call extends EventTarget {
     this.iceTimer = null;
     this.page = newPage();
     this.handlers = {
-      welcome: (e) => { this.self = e.detail.participant || this.self; this.sync(); },
+      welcome: (e) => {
+        this.self = e.detail.participant || this.self;
+        // the hub's limit, the doctor included: this page connects to one fewer
+        this.maxPeers = Math.max(0, (Number(e.detail.max_participants) || 1) - 1);
+        this.sync();
+      },
       room: (e) => this.onRoom(e.detail),
       admitted: (e) => this.onAdmitted(e.detail),
       signal: (e) => this.onSignal(e.detail),
@@ -185,7 +191,7 @@ export class Call extends EventTarget {
     if (!this.joined || this.ended || this.iceServers === null || !this.self) return;
     const me = this.participants.get(this.self.id) || this.self;
     if (this.state !== 'in_call' || !(this.isDoctor || this.inCall(me))) return;
-    const wanted = this.others.filter((p) => this.inCall(p)).slice(0, MAX_PARTICIPANTS - 1);
+    const wanted = this.others.filter((p) => this.inCall(p)).slice(0, this.maxPeers);
     for (const p of wanted) {
       const peer = this.peerFor(p.id);
       if (peer && p.present !== false) peer.start();
@@ -201,7 +207,7 @@ export class Call extends EventTarget {
   peerFor(id) {
     if (this.peers.has(id)) return this.peers.get(id);
     const remote = this.participants.get(id);
-    if (!remote || !this.inCall(remote) || this.peers.size >= MAX_PARTICIPANTS - 1) return null;
+    if (!remote || !this.inCall(remote) || this.peers.size >= this.maxPeers) return null;
     const peer = new Peer({
       remote, leader: this.leads(remote), media: this.media, iceServers: this.iceServers,
       icePolicy: this.icePolicy,

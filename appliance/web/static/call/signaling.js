@@ -6,8 +6,10 @@
 // acknowledges it and replayed on the next socket; the hub does the same towards us.
 
 const VERSION = 1;
-const PING_MS = 500;
-const DEAD_MS = 2000;
+/** until the hub's welcome says its heartbeat, a page pings this often */
+const FIRST_PING_MS = 500;
+/** a socket silent for this many heartbeats is dead */
+const DEAD_BEATS = 4;
 const ACK_DELAY_MS = 100;
 /** Pauses before reconnecting: short while an outage is young (a restart of the box takes a few
  * seconds, and the pages should be back within about a second of it), then every 5 s; each
@@ -136,7 +138,7 @@ export class Signaling extends EventTarget {
       case 'welcome':
         this.participant = message.participant || this.participant;
         this._acked(Number(message.received) || 0);
-        link.welcomed();
+        link.welcomed(Number(message.heartbeat_ms) || FIRST_PING_MS);
         // everything the hub has not processed yet goes out again on this socket, in order
         for (const frame of this.outbox.values()) link.write(frame);
         this._emit('welcome', message);
@@ -279,12 +281,13 @@ class Link {
     });
     // the heartbeat runs from the start: a connect that hangs is a dead socket too
     clearInterval(this.pingTimer);
-    this.pingTimer = setInterval(() => this.beat(socket), PING_MS);
+    this.pingMs = FIRST_PING_MS;
+    this.pingTimer = setInterval(() => this.beat(socket), this.pingMs);
   }
 
   beat(socket) {
     if (socket !== this.socket) return;
-    if (Date.now() - this.lastFrame > DEAD_MS) {
+    if (Date.now() - this.lastFrame > DEAD_BEATS * this.pingMs) {
       this.drop('heartbeat');
       return;
     }
@@ -294,7 +297,14 @@ class Link {
     }
   }
 
-  welcomed() {
+  /** The hub answered hello: ping at its heartbeat from now on. */
+  welcomed(heartbeatMs) {
+    if (heartbeatMs !== this.pingMs) {
+      const socket = this.socket;
+      this.pingMs = heartbeatMs;
+      clearInterval(this.pingTimer);
+      this.pingTimer = setInterval(() => this.beat(socket), this.pingMs);
+    }
     this.ready = true;
     this.attempt = 0;
     this.refusals = 0;

@@ -9,10 +9,15 @@ import {
   busy, checkRules, clearErrors, confirmDialog, copyField, field, openDialog, showApiError,
 } from './forms.js';
 
-export const STATES = ['scheduled', 'waiting', 'in_call', 'ended', 'cancelled', 'no_show'];
-export const OPEN_STATES = new Set(['scheduled', 'waiting']);
-/** doctor + patient + 2 guests = the 4 places of a call */
-export const MAX_GUESTS = 2;
+/** Whether the appointment book allows `action` in `appt`'s state (its rules come with the session). */
+export function allows(ctx, action, appt) {
+  return ctx.session.appointment_rules.actions[action].includes(appt.state);
+}
+
+/** Whether `appt` is not over yet (its link still lets people in). */
+export function isOpen(ctx, appt) {
+  return ctx.session.appointment_rules.open.includes(appt.state);
+}
 
 /** The state as a coloured badge with its German (or English) name. */
 export function stateBadge(state) {
@@ -121,22 +126,24 @@ export function timeRules(el) {
 export function actionButtons(appt, ctx, onChanged, { small = false } = {}) {
   const cls = (extra) => [small && 'small', extra].filter(Boolean).join(' ') || null;
   const buttons = [];
-  if (appt.state === 'scheduled') {
+  if (allows(ctx, 'edit', appt)) {
     buttons.push(h('button', { type: 'button', class: cls(), 'data-test': 'edit-appointment',
       onclick: () => editAppointment(appt, ctx, onChanged) }, t('ui.appointment.edit')));
   }
-  if (['scheduled', 'waiting', 'ended'].includes(appt.state)) {
+  if (allows(ctx, 'reissue', appt)) {
     buttons.push(h('button', { type: 'button', class: cls(), 'data-test': 'reissue-appointment',
       onclick: () => reissue(appt, onChanged) }, t('ui.appointment.reissue')));
   }
-  if (appt.state === 'ended' && ctx && ctx.user && ctx.user.username === appt.doctor) {
+  if (allows(ctx, 'reopen', appt) && ctx.user && ctx.user.username === appt.doctor) {
     // after the end the link opens no call; only the appointment's doctor lets the patient back
     buttons.push(h('button', { type: 'button', class: cls(), 'data-test': 'reopen-appointment',
       onclick: () => runAction(appt, 'reopen', onChanged) }, t('ui.appointment.reopen')));
   }
-  if (OPEN_STATES.has(appt.state)) {
+  if (allows(ctx, 'no_show', appt)) {
     buttons.push(h('button', { type: 'button', class: cls(), 'data-test': 'no-show-appointment',
       onclick: () => noShow(appt, onChanged) }, t('ui.appointment.no_show')));
+  }
+  if (allows(ctx, 'cancel', appt)) {
     buttons.push(h('button', { type: 'button', class: cls('danger'), 'data-test': 'cancel-appointment',
       onclick: () => cancel(appt, onChanged) }, t('ui.appointment.cancel')));
   }
@@ -240,6 +247,7 @@ export async function editAppointment(appt, ctx, onChanged) {
 /** The guests of `appt` with link, code, print, reissue and remove, and the invitation form. */
 export function guestSection(appt, ctx) {
   const section = h('section', { class: 'guests', 'data-test': 'guests' });
+  const maxGuests = ctx.session.appointment_rules.max_guests;
   const base = `/api/appointments/${encodeURIComponent(appt.id)}/guests`;
   let current = appt;
 
@@ -291,7 +299,7 @@ export function guestSection(appt, ctx) {
       h('div', { class: 'button-row' },
         h('button', { type: 'button', class: 'small', 'data-test': 'print-guest',
           onclick: () => printInvitation(current, ctx, guest) }, t('ui.appointment.print')),
-        OPEN_STATES.has(current.state) || current.state === 'in_call'
+        isOpen(ctx, current)
           ? h('button', { type: 'button', class: 'small', 'data-test': 'reissue-guest', onclick: reissueGuest },
             t('ui.appointment.reissue'))
           : null,
@@ -325,11 +333,11 @@ export function guestSection(appt, ctx) {
     clear(section);
     const guests = current.guests || [];
     section.append(h('h3', {}, t('ui.guest.title')),
-      h('p', { class: 'hint muted' }, t('ui.guest.hint', { max: MAX_GUESTS })));
+      h('p', { class: 'hint muted' }, t('ui.guest.hint', { max: maxGuests })));
     if (guests.length) section.append(h('ul', { class: 'guest-list' }, guests.map(guestItem)));
-    const open = OPEN_STATES.has(current.state) || current.state === 'in_call';
-    if (open && guests.length < MAX_GUESTS) section.append(inviteForm());
-    else if (open) section.append(h('p', { class: 'hint' }, t('ui.guest.full', { max: MAX_GUESTS })));
+    const open = isOpen(ctx, current);
+    if (open && guests.length < maxGuests) section.append(inviteForm());
+    else if (open) section.append(h('p', { class: 'hint' }, t('ui.guest.full', { max: maxGuests })));
   }
 
   render();

@@ -12,7 +12,6 @@ import { renderDeviceCheck } from '/static/call/device-check.js';
 import { register } from '/static/call/debug.js';
 import { when } from './appointments.js';
 
-const CLOSED = new Set(['ended', 'cancelled', 'no_show']);
 const ROLE_TEXT = { patient: 'ui.call.role_patient', guest: 'ui.call.role_guest', doctor: 'ui.call.role_doctor' };
 
 /** This PC's last good device check (date only, nothing personal): a busy practice checks once a day. */
@@ -58,7 +57,7 @@ export async function render(root, ctx) {
     root.append(h('p', { class: 'notice warn', 'data-test': 'call-not-yours' }, t('ui.call.not_your_call')), back());
     return null;
   }
-  if (CLOSED.has(appt.state)) {
+  if (ctx.session.appointment_rules.closed.includes(appt.state)) {
     root.append(h('p', { class: 'notice', 'data-test': 'call-closed' }, t('ui.call.closed')), back());
     return null;
   }
@@ -203,7 +202,7 @@ export async function render(root, ctx) {
     // the box keeps refusing the socket: the call was ended elsewhere, or the session is gone
     try {
       const fresh = await api(`/api/appointments/${encodeURIComponent(id)}`);
-      if (CLOSED.has(fresh.state)) showEnded();
+      if (ctx.session.appointment_rules.closed.includes(fresh.state)) showEnded();
     } catch {
       // not logged in any more: the app shows the login page
     }
