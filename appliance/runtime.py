@@ -13,7 +13,6 @@ from appliance.clock import Clock
 from appliance.config import Settings
 from appliance.practice.appointments import AppointmentBook
 from appliance.practice.audit import AuditLog
-from appliance.practice.models import AppointmentState
 from appliance.practice.patients import PatientRegistry
 from appliance.practice.profile import PracticeOffice
 from appliance.practice.retention import RetentionPolicy
@@ -36,7 +35,6 @@ from appliance.web.sessions import (
     patient_sessions,
     staff_sessions,
 )
-from appliance.web.sockets import GUEST_KEY_PREFIX
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -109,11 +107,7 @@ def _signaling_hub(services: PracticeServices, relay: TurnRelay) -> SignalingHub
         return relay.ice_servers_for(member.role, (room_id, relay.opaque_id(member.key)))
 
     def on_admit(room_id: str, doctor: str, member: Member) -> list[dict[str, Any]]:
-        if member.role == "patient":
-            if book.get(room_id).state is not AppointmentState.IN_CALL:
-                book.admit(doctor, room_id)
-        elif member.key.startswith(GUEST_KEY_PREFIX):  # O3, R3: the book checks the doctor
-            book.admit_guest(doctor, room_id, member.key.removeprefix(GUEST_KEY_PREFIX))
+        book.admit_member(doctor, room_id, member.key)  # the book checks the doctor (O3, R3)
         return ice_servers(room_id, member)
 
     def on_end(room_id: str, doctor: str) -> None:

@@ -86,6 +86,9 @@ MAX_CODE_FAILURES: Final = 5
 MAX_CALL_PARTICIPANTS: Final = 4
 MAX_GUESTS: Final = MAX_CALL_PARTICIPANTS - 2
 MAX_GUEST_LABEL: Final = 60
+#: who is who in a call: the patient's key, and a guest's (``guest:<id>``)
+PATIENT_KEY: Final = "patient"
+GUEST_KEY_PREFIX: Final = "guest:"
 GUEST_ACTOR: Final = "guest"
 MIN_DURATION: Final = 5
 MAX_DURATION: Final = 180
@@ -109,7 +112,7 @@ class Visitor:
     @property
     def key(self) -> str:
         """The participant's stable key in the call: ``patient`` or ``guest:<id>``."""
-        return "patient" if self.guest is None else f"guest:{self.guest.id}"
+        return PATIENT_KEY if self.guest is None else guest_key(self.guest.id)
 
     @property
     def holder(self) -> Appointment | Guest:
@@ -419,6 +422,15 @@ class AppointmentBook:
             raise Conflict(detail="Sie sind bereits in einer Videosprechstunde")
         return self._move("admit", actor, appointment, admitted_at=self._clock.now())
 
+    def admit_member(self, actor: str, appointment_id: str, key: str) -> None:
+        """Let ``key`` (``patient``, ``guest:<id>``) into the call: the patient starts it (unless
+        it runs: a return after a drop), a guest joins the running call (O3, R3: the doctor's)."""
+        if key == PATIENT_KEY:
+            if self.get(appointment_id).state is not _S.IN_CALL:
+                self.admit(actor, appointment_id)
+        elif key.startswith(GUEST_KEY_PREFIX):
+            self.admit_guest(actor, appointment_id, key.removeprefix(GUEST_KEY_PREFIX))
+
     def end(self, actor: str, appointment_id: str) -> Appointment:
         """End the call: only the appointment's doctor (O3)."""
         appointment = self._own_appointment(actor, appointment_id)
@@ -439,13 +451,14 @@ class AppointmentBook:
             raise Conflict(detail=f"der Termin ist {STATE_WORDS[appointment.state]}")
         if key in appointment.removed_from_call:
             return appointment
-        guests = tuple(replace(g, admitted_at=None) if f"guest:{g.id}" == key else g
+        guests = tuple(replace(g, admitted_at=None) if guest_key(g.id) == key else g
                        for g in appointment.guests)
         changed = replace(appointment, removed_from_call=(*appointment.removed_from_call, key),
                           guests=guests, updated_at=self._clock.now())
         self._save(changed)
-        self._audit.record(actor, "appointment.remove_from_call", Visitor(
-            appointment=changed, guest=changed.guest(key.removeprefix("guest:"))).audit_target)
+        guest = changed.guest(key.removeprefix(GUEST_KEY_PREFIX))
+        self._audit.record(actor, "appointment.remove_from_call",
+                           Visitor(appointment=changed, guest=guest).audit_target)
         self._notify(changed)
         return changed
 
@@ -485,11 +498,6 @@ class AppointmentBook:
             return None
         return Visitor(appointment=appointment, guest=guest)
 
-    def find_by_token(self, token: str) -> Appointment | None:
-        """The appointment whose patient link carries ``token``, or ``None``."""
-        visitor = self.find_visitor(token)
-        return visitor.appointment if visitor is not None and visitor.guest is None else None
-
     def verify_access(self, token: str, code: str) -> Visitor:
         """Check the access code of any link (patient or guest): expiry, closed states, lockout.
 
@@ -522,12 +530,6 @@ class AppointmentBook:
             visitor = self._save_holder(visitor, replace(holder, code_failures=0))
         return visitor
 
-    def verify_code(self, token: str, code: str) -> Appointment:
-        """Check the patient's access code for the link ``token``; counts and locks on failures."""
-        if self.find_by_token(token) is None:
-            raise NotFound()
-        return self.verify_access(token, code).appointment
-
     def check_in(
         self,
         token: str,
@@ -538,7 +540,10 @@ class AppointmentBook:
         rules_confirmed: bool,
     ) -> Appointment:
         """The patient enters the waiting room with their full name (R1) and consent (O1)."""
-        appointment = self.verify_code(token, code)
+        visitor = self.verify_access(token, code)
+        if visitor.guest is not None:  # a guest's link: ``guest_check_in``
+            raise NotFound()
+        appointment = visitor.appointment
         name = _confirmed_name(full_name, consent_confirmed, rules_confirmed)
         patient = self._patients.get(appointment.patient_id)
         now = self._clock.now()
@@ -703,6 +708,11 @@ class AppointmentBook:
         if guest is None:
             raise NotFound()
         return Visitor(appointment=appointment, guest=guest)
+
+
+def guest_key(guest_id: str) -> str:
+    """A guest's key in the call."""
+    return f"{GUEST_KEY_PREFIX}{guest_id}"
 
 
 def _let_back(removed: tuple[str, ...], key: str) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from appliance.errors import SprechzimmerError
+from appliance.practice.appointments import MAX_CALL_PARTICIPANTS
 from appliance.rtc.messages import (
     ROLES,
     Ack,
@@ -54,7 +55,7 @@ DEAD_AFTER_S: Final = 2.0
 #: a participant without sockets keeps its place (and outbox) this long
 GRACE_S: Final = 60.0
 #: participants of one call, the doctor included (a place is always kept for the doctor)
-MAX_PARTICIPANTS: Final = 4
+MAX_PARTICIPANTS: Final = MAX_CALL_PARTICIPANTS
 #: reliable frames held back while an earlier ``seq`` is missing
 MAX_AHEAD: Final = 64
 #: unacknowledged hub messages per participant before its session is given up

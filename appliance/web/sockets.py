@@ -51,7 +51,6 @@ SEND_QUEUE_LIMIT: Final = 512
 CLOSE_TIMEOUT_S: Final = 1.0
 #: a patient signals while waiting and during the call, not before check-in or afterwards
 PATIENT_STATES: Final = frozenset({AppointmentState.WAITING, AppointmentState.IN_CALL})
-GUEST_KEY_PREFIX: Final = "guest:"
 #: the subprotocol a page asks for; a patient's page offers its ticket as a second one
 PROTOCOL: Final = "sz.v1"
 TICKET_PROTOCOL: Final = "sz.ticket."

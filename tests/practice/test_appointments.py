@@ -42,6 +42,12 @@ S = AppointmentState
 MakeAppointment = Callable[..., Appointment]
 
 
+def _patient_link(book, token: str):  # noqa: ANN001, ANN202 - the book under test
+    """The appointment whose patient link carries ``token``, or None (a guest's link: None)."""
+    visitor = book.find_visitor(token)
+    return visitor.appointment if visitor is not None and visitor.guest is None else None
+
+
 def _wrong(code: str) -> str:
     """A well-formed code that is not ``code``."""
     first = CODE_ALPHABET[(CODE_ALPHABET.index(code[0]) + 1) % len(CODE_ALPHABET)]
@@ -119,7 +125,7 @@ def test_edit_only_while_scheduled(book: AppointmentBook, make_appointment: Make
                         duration_minutes=30)
     assert (changed.doctor, changed.start, changed.duration_minutes) == ("dr.yilmaz", start, 30)
     assert book.get(appointment.id) == changed
-    assert book.find_by_token(appointment.link_token) == changed
+    assert _patient_link(book, appointment.link_token) == changed
     with pytest.raises(InvalidInput):
         book.edit("mfa.klein", appointment.id, doctor="mfa.klein")
     clock.set(start - timedelta(minutes=5))
@@ -159,10 +165,10 @@ def test_day_and_upcoming(book: AppointmentBook, make_appointment: MakeAppointme
 def test_find_by_token(book: AppointmentBook, make_appointment: MakeAppointment) -> None:
     """The public site finds an appointment by its token, and by nothing else."""
     appointment = make_appointment()
-    assert book.find_by_token(appointment.link_token) == appointment
-    assert book.find_by_token(appointment.link_token[:-1]) is None
-    assert book.find_by_token("") is None
-    assert book.find_by_token("x" * 10_000) is None
+    assert _patient_link(book, appointment.link_token) == appointment
+    assert _patient_link(book, appointment.link_token[:-1]) is None
+    assert _patient_link(book, "") is None
+    assert _patient_link(book, "x" * 10_000) is None
 
 
 def test_tokens_are_not_indexed_in_clear(book: AppointmentBook,
@@ -180,8 +186,8 @@ def test_token_index_survives_seal_and_unseal(
     first, second = make_appointment(), make_appointment()
     vault.seal()
     staff.login("dr.weber", passwords["dr.weber"], source="192.0.2.10")
-    assert book.find_by_token(first.link_token) == first
-    assert book.find_by_token(second.link_token) == second
+    assert _patient_link(book, first.link_token) == first
+    assert _patient_link(book, second.link_token) == second
 
 
 def test_token_index_after_reboot(
@@ -199,17 +205,18 @@ def test_token_index_after_reboot(
     book = AppointmentBook(rebooted, audit, clock, staff, patients,
                            PracticeOffice(rebooted, audit))
     staff.login("mfa.klein", passwords["mfa.klein"], source="192.0.2.10")
-    assert book.find_by_token(appointment.link_token) == appointment
-    assert book.verify_code(appointment.link_token, appointment.access_code) == appointment
+    assert _patient_link(book, appointment.link_token) == appointment
+    visitor = book.verify_access(appointment.link_token, appointment.access_code)
+    assert visitor.appointment == appointment and visitor.guest is None
 
 
 def test_verify_code(book: AppointmentBook, make_appointment: MakeAppointment) -> None:
     """The right code, however typed, opens the appointment; an unknown token is NotFound."""
     appointment = make_appointment()
     typed = appointment.access_code.lower().replace("-", " ")
-    assert book.verify_code(appointment.link_token, typed) == appointment
+    assert book.verify_access(appointment.link_token, typed).appointment == appointment
     with pytest.raises(NotFound):
-        book.verify_code("unbekannt", appointment.access_code)
+        book.verify_access("unbekannt", appointment.access_code)
 
 
 def test_wrong_codes_lock_the_link_and_reissue_unlocks(
@@ -220,24 +227,24 @@ def test_wrong_codes_lock_the_link_and_reissue_unlocks(
     token, code = appointment.link_token, appointment.access_code
     for remaining in (4, 3, 2, 1):
         with pytest.raises(WrongAccessCode) as raised:
-            book.verify_code(token, _wrong(code))
+            book.verify_access(token, _wrong(code))
         assert raised.value.params == {"remaining": remaining}
     assert book.get(appointment.id).code_failures == 4
     with pytest.raises(LinkLocked):
-        book.verify_code(token, "garbage")
+        book.verify_access(token, "garbage")
     assert book.get(appointment.id).link_locked
     with pytest.raises(LinkLocked):  # even the right code now
-        book.verify_code(token, code)
+        book.verify_access(token, code)
 
     fresh = book.reissue("mfa.klein", appointment.id)
     assert (fresh.code_failures, fresh.link_locked) == (0, False)
     assert fresh.link_token != token and fresh.access_code != code
     with pytest.raises(NotFound):  # the old link is dead at once
-        book.verify_code(token, code)
-    assert book.find_by_token(token) is None
+        book.verify_access(token, code)
+    assert _patient_link(book, token) is None
     with pytest.raises(WrongAccessCode):  # and so is the old code
-        book.verify_code(fresh.link_token, code if code != fresh.access_code else _wrong(code))
-    assert book.verify_code(fresh.link_token, fresh.access_code).id == appointment.id
+        book.verify_access(fresh.link_token, code if code != fresh.access_code else _wrong(code))
+    assert book.verify_access(fresh.link_token, fresh.access_code).appointment.id == appointment.id
 
 
 def test_right_code_resets_the_count(book: AppointmentBook,
@@ -246,10 +253,11 @@ def test_right_code_resets_the_count(book: AppointmentBook,
     appointment = make_appointment()
     for _ in range(3):
         with pytest.raises(WrongAccessCode):
-            book.verify_code(appointment.link_token, _wrong(appointment.access_code))
-    assert book.verify_code(appointment.link_token, appointment.access_code).code_failures == 0
+            book.verify_access(appointment.link_token, _wrong(appointment.access_code))
+    patient_link = book.verify_access(appointment.link_token, appointment.access_code)
+    assert patient_link.appointment.code_failures == 0
     with pytest.raises(WrongAccessCode) as raised:
-        book.verify_code(appointment.link_token, _wrong(appointment.access_code))
+        book.verify_access(appointment.link_token, _wrong(appointment.access_code))
     assert raised.value.params == {"remaining": 4}
 
 
@@ -259,12 +267,12 @@ def test_code_expires_two_hours_after_the_end(book: AppointmentBook,
     """Link and code work until two hours after the planned end, then the appointment is closed."""
     appointment = make_appointment()
     clock.set(appointment.end + timedelta(hours=2))
-    book.verify_code(appointment.link_token, appointment.access_code)
+    book.verify_access(appointment.link_token, appointment.access_code)
     clock.advance(timedelta(seconds=1))
     with pytest.raises(AppointmentClosed):
-        book.verify_code(appointment.link_token, appointment.access_code)
+        book.verify_access(appointment.link_token, appointment.access_code)
     with pytest.raises(AppointmentClosed):  # and no failure is counted any more
-        book.verify_code(appointment.link_token, _wrong(appointment.access_code))
+        book.verify_access(appointment.link_token, _wrong(appointment.access_code))
     assert book.get(appointment.id).code_failures == 0
 
 
@@ -276,7 +284,7 @@ def test_closed_appointment_turns_the_patient_away(book: AppointmentBook,
     appointment = make_appointment()
     getattr(book, close)("mfa.klein", appointment.id)
     with pytest.raises(AppointmentClosed) as raised:
-        book.verify_code(appointment.link_token, appointment.access_code)
+        book.verify_access(appointment.link_token, appointment.access_code)
     assert raised.value.status == 410
     assert "abgesagt" in raised.value.message()
 
@@ -286,7 +294,7 @@ def test_patient_messages_speak_plainly(book: AppointmentBook,
     """The patient reads what went wrong and what to do, in German first."""
     appointment = make_appointment()
     with pytest.raises(WrongAccessCode) as raised:
-        book.verify_code(appointment.link_token, _wrong(appointment.access_code))
+        book.verify_access(appointment.link_token, _wrong(appointment.access_code))
     assert "Zugangscode stimmt nicht" in raised.value.message()
     assert "4" in raised.value.message()
     assert "access code" in raised.value.message("en")
@@ -564,7 +572,7 @@ def test_audit_holds_ids_not_content(book: AppointmentBook, make_appointment: Ma
     """Who did what to which appointment — never the name, token or code."""
     appointment = make_appointment()
     with pytest.raises(WrongAccessCode):
-        book.verify_code(appointment.link_token, _wrong(appointment.access_code))
+        book.verify_access(appointment.link_token, _wrong(appointment.access_code))
     _check_in(book, appointment, name="Erika Geheimname")
     book.admit("dr.weber", appointment.id)
     entries = vault.db.table(store.AUDIT).all()

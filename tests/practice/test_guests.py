@@ -32,6 +32,12 @@ MakeAppointment = Callable[..., Appointment]
 S = AppointmentState
 
 
+def _patient_link(book, token: str):  # noqa: ANN001, ANN202 - the book under test
+    """The appointment whose patient link carries ``token``, or None (a guest's link: None)."""
+    visitor = book.find_visitor(token)
+    return visitor.appointment if visitor is not None and visitor.guest is None else None
+
+
 def _check_in(book: AppointmentBook, guest: Guest, name: str = "Lena Mustermann") -> Guest:
     visitor = book.guest_check_in(guest.link_token, guest.access_code, full_name=name,
                                   consent_confirmed=True, rules_confirmed=True)
@@ -53,7 +59,7 @@ def test_invite_gives_an_own_link_and_code(book: AppointmentBook,
     visitor = book.find_visitor(guest.link_token)
     assert visitor is not None and visitor.guest == guest and visitor.key == f"guest:{guest.id}"
     assert visitor.state is S.SCHEDULED
-    assert book.find_by_token(guest.link_token) is None  # not the patient's link
+    assert _patient_link(book, guest.link_token) is None  # not the patient's link
     entry = audit.entries(limit=1)[0]
     assert (entry.action, entry.target) == ("guest.invite", f"{appointment.id}:{guest.id}")
     assert "Tochter" not in repr(audit.entries(limit=5))  # no names in the audit log
@@ -127,7 +133,8 @@ def test_five_wrong_codes_lock_only_that_guest(book: AppointmentBook,
         book.verify_access(guest.link_token, guest.access_code)
     assert audit.entries(limit=1)[0].action == "guest.link_locked"
     # the patient and the other guest are untouched
-    assert book.verify_code(appointment.link_token, appointment.access_code).code_failures == 0
+    patient_link = book.verify_access(appointment.link_token, appointment.access_code)
+    assert patient_link.appointment.code_failures == 0
     assert book.verify_access(other.link_token, other.access_code).guest == other
     fresh = book.reissue_guest("mfa.klein", appointment.id, guest.id)
     assert not fresh.link_locked and fresh.code_failures == 0

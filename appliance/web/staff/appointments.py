@@ -8,6 +8,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from appliance.errors import InvalidInput, SprechzimmerError
+from appliance.practice.appointments import guest_key
 from appliance.web.api import Endpoint, read_body
 from appliance.web.auth import current_staff, staff_member
 from appliance.web.context import EVENTS, HUB
@@ -147,7 +148,7 @@ def _let_go_patient(request: web.Request, appointment_id: str, *, ban: bool) -> 
 def _let_go(request: web.Request, appointment_id: str, guest_id: str, *, ban: bool) -> None:
     """End the guest's place in a running call: a withdrawn link stops at once."""
     if HUB in request.app:
-        request.app[HUB].remove_member(appointment_id, f"guest:{guest_id}", ban=ban)
+        request.app[HUB].remove_member(appointment_id, guest_key(guest_id), ban=ban)
 
 
 async def _reissue_guest(request: web.Request) -> web.Response:
