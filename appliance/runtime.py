@@ -49,10 +49,7 @@ def build_services(
     office = PracticeOffice(vault, audit)
     staff = StaffDirectory(vault, audit, clock)
     patients = PatientRegistry(vault, audit, clock)
-    appointments = AppointmentBook(
-        vault, audit, clock, staff, patients, office,
-        default_public_url=settings.web.public_urls[0],
-    )
+    appointments = AppointmentBook(vault, audit, clock, staff, patients, office)
     retention = RetentionPolicy(
         vault, audit, clock, days=settings.practice.retention_days, book=appointments
     )

@@ -97,7 +97,6 @@ MAX_START_IN_PAST: Final = timedelta(hours=1)
 #: and not further ahead than this (a typo in the year would keep data far beyond R8)
 MAX_START_AHEAD: Final = timedelta(days=2 * 366)
 TOKEN_KEY_SETTING: Final = "link_token_key"
-DEFAULT_PUBLIC_URL: Final = "http://127.0.0.1:8081"
 
 StateListener = Callable[[Appointment], None]
 
@@ -166,8 +165,6 @@ class AppointmentBook:
         staff: StaffDirectory,
         patients: PatientRegistry,
         office: PracticeOffice,
-        *,
-        default_public_url: str = DEFAULT_PUBLIC_URL,
     ) -> None:
         self._vault = vault
         self._audit = audit
@@ -175,7 +172,6 @@ class AppointmentBook:
         self._staff = staff
         self._patients = patients
         self._office = office
-        self._default_public_url = default_public_url.rstrip("/")
         #: token digest → (appointment id, guest id or None for the patient's link);
         #: the tokens themselves are only in the vault
         self._index: dict[str, tuple[str, str | None]] = {}
@@ -288,11 +284,6 @@ class AppointmentBook:
         self._audit.record(actor, "appointment.reissue", appointment_id)
         self._notify(changed)
         return changed
-
-    def link(self, holder: Appointment | Guest) -> str:
-        """A patient's or guest's link: the practice's first public address, ``/v/``, token."""
-        base = self._office.public_url() or self._default_public_url
-        return f"{base.rstrip('/')}/v/{holder.link_token}"
 
     # --- guests (further participants, each with an own link and code) -------------------------
 

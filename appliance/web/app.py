@@ -134,7 +134,7 @@ def build_public_app(box: Box) -> web.Application:
 
     assets = StaticAssets(STATIC, PUBLIC_STATIC_DIRS)
     pages = _pages(assets, "patient.html", "nutzungsbedingungen.html", "datenschutz.html")
-    app.router.add_get("/v/{token}", _serve_page(pages, "patient.html"))
+    app.router.add_get(public.LINK_PATH, _serve_page(pages, "patient.html"))
     app.router.add_get("/nutzungsbedingungen", _serve_page(pages, "nutzungsbedingungen.html"))
     app.router.add_get("/datenschutz", _serve_page(pages, "datenschutz.html"))
     # the patient's texts only: a patient on a weak line does not load the staff's

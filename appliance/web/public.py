@@ -15,6 +15,7 @@ from appliance.errors import (
     VaultSealed,
 )
 from appliance.practice.appointments import Visitor
+from appliance.practice.models import Appointment, Guest
 from appliance.practice.services import PracticeServices
 from appliance.web.api import Endpoint, read_body
 from appliance.web.auth import visitor as verified_visitor
@@ -25,6 +26,8 @@ from appliance.web.security import client_address
 from appliance.web.sessions import PatientSession
 
 TOKEN_PATTERN: Final = r"[A-Za-z0-9_-]{16,64}"
+#: the page a patient's or guest's link opens
+LINK_PATH: Final = "/v/{token}"
 CODE = obj({"code": string(min_length=1, max_length=20)}, required=("code",))
 CHECK_IN = obj({
     "full_name": string(min_length=2, max_length=200),
@@ -51,6 +54,11 @@ def _limit(request: web.Request) -> None:
 
 def _patient_state(visitor: Visitor) -> dict[str, Any]:
     return {"state": visitor.state.value, "name": visitor.name}
+
+
+def link_of(base_url: str, holder: Appointment | Guest) -> str:
+    """A patient's or guest's link on the public site at ``base_url``."""
+    return base_url.rstrip("/") + LINK_PATH.format(token=holder.link_token)
 
 
 def public_origins(services: PracticeServices) -> tuple[str, ...]:

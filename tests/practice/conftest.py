@@ -150,9 +150,8 @@ def patient(patients: PatientRegistry) -> Patient:
 @pytest.fixture
 def book(vault: Vault, audit: AuditLog, clock: ManualClock, staff: StaffDirectory,
          patients: PatientRegistry, office: PracticeOffice) -> AppointmentBook:
-    """The appointment book, patient links on the embedded default address."""
-    return AppointmentBook(vault, audit, clock, staff, patients, office,
-                           default_public_url="http://127.0.0.1:8081")
+    """The appointment book."""
+    return AppointmentBook(vault, audit, clock, staff, patients, office)
 
 
 @pytest.fixture

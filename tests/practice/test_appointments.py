@@ -28,7 +28,6 @@ from appliance.practice.models import (
     AppointmentState,
     ConsentMethod,
     Patient,
-    PracticeProfile,
     StaffMember,
 )
 from appliance.practice.patients import PatientRegistry
@@ -132,15 +131,6 @@ def test_edit_only_while_scheduled(book: AppointmentBook, make_appointment: Make
     _check_in(book, changed)
     with pytest.raises(Conflict):
         book.edit("mfa.klein", appointment.id, duration_minutes=20)
-
-
-def test_link(book: AppointmentBook, office: PracticeOffice, profile: PracticeProfile,
-              make_appointment: MakeAppointment) -> None:
-    """The link is the first public address + /v/ + token; the default before a profile."""
-    appointment = make_appointment()
-    assert book.link(appointment) == f"http://127.0.0.1:8081/v/{appointment.link_token}"
-    office.save_profile("admin", profile)
-    assert book.link(appointment) == f"https://praxis.example.de/v/{appointment.link_token}"
 
 
 def test_day_and_upcoming(book: AppointmentBook, make_appointment: MakeAppointment,

@@ -30,7 +30,7 @@ SECOND_DOCTOR_PASSWORD = "zweit-passwort-123"
 
 
 def _token(box: Box, appt: Appointment) -> str:
-    return box.services.appointments.link(appt).rsplit("/", 1)[1]
+    return appt.link_token
 
 
 async def waiting_patient(box: Box, client: Any = None, name: str = "Erika Mustermann",
@@ -174,7 +174,7 @@ async def waiting_guest(box: Box, appt: Appointment, client: Any, label: str,
                         name: str) -> tuple[Guest, str]:
     """A guest invited by the assistant, who entered their code, name and confirmation."""
     guest = box.services.appointments.invite_guest("mfa", appt.id, label=label)
-    token = box.services.appointments.link(guest).rsplit("/", 1)[1]
+    token = guest.link_token
     ok = await client.post(f"/v/{token}/code", json={"code": guest.access_code})
     assert ok.status == 200, await ok.text()
     checked = await client.post(f"/v/{token}/check-in", json={

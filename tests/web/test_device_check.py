@@ -48,7 +48,7 @@ def _appointment(box: Box) -> Appointment:
 async def _verified_link(box: Box) -> str:
     """A link whose code the patient (the public test client) has entered."""
     appt = _appointment(box)
-    token = box.services.appointments.link(appt).rsplit("/", 1)[1]
+    token = appt.link_token
     response = await box.public.post(f"/v/{token}/code", json={"code": appt.access_code})
     assert response.status == 200, await response.text()
     return token
@@ -131,7 +131,7 @@ async def test_patient_route_needs_the_session_of_that_very_link(
 ) -> None:
     """No code entered → 401; verified for another link → 401; nothing is started."""
     appt = _appointment(practice)
-    token = practice.services.appointments.link(appt).rsplit("/", 1)[1]
+    token = appt.link_token
     _, offer = await _client(clients)
     response = await practice.public.post(f"/v/{token}/device-check", json=offer)
     assert response.status == 401

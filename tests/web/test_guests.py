@@ -80,7 +80,7 @@ async def test_guest_way_in_and_the_patients_consent(practice: Box) -> None:
     left = await practice.public.post(f"/v/{token}/leave")
     assert await left.json() == {"state": "scheduled", "name": None}
     # the guest's session opens neither the patient's link nor the other way round
-    patient_token = _token(practice.services.appointments.link(appt))
+    patient_token = appt.link_token
     assert (await practice.public.get(f"/v/{patient_token}/state")).status == 401
 
 
@@ -137,6 +137,6 @@ async def test_wrong_codes_lock_only_the_guests_link(practice: Box) -> None:
     assert statuses[-1] == 423
     shown = await (await practice.staff.get(f"/api/appointments/{appt.id}")).json()
     assert shown["guests"][0]["link_locked"] and not shown["link_locked"]
-    patient_token = _token(practice.services.appointments.link(appt))
+    patient_token = appt.link_token
     ok = await practice.public.post(f"/v/{patient_token}/code", json={"code": appt.access_code})
     assert ok.status == 200

@@ -19,7 +19,7 @@ def _appointment(box: Box):
 
 
 def _token(box: Box, appt) -> str:
-    return box.services.appointments.link(appt).rsplit("/", 1)[1]
+    return appt.link_token
 
 
 async def test_patient_checks_in_and_waits(practice: Box) -> None:

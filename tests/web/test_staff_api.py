@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import timedelta
 
 from .conftest import ADMIN_PASSWORD, ASSISTANT_PASSWORD, DOCTOR_PASSWORD, Box
@@ -139,7 +140,7 @@ async def test_only_the_doctor_reopens_an_ended_call(practice: Box) -> None:
     appt = services.appointments.create(
         "admin", doctor="dr.mueller", patient_id=patient.id,
         start=services.clock.now() + timedelta(minutes=5))
-    token = services.appointments.link(appt).rsplit("/", 1)[1]
+    token = appt.link_token
     services.appointments.check_in(token, appt.access_code, full_name="Erika Mustermann",
                                    consent_confirmed=True, rules_confirmed=True)
     services.appointments.admit("dr.mueller", appt.id)
@@ -175,3 +176,23 @@ async def test_the_session_carries_the_appointment_books_rules(practice: Box) ->
     assert cancelled.status == 200 and "cancelled" not in rules["actions"]["cancel"]
     again = await practice.staff.post(f"/api/appointments/{appt.id}/cancel", headers=headers)
     assert again.status == 409
+
+
+async def test_links_point_to_the_practices_first_public_address(practice: Box) -> None:
+    """A link is the practice's first public address + /v/ + token (the public site's page)."""
+    await practice.login("mfa", ASSISTANT_PASSWORD)
+    services = practice.services
+    patient = services.patients.add("admin", full_name="Erika Mustermann")
+    appt = services.appointments.create("admin", doctor="dr.mueller", patient_id=patient.id,
+                                        start=services.clock.now() + timedelta(hours=1))
+
+    async def link() -> str:
+        return (await (await practice.staff.get(f"/api/appointments/{appt.id}")).json())["link"]
+
+    profile = services.office.profile()
+    assert profile is not None
+    services.office.save_profile("admin", replace(profile, public_urls=(
+        "https://lte.praxis-beispiel.de/", "https://dsl.praxis-beispiel.de")))
+    assert await link() == f"https://lte.praxis-beispiel.de/v/{appt.link_token}"
+    page = await practice.public.get(f"/v/{appt.link_token}")
+    assert page.status == 200  # the public site serves the page a link opens

@@ -57,7 +57,7 @@ async def _list_appointments(request: web.Request) -> web.Response:
     except ValueError:
         raise InvalidInput(field="date", detail="JJJJ-MM-TT") from None
     appts = services.appointments.day(day, tz)
-    return web.json_response([appointment_json(services, a) for a in appts])
+    return web.json_response([appointment_json(request, a) for a in appts])
 
 
 async def _add_appointment(request: web.Request) -> web.Response:
@@ -70,14 +70,14 @@ async def _add_appointment(request: web.Request) -> web.Response:
         duration_minutes=data.get("duration_minutes", 15),
     )
     publish(request, appt)
-    return web.json_response(appointment_json(services, appt), status=201)
+    return web.json_response(appointment_json(request, appt), status=201)
 
 
 async def _get_appointment(request: web.Request) -> web.Response:
     current_staff(request)
     services = services_of(request)
     appt = services.appointments.get(request.match_info["appointment_id"])
-    return web.json_response(appointment_json(services, appt))
+    return web.json_response(appointment_json(request, appt))
 
 
 async def _update_appointment(request: web.Request) -> web.Response:
@@ -93,7 +93,7 @@ async def _update_appointment(request: web.Request) -> web.Response:
         changes["duration_minutes"] = data["duration_minutes"]
     appt = services.appointments.edit(actor.username, request.match_info["appointment_id"],
                                       **changes)
-    return web.json_response(appointment_json(services, appt))
+    return web.json_response(appointment_json(request, appt))
 
 
 def _appointment_action(action: str):  # noqa: ANN202 - returns a handler
@@ -111,7 +111,7 @@ def _appointment_action(action: str):  # noqa: ANN202 - returns a handler
             if ban:
                 for guest in services.appointments.guests(appt.id):
                     _let_go(request, appt.id, guest.id, ban=True)
-        return web.json_response(appointment_json(services, appt))
+        return web.json_response(appointment_json(request, appt))
 
     handler.__name__ = f"{action}_appointment"
     return handler
@@ -125,14 +125,14 @@ async def _invite_guest(request: web.Request) -> web.Response:
     guest = services.appointments.invite_guest(actor.username, appointment_id,
                                                label=data["label"])
     request.app[EVENTS].publish({"type": "appointment", "id": appointment_id})
-    return web.json_response(guest_json(services, guest), status=201)
+    return web.json_response(guest_json(request, guest), status=201)
 
 
 async def _list_guests(request: web.Request) -> web.Response:
     current_staff(request)
     services = services_of(request)
     guests = services.appointments.guests(request.match_info["appointment_id"])
-    return web.json_response([guest_json(services, guest) for guest in guests])
+    return web.json_response([guest_json(request, guest) for guest in guests])
 
 
 #: actions that withdraw the patient's link: action → whether the patient stays out of the room
@@ -158,7 +158,7 @@ async def _reissue_guest(request: web.Request) -> web.Response:
     guest = services.appointments.reissue_guest(actor.username, appointment_id, guest_id)
     _let_go(request, appointment_id, guest_id, ban=False)
     request.app[EVENTS].publish({"type": "appointment", "id": appointment_id})
-    return web.json_response(guest_json(services, guest))
+    return web.json_response(guest_json(request, guest))
 
 
 async def _remove_guest(request: web.Request) -> web.Response:
@@ -180,7 +180,7 @@ async def _events(request: web.Request) -> web.StreamResponse:
         appt = None if services.vault.sealed else maybe(services.appointments.get, event["id"])
         if appt is None:
             return {"id": event["id"], "removed": True}
-        return appointment_json(services, appt)
+        return appointment_json(request, appt)
 
     def still_allowed() -> bool:
         try:

@@ -25,7 +25,15 @@ from appliance.practice.profile import KV_REGIONS
 from appliance.practice.services import PracticeServices
 from appliance.web.api import read_body
 from appliance.web.auth import PASSWORD_WORK, current_staff
-from appliance.web.context import BOX_LOCK, EVENTS, KNOWN_DEVICES, LOGIN_LIMIT, SERVICES
+from appliance.web.context import (
+    BOX_LOCK,
+    EVENTS,
+    KNOWN_DEVICES,
+    LOGIN_LIMIT,
+    PROPOSED_PUBLIC_URLS,
+    SERVICES,
+)
+from appliance.web.public import link_of
 from appliance.web.schema import array, boolean, integer, obj, string
 from appliance.web.security import client_address
 
@@ -143,8 +151,14 @@ def patient_json(patient: Patient) -> dict[str, Any]:
     }
 
 
-def appointment_json(services: PracticeServices, appt: Appointment) -> dict[str, Any]:
+def patient_site(request: web.Request) -> str:
+    """Where patients' links point: the practice's first public address, else the configured."""
+    return services_of(request).office.public_url() or request.app[PROPOSED_PUBLIC_URLS][0]
+
+
+def appointment_json(request: web.Request, appt: Appointment) -> dict[str, Any]:
     """An appointment as staff see it: with link and code (they live in the vault)."""
+    services = services_of(request)
     tz = practice_timezone(services)
     doctor = maybe(services.staff.get, appt.doctor)
     patient = maybe(services.patients.get, appt.patient_id)
@@ -156,20 +170,20 @@ def appointment_json(services: PracticeServices, appt: Appointment) -> dict[str,
         "patient_has_consent": bool(patient and patient.consent),
         "start": iso(appt.start, tz), "end": iso(appt.end, tz),
         "duration_minutes": appt.duration_minutes, "state": appt.state.value,
-        "link": services.appointments.link(appt), "access_code": appt.access_code,
+        "link": link_of(patient_site(request), appt), "access_code": appt.access_code,
         "code_failures": appt.code_failures, "link_locked": appt.link_locked,
         "checked_in_name": appt.checked_in_name,
         "checked_in_at": iso(appt.checked_in_at, tz),
         "code_expires_at": iso(appt.code_expires_at, tz),
-        "guests": [guest_json(services, guest) for guest in appt.guests],
+        "guests": [guest_json(request, guest) for guest in appt.guests],
     }
 
 
-def guest_json(services: PracticeServices, guest: Guest) -> dict[str, Any]:
+def guest_json(request: web.Request, guest: Guest) -> dict[str, Any]:
     """A guest as staff see them: link and code to hand on, like the patient's."""
-    tz = practice_timezone(services)
+    tz = practice_timezone(services_of(request))
     return {
-        "id": guest.id, "label": guest.label, "link": services.appointments.link(guest),
+        "id": guest.id, "label": guest.label, "link": link_of(patient_site(request), guest),
         "access_code": guest.access_code, "code_failures": guest.code_failures,
         "link_locked": guest.link_locked, "checked_in_name": guest.checked_in_name,
         "checked_in_at": iso(guest.checked_in_at, tz), "created_at": iso(guest.created_at, tz),
