@@ -13,8 +13,10 @@ from appliance.clock import Clock
 from appliance.config import Settings
 from appliance.practice.appointments import AppointmentBook
 from appliance.practice.audit import AuditLog
+from appliance.practice.calls import Calls
 from appliance.practice.patients import PatientRegistry
 from appliance.practice.profile import PracticeOffice
+from appliance.practice.reception import Reception
 from appliance.practice.retention import RetentionPolicy
 from appliance.practice.services import PracticeServices
 from appliance.practice.staff import StaffDirectory
@@ -55,7 +57,9 @@ def build_services(
     )
     services = PracticeServices(
         clock=clock, vault=vault, audit=audit, office=office, staff=staff,
-        patients=patients, appointments=appointments, retention=retention,
+        patients=patients, appointments=appointments,
+        reception=Reception(appointments, audit, clock, patients, office),
+        calls=Calls(appointments, audit, clock), retention=retention,
     )
     vault.add_unseal_listener(services.purge_expired)
     return services
@@ -98,20 +102,20 @@ def build_box(settings: Settings, services: PracticeServices | None = None) -> B
 def _signaling_hub(services: PracticeServices, relay: TurnRelay) -> SignalingHub:
     """The hub with the practice's rules: admitting and ending go through the appointment book
     (it enforces R2, O3 and R3 and tells its state listeners: the dashboard's event stream)."""
-    book = services.appointments
+    calls = services.calls
 
     def ice_servers(room_id: str, member: Member) -> list[dict[str, Any]]:
         return relay.ice_servers_for(member.role, (room_id, relay.opaque_id(member.key)))
 
     def on_admit(room_id: str, doctor: str, member: Member) -> list[dict[str, Any]]:
-        book.admit_member(doctor, room_id, member.key)  # the book checks the doctor (O3, R3)
+        calls.admit_member(doctor, room_id, member.key)  # the book checks the doctor (O3, R3)
         return ice_servers(room_id, member)
 
     def on_end(room_id: str, doctor: str) -> None:
-        book.end(doctor, room_id)
+        calls.end(doctor, room_id)
 
     def on_remove(room_id: str, doctor: str, member: Member) -> None:
-        book.remove_from_call(doctor, room_id, member.key)
+        calls.remove_from_call(doctor, room_id, member.key)
 
     return SignalingHub(on_admit=on_admit, on_end=on_end, on_remove=on_remove,
                         ice_servers=ice_servers,

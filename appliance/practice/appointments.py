@@ -1,4 +1,10 @@
-"""The appointment book: scheduling, the ways in by link and code (patient, guests), the call."""
+"""The appointment book: scheduling, links and codes, guests, and where each appointment stands.
+
+The patient's side (link, code, waiting room) is the reception (``reception.py``), the call's
+membership is ``calls.py``. Both change appointments only through the book's ways of changing
+one (``move``, ``save_holder``, ``save`` and ``notify``), so every change is stored and told to
+the state listeners alike.
+"""
 
 from __future__ import annotations
 
@@ -14,17 +20,13 @@ from tinydb.table import Table
 
 from appliance.clock import Clock
 from appliance.errors import (
-    AppointmentClosed,
     Conflict,
     InvalidInput,
-    LinkLocked,
     NotFound,
     PermissionDenied,
-    WrongAccessCode,
 )
 from appliance.practice import store
 from appliance.practice.access_codes import (
-    codes_match,
     new_access_code,
     new_link_token,
     new_token_key,
@@ -36,17 +38,13 @@ from appliance.practice.models import (
     OPEN_STATES,
     Appointment,
     AppointmentState,
-    ConsentMethod,
     Guest,
     Role,
     StaffMember,
     new_id,
 )
 from appliance.practice.patients import (
-    CONSENT_FORM_VERSION,
-    PATIENT_ACTOR,
     PatientRegistry,
-    clean_full_name,
 )
 from appliance.practice.profile import PracticeOffice
 from appliance.practice.staff import StaffDirectory
@@ -192,7 +190,7 @@ class AppointmentBook:
         duration_minutes: int = 15,
     ) -> Appointment:
         """Book a video consultation; it gets a fresh link token and access code."""
-        self._require_staff(actor)
+        self.require_staff(actor)
         self._require_doctor_field(doctor)
         try:
             self._patients.get(patient_id)
@@ -233,7 +231,7 @@ class AppointmentBook:
         duration_minutes: int | None = None,
     ) -> Appointment:
         """Change doctor, start or duration, while the appointment is still only scheduled."""
-        self._require_staff(actor)
+        self.require_staff(actor)
         appointment = self.get(appointment_id)
         if appointment.state not in EDIT_STATES:
             raise Conflict(detail="nur ein geplanter Termin kann geändert werden")
@@ -248,24 +246,24 @@ class AppointmentBook:
             else _valid_duration(duration_minutes),
             updated_at=now,
         )
-        self._save(changed)
+        self.save(changed)
         self._audit.record(actor, "appointment.edit", appointment_id)
-        self._notify(changed)
+        self.notify(changed)
         return changed
 
     def cancel(self, actor: str, appointment_id: str) -> Appointment:
         """Cancel the appointment; its link then only says so."""
-        self._require_staff(actor)
-        return self._move("cancel", actor, self.get(appointment_id))
+        self.require_staff(actor)
+        return self.move("cancel", actor, self.get(appointment_id))
 
     def mark_no_show(self, actor: str, appointment_id: str) -> Appointment:
         """Record that the patient did not come."""
-        self._require_staff(actor)
-        return self._move("no_show", actor, self.get(appointment_id))
+        self.require_staff(actor)
+        return self.move("no_show", actor, self.get(appointment_id))
 
     def reissue(self, actor: str, appointment_id: str) -> Appointment:
         """Hand out a new link and code: the old ones stop working at once; unlocks the link."""
-        self._require_staff(actor)
+        self.require_staff(actor)
         appointment = self.get(appointment_id)
         if appointment.state not in REISSUE_STATES:
             raise Conflict(detail="für diesen Termin kann kein neuer Link erstellt werden")
@@ -278,18 +276,18 @@ class AppointmentBook:
             removed_from_call=_let_back(appointment.removed_from_call, "patient"),
             updated_at=self._clock.now(),
         )
-        self._save(changed)
+        self.save(changed)
         self._index.pop(self._digest(appointment.link_token), None)
         self._index[self._digest(changed.link_token)] = (changed.id, None)
         self._audit.record(actor, "appointment.reissue", appointment_id)
-        self._notify(changed)
+        self.notify(changed)
         return changed
 
     # --- guests (further participants, each with an own link and code) -------------------------
 
     def invite_guest(self, actor: str, appointment_id: str, *, label: str) -> Guest:
         """Invite a further participant: a fresh link and code; at most ``MAX_GUESTS``."""
-        self._require_staff(actor)
+        self.require_staff(actor)
         appointment = self.get(appointment_id)
         if appointment.state not in OPEN_STATES:
             raise Conflict(detail=f"der Termin ist {STATE_WORDS[appointment.state]}")
@@ -303,11 +301,11 @@ class AppointmentBook:
             created_by=actor, created_at=now,
         )
         changed = replace(appointment, guests=(*appointment.guests, guest), updated_at=now)
-        self._save(changed)
+        self.save(changed)
         self._index[self._digest(guest.link_token)] = (appointment.id, guest.id)
         self._audit.record(actor, "guest.invite", Visitor(appointment=changed,
                                                           guest=guest).audit_target)
-        self._notify(changed)
+        self.notify(changed)
         return guest
 
     def guests(self, appointment_id: str) -> tuple[Guest, ...]:
@@ -316,8 +314,8 @@ class AppointmentBook:
 
     def reissue_guest(self, actor: str, appointment_id: str, guest_id: str) -> Guest:
         """A new link and code for one guest: the old ones stop at once; unlocks, checks out."""
-        self._require_staff(actor)
-        visitor = self._guest_visitor(appointment_id, guest_id)
+        self.require_staff(actor)
+        visitor = self.guest_visitor(appointment_id, guest_id)
         if visitor.appointment.state not in OPEN_STATES:
             raise Conflict(detail=f"der Termin ist {STATE_WORDS[visitor.appointment.state]}")
         old = visitor.guest
@@ -325,50 +323,32 @@ class AppointmentBook:
         guest = replace(old, link_token=new_link_token(),
                         access_code=new_access_code(), code_failures=0, link_locked=False,
                         checked_in_name=None, checked_in_at=None, admitted_at=None)
-        visitor = self._save_holder(visitor, guest)
+        visitor = self.save_holder(visitor, guest)
         key = visitor.key
         if key in visitor.appointment.removed_from_call:
             appointment = replace(visitor.appointment, removed_from_call=_let_back(
                 visitor.appointment.removed_from_call, key))
-            self._save(appointment)
+            self.save(appointment)
             visitor = Visitor(appointment=appointment, guest=guest)
         self._index.pop(self._digest(old.link_token), None)
         self._index[self._digest(guest.link_token)] = (appointment_id, guest.id)
         self._audit.record(actor, "guest.reissue", visitor.audit_target)
-        self._notify(visitor.appointment)
+        self.notify(visitor.appointment)
         return guest
 
     def remove_guest(self, actor: str, appointment_id: str, guest_id: str) -> Appointment:
         """Uninvite a guest: their link stops working at once."""
-        self._require_staff(actor)
-        visitor = self._guest_visitor(appointment_id, guest_id)
+        self.require_staff(actor)
+        visitor = self.guest_visitor(appointment_id, guest_id)
         appointment = visitor.appointment
         changed = replace(
             appointment, guests=tuple(g for g in appointment.guests if g.id != guest_id),
             updated_at=self._clock.now())
-        self._save(changed)
+        self.save(changed)
         self._index.pop(self._digest(visitor.holder.link_token), None)
         self._audit.record(actor, "guest.remove", visitor.audit_target)
-        self._notify(changed)
+        self.notify(changed)
         return changed
-
-    def admit_guest(self, actor: str, appointment_id: str, guest_id: str) -> Guest:
-        """Let a checked-in guest into the call: only the appointment's doctor (O3, R2, R3)."""
-        appointment = self._own_appointment(actor, appointment_id)
-        running = self.current_call(actor)
-        if running is not None and running.id != appointment.id:  # R3
-            raise Conflict(detail="Sie sind bereits in einer Videosprechstunde")
-        if appointment.state not in OPEN_STATES:
-            raise Conflict(detail=f"der Termin ist {STATE_WORDS[appointment.state]}")
-        guest = appointment.guest(guest_id)
-        if guest is None:
-            raise NotFound()
-        if guest.checked_in_at is None:
-            raise Conflict(detail="die Person hat sich nicht angemeldet")
-        admitted = replace(guest, admitted_at=self._clock.now())
-        self._save_holder(Visitor(appointment=appointment, guest=guest), admitted)
-        self._audit.record(actor, "guest.admit", f"{appointment.id}:{guest.id}")
-        return admitted
 
     def day(self, day: date, tz: tzinfo | None = None) -> list[Appointment]:
         """The appointments starting on ``day`` in ``tz`` (the practice's zone if not given)."""
@@ -399,63 +379,6 @@ class AppointmentBook:
         return None if doc is None else Appointment.from_dict(doc)
 
     # --- the call -----------------------------------------------------------------------------
-
-    def admit(self, actor: str, appointment_id: str) -> Appointment:
-        """Let the waiting patient in: only their own doctor, and only when not in another call."""
-        member = self._require_staff(actor)
-        if Role.DOCTOR not in member.roles:  # R2: organisational logins never take a call
-            raise PermissionDenied()
-        appointment = self.get(appointment_id)
-        if appointment.doctor != actor:  # O3 and R1: the patient reaches only this doctor
-            raise PermissionDenied()
-        running = self.current_call(actor)
-        if running is not None and running.id != appointment.id:  # R3
-            raise Conflict(detail="Sie sind bereits in einer Videosprechstunde")
-        return self._move("admit", actor, appointment, admitted_at=self._clock.now())
-
-    def admit_member(self, actor: str, appointment_id: str, key: str) -> None:
-        """Let ``key`` (``patient``, ``guest:<id>``) into the call: the patient starts it (unless
-        it runs: a return after a drop), a guest joins the running call (O3, R3: the doctor's)."""
-        if key == PATIENT_KEY:
-            if self.get(appointment_id).state is not _S.IN_CALL:
-                self.admit(actor, appointment_id)
-        elif key.startswith(GUEST_KEY_PREFIX):
-            self.admit_guest(actor, appointment_id, key.removeprefix(GUEST_KEY_PREFIX))
-
-    def end(self, actor: str, appointment_id: str) -> Appointment:
-        """End the call: only the appointment's doctor (O3)."""
-        appointment = self._own_appointment(actor, appointment_id)
-        return self._move("end", actor, appointment, ended_at=self._clock.now(),
-                          guests=_out_of_call(appointment.guests))
-
-    def reopen(self, actor: str, appointment_id: str) -> Appointment:
-        """Put an ended appointment back into the waiting room: only its doctor."""
-        appointment = self._own_appointment(actor, appointment_id)
-        return self._move("reopen", actor, appointment, ended_at=None,
-                          guests=_out_of_call(appointment.guests), removed_from_call=())
-
-    def remove_from_call(self, actor: str, appointment_id: str, key: str) -> Appointment:
-        """The doctor sends ``key`` (``patient``, ``guest:<id>``) out of the call (O3); they stay
-        out, also after a restart of the box, until reopened or given a new link."""
-        appointment = self._own_appointment(actor, appointment_id)
-        if appointment.state is not _S.IN_CALL:  # nobody is kept out of a waiting room
-            raise Conflict(detail=f"der Termin ist {STATE_WORDS[appointment.state]}")
-        if key in appointment.removed_from_call:
-            return appointment
-        guests = tuple(replace(g, admitted_at=None) if guest_key(g.id) == key else g
-                       for g in appointment.guests)
-        changed = replace(appointment, removed_from_call=(*appointment.removed_from_call, key),
-                          guests=guests, updated_at=self._clock.now())
-        self._save(changed)
-        guest = changed.guest(key.removeprefix(GUEST_KEY_PREFIX))
-        self._audit.record(actor, "appointment.remove_from_call",
-                           Visitor(appointment=changed, guest=guest).audit_target)
-        self._notify(changed)
-        return changed
-
-    def leave_waiting_room(self, appointment_id: str) -> Appointment:
-        """The patient left the waiting room (closed the page): back to scheduled."""
-        return self._move("leave_waiting_room", PATIENT_ACTOR, self.get(appointment_id))
 
     def add_state_listener(self, callback: StateListener) -> Callable[[], None]:
         """Call ``callback(appointment)`` after every change; returns the unsubscribe function."""
@@ -489,108 +412,6 @@ class AppointmentBook:
             return None
         return Visitor(appointment=appointment, guest=guest)
 
-    def verify_access(self, token: str, code: str) -> Visitor:
-        """Check the access code of any link (patient or guest): expiry, closed states, lockout.
-
-        Every link counts its own wrong codes; the fifth locks that link only (R9).
-        """
-        visitor = self.find_visitor(token)
-        if visitor is None:
-            raise NotFound()
-        holder = visitor.holder
-        if holder.link_locked:
-            raise LinkLocked()
-        now = self._clock.now()
-        appointment = visitor.appointment
-        if appointment.state in CLOSED_STATES or now > appointment.code_expires_at:
-            raise AppointmentClosed()
-        actor, prefix = (PATIENT_ACTOR, "appointment") if visitor.guest is None else (
-            GUEST_ACTOR, "guest")
-        if not codes_match(holder.access_code, code):
-            failures = holder.code_failures + 1
-            locked = failures >= MAX_CODE_FAILURES
-            self._save_holder(visitor, replace(holder, code_failures=failures,
-                                               link_locked=locked))
-            action = f"{prefix}.link_locked" if locked else f"{prefix}.code_failed"
-            self._audit.record(actor, action, visitor.audit_target)
-            _LOGGER.info("wrong access code%s", "; link locked" if locked else "")
-            if locked:
-                raise LinkLocked()
-            raise WrongAccessCode(remaining=MAX_CODE_FAILURES - failures)
-        if holder.code_failures:
-            visitor = self._save_holder(visitor, replace(holder, code_failures=0))
-        return visitor
-
-    def check_in(
-        self,
-        token: str,
-        code: str,
-        *,
-        full_name: str,
-        consent_confirmed: bool,
-        rules_confirmed: bool,
-    ) -> Appointment:
-        """The patient enters the waiting room with their full name (R1) and consent (O1)."""
-        visitor = self.verify_access(token, code)
-        if visitor.guest is not None:  # a guest's link: ``guest_check_in``
-            raise NotFound()
-        appointment = visitor.appointment
-        name = _confirmed_name(full_name, consent_confirmed, rules_confirmed)
-        patient = self._patients.get(appointment.patient_id)
-        now = self._clock.now()
-        if patient.consent is None:
-            self._patients.record_consent(
-                PATIENT_ACTOR,
-                patient.id,
-                given_on=now.astimezone(self._office.timezone()).date(),
-                form_version=CONSENT_FORM_VERSION,
-                method=ConsentMethod.ONLINE,
-            )
-        return self._move(
-            "check_in",
-            PATIENT_ACTOR,
-            appointment,
-            checked_in_name=name,
-            checked_in_at=appointment.checked_in_at
-            if appointment.state is _S.WAITING else now,
-        )
-
-    def guest_check_in(
-        self,
-        token: str,
-        code: str,
-        *,
-        full_name: str,
-        consent_confirmed: bool,
-        rules_confirmed: bool,
-    ) -> Visitor:
-        """A guest enters the waiting room: full name (O2), consent to take part and the rules.
-
-        Their confirmation is kept as the check-in time only; the patient's consent record
-        (O1) is not touched.
-        """
-        visitor = self.verify_access(token, code)
-        if visitor.guest is None:
-            raise NotFound()
-        name = _confirmed_name(full_name, consent_confirmed, rules_confirmed)
-        guest = visitor.guest
-        visitor = self._save_holder(visitor, replace(
-            guest, checked_in_name=name,
-            checked_in_at=guest.checked_in_at or self._clock.now()))
-        self._audit.record(GUEST_ACTOR, "guest.check_in", visitor.audit_target)
-        self._notify(visitor.appointment)
-        return visitor
-
-    def guest_leave(self, appointment_id: str, guest_id: str) -> Visitor:
-        """The guest left the waiting room: they check in again to come back."""
-        visitor = self._guest_visitor(appointment_id, guest_id)
-        assert visitor.guest is not None
-        visitor = self._save_holder(visitor, replace(
-            visitor.guest, checked_in_name=None, checked_in_at=None))
-        self._audit.record(GUEST_ACTOR, "guest.leave", visitor.audit_target)
-        self._notify(visitor.appointment)
-        return visitor
-
     # --- index and retention ------------------------------------------------------------------
 
     def rebuild_index(self) -> None:
@@ -608,42 +429,71 @@ class AppointmentBook:
         gone = set(appointment_ids)
         self._index = {digest: e for digest, e in self._index.items() if e[0] not in gone}
 
-    # --- internals ----------------------------------------------------------------------------
+    # --- the book's ways of changing an appointment (the reception's and the calls' too) -----
 
-    def _on_unseal(self, *_: Any) -> None:
-        self.rebuild_index()
-
-    def _move(
+    def move(
         self, event: str, actor: str, appointment: Appointment, **changes: Any
     ) -> Appointment:
+        """Move ``appointment`` by ``event`` of ``TRANSITIONS``: saved, audited, told."""
         sources, target = TRANSITIONS[event]
         if appointment.state not in sources:
             raise Conflict(detail=f"der Termin ist {STATE_WORDS[appointment.state]}")
         changed = replace(appointment, state=target, updated_at=self._clock.now(), **changes)
-        self._save(changed)
+        self.save(changed)
         self._audit.record(actor, f"appointment.{event}", appointment.id)
-        self._notify(changed)
+        self.notify(changed)
         return changed
 
-    def _notify(self, appointment: Appointment) -> None:
+    def save(self, appointment: Appointment) -> None:
+        """Store a changed appointment (the caller audits and tells the listeners)."""
+        self._table().update(appointment.to_dict(), Query().id == appointment.id)
+
+    def save_holder(self, visitor: Visitor, holder: Appointment | Guest) -> Visitor:
+        """Store a changed link holder (the appointment itself, or one of its guests)."""
+        now = self._clock.now()
+        if isinstance(holder, Appointment):
+            appointment, guest = replace(holder, updated_at=now), None
+        else:
+            guests = tuple(holder if g.id == holder.id else g for g in visitor.appointment.guests)
+            appointment, guest = replace(visitor.appointment, guests=guests, updated_at=now), holder
+        self.save(appointment)
+        return Visitor(appointment=appointment, guest=guest)
+
+    def notify(self, appointment: Appointment) -> None:
+        """Tell the state listeners (the dashboards' event stream) of a change."""
         for listener in list(self._listeners):
             try:
                 listener(appointment)
             except Exception:
                 _LOGGER.exception("appointment state listener failed")
 
-    def _own_appointment(self, actor: str, appointment_id: str) -> Appointment:
-        member = self._require_staff(actor)
+    def guest_visitor(self, appointment_id: str, guest_id: str) -> Visitor:
+        """One guest of the appointment, with it; ``NotFound`` if not invited (any more)."""
+        appointment = self.get(appointment_id)
+        guest = appointment.guest(guest_id)
+        if guest is None:
+            raise NotFound()
+        return Visitor(appointment=appointment, guest=guest)
+
+    def own_appointment(self, actor: str, appointment_id: str) -> Appointment:
+        """The appointment, if ``actor`` is its doctor (O3); else ``PermissionDenied``."""
+        member = self.require_staff(actor)
         appointment = self.get(appointment_id)
         if Role.DOCTOR not in member.roles or appointment.doctor != actor:  # O3
             raise PermissionDenied()
         return appointment
 
-    def _require_staff(self, actor: str) -> StaffMember:
+    def require_staff(self, actor: str) -> StaffMember:
+        """The staff member ``actor``; ``PermissionDenied`` for anyone else."""
         try:
             return self._staff.get(actor)
         except NotFound:
             raise PermissionDenied() from None
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _on_unseal(self, *_: Any) -> None:
+        self.rebuild_index()
 
     def _require_doctor_field(self, username: str) -> None:
         try:
@@ -679,27 +529,6 @@ class AppointmentBook:
     def _all(self) -> list[Appointment]:
         return [Appointment.from_dict(doc) for doc in self._table().all()]
 
-    def _save(self, appointment: Appointment) -> None:
-        self._table().update(appointment.to_dict(), Query().id == appointment.id)
-
-    def _save_holder(self, visitor: Visitor, holder: Appointment | Guest) -> Visitor:
-        """Store a changed link holder (the appointment itself, or one of its guests)."""
-        now = self._clock.now()
-        if isinstance(holder, Appointment):
-            appointment, guest = replace(holder, updated_at=now), None
-        else:
-            guests = tuple(holder if g.id == holder.id else g for g in visitor.appointment.guests)
-            appointment, guest = replace(visitor.appointment, guests=guests, updated_at=now), holder
-        self._save(appointment)
-        return Visitor(appointment=appointment, guest=guest)
-
-    def _guest_visitor(self, appointment_id: str, guest_id: str) -> Visitor:
-        appointment = self.get(appointment_id)
-        guest = appointment.guest(guest_id)
-        if guest is None:
-            raise NotFound()
-        return Visitor(appointment=appointment, guest=guest)
-
 
 def guest_key(guest_id: str) -> str:
     """A guest's key in the call."""
@@ -711,19 +540,6 @@ def _let_back(removed: tuple[str, ...], key: str) -> tuple[str, ...]:
     return tuple(k for k in removed if k != key)
 
 
-def _out_of_call(guests: tuple[Guest, ...]) -> tuple[Guest, ...]:
-    """The guests with their admission to a call that is over."""
-    return tuple(replace(g, admitted_at=None) for g in guests)
-
-
-def _confirmed_name(full_name: str, consent_confirmed: bool, rules_confirmed: bool) -> str:
-    """The cleaned full name, once consent and rules are confirmed (patient and guests alike)."""
-    name = clean_full_name(full_name)
-    if consent_confirmed is not True:
-        raise InvalidInput(field="consent_confirmed", detail="bitte bestätigen")
-    if rules_confirmed is not True:
-        raise InvalidInput(field="rules_confirmed", detail="bitte bestätigen")
-    return name
 
 
 def _valid_label(label: str) -> str:

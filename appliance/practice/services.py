@@ -11,8 +11,10 @@ from typing import Final
 from appliance.clock import Clock
 from appliance.practice.appointments import AppointmentBook
 from appliance.practice.audit import AuditLog
+from appliance.practice.calls import Calls
 from appliance.practice.patients import PatientRegistry
 from appliance.practice.profile import PracticeOffice
+from appliance.practice.reception import Reception
 from appliance.practice.retention import RetentionPolicy
 from appliance.practice.staff import StaffDirectory
 from appliance.vault import Vault
@@ -32,6 +34,10 @@ class PracticeServices:
     staff: StaffDirectory
     patients: PatientRegistry
     appointments: AppointmentBook
+    #: the way in by link and code: patients and guests
+    reception: Reception
+    #: who is in the call: admitting, removing, ending
+    calls: Calls
     retention: RetentionPolicy
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 

@@ -104,7 +104,7 @@ async def _code(request: web.Request) -> web.Response:
     if services.vault.sealed:
         raise PracticeOffline()
     token = request.match_info["token"]
-    visitor = services.appointments.verify_access(token, data["code"])
+    visitor = services.reception.verify_access(token, data["code"])
     response = web.json_response({"ok": True})
     request.app[PATIENT_SESSIONS].create(response, request, PatientSession(
         appointment_id=visitor.appointment.id, token=token, code=data["code"],
@@ -116,13 +116,13 @@ async def _check_in(request: web.Request) -> web.Response:
     _limit(request)
     session, visitor = verified_visitor(request)
     data = await read_body(request, CHECK_IN)
-    book = _services(request).appointments
+    reception = _services(request).reception
     if visitor.guest is None:
-        visitor = Visitor(appointment=book.check_in(
+        visitor = Visitor(appointment=reception.check_in(
             session.token, session.code, full_name=data["full_name"].strip(),
             consent_confirmed=data["consent"], rules_confirmed=data["rules"]))
     else:  # a guest confirms taking part; the patient's consent record is not theirs (O1)
-        visitor = book.guest_check_in(
+        visitor = reception.guest_check_in(
             session.token, session.code, full_name=data["full_name"].strip(),
             consent_confirmed=data["consent"], rules_confirmed=data["rules"])
     request.app[EVENTS].publish({"type": "appointment", "id": visitor.appointment.id})
@@ -146,12 +146,12 @@ async def _state(request: web.Request) -> web.Response:
 
 async def _leave(request: web.Request) -> web.Response:
     _, visitor = verified_visitor(request)
-    book = _services(request).appointments
+    reception = _services(request).reception
     appointment_id = visitor.appointment.id
     if visitor.guest is None:
-        visitor = Visitor(appointment=book.leave_waiting_room(appointment_id))
+        visitor = Visitor(appointment=reception.leave_waiting_room(appointment_id))
     else:
-        visitor = book.guest_leave(appointment_id, visitor.guest.id)
+        visitor = reception.guest_leave(appointment_id, visitor.guest.id)
     request.app[EVENTS].publish({"type": "appointment", "id": appointment_id})
     return web.json_response(_patient_state(visitor))
 

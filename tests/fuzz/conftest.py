@@ -160,8 +160,8 @@ def _appointment(services: PracticeServices, name: str, *, check_in: bool) -> Ap
                               start=services.clock.now() + timedelta(minutes=5))
     book.invite_guest("admin", appointment.id, label="Dolmetscherin")
     if check_in:
-        book.check_in(appointment.link_token, appointment.access_code, full_name=name,
-                      consent_confirmed=True, rules_confirmed=True)
+        services.reception.check_in(appointment.link_token, appointment.access_code,
+                                    full_name=name, consent_confirmed=True, rules_confirmed=True)
     return book.get(appointment.id)
 
 

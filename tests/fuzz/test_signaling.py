@@ -371,13 +371,13 @@ class CallRoom:
         book = services.appointments
         if self.appointment_id and book.get(self.appointment_id).state is (
                 AppointmentState.IN_CALL):  # one call at a time per doctor (R3)
-            book.end("dr.mueller", self.appointment_id)
+            services.calls.end("dr.mueller", self.appointment_id)
         patient = services.patients.add("admin", full_name="Erika Mustermann")
         appointment = book.create("admin", doctor="dr.mueller", patient_id=patient.id,
                                   start=services.clock.now() + timedelta(minutes=5))
-        book.check_in(appointment.link_token, appointment.access_code,
-                      full_name="Erika Mustermann", consent_confirmed=True,
-                      rules_confirmed=True)
+        services.reception.check_in(appointment.link_token, appointment.access_code,
+                                    full_name="Erika Mustermann", consent_confirmed=True,
+                                    rules_confirmed=True)
         self.appointment_id, self.token = appointment.id, appointment.link_token
         self.doctor_cookie = new_session_id()
         assert self.box.staff.app[STAFF_SESSIONS].restore(

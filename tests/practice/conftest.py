@@ -12,9 +12,11 @@ import pytest
 from appliance.clock import ManualClock
 from appliance.practice.appointments import AppointmentBook
 from appliance.practice.audit import AuditLog
+from appliance.practice.calls import Calls
 from appliance.practice.models import Appointment, Patient, PracticeProfile, Role, StaffMember
 from appliance.practice.patients import PatientRegistry
 from appliance.practice.profile import PracticeOffice
+from appliance.practice.reception import Reception
 from appliance.practice.staff import StaffDirectory
 from appliance.vault import KdfParams, Vault
 
@@ -152,6 +154,19 @@ def book(vault: Vault, audit: AuditLog, clock: ManualClock, staff: StaffDirector
          patients: PatientRegistry, office: PracticeOffice) -> AppointmentBook:
     """The appointment book."""
     return AppointmentBook(vault, audit, clock, staff, patients, office)
+
+
+@pytest.fixture
+def reception(book: AppointmentBook, audit: AuditLog, clock: ManualClock,
+              patients: PatientRegistry, office: PracticeOffice) -> Reception:
+    """The way in by link and code."""
+    return Reception(book, audit, clock, patients, office)
+
+
+@pytest.fixture
+def calls(book: AppointmentBook, audit: AuditLog, clock: ManualClock) -> Calls:
+    """Who is in the call."""
+    return Calls(book, audit, clock)
 
 
 @pytest.fixture

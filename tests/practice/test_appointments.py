@@ -23,6 +23,7 @@ from appliance.practice import store
 from appliance.practice.access_codes import CODE_ALPHABET
 from appliance.practice.appointments import TRANSITIONS, AppointmentBook
 from appliance.practice.audit import AuditLog
+from appliance.practice.calls import Calls
 from appliance.practice.models import (
     Appointment,
     AppointmentState,
@@ -32,6 +33,7 @@ from appliance.practice.models import (
 )
 from appliance.practice.patients import PatientRegistry
 from appliance.practice.profile import PracticeOffice
+from appliance.practice.reception import Reception
 from appliance.practice.staff import StaffDirectory
 
 if TYPE_CHECKING:
@@ -53,10 +55,10 @@ def _wrong(code: str) -> str:
     return first + code[1:]
 
 
-def _check_in(book: AppointmentBook, appointment: Appointment,
+def _check_in(reception: Reception, appointment: Appointment,
               name: str = "Erika Mustermann") -> Appointment:
-    return book.check_in(appointment.link_token, appointment.access_code, full_name=name,
-                         consent_confirmed=True, rules_confirmed=True)
+    return reception.check_in(appointment.link_token, appointment.access_code, full_name=name,
+                              consent_confirmed=True, rules_confirmed=True)
 
 
 # --- booking ----------------------------------------------------------------------------------
@@ -115,7 +117,8 @@ def test_create_needs_a_staff_member(make_appointment: MakeAppointment) -> None:
         make_appointment(actor="patient")
 
 
-def test_edit_only_while_scheduled(book: AppointmentBook, make_appointment: MakeAppointment,
+def test_edit_only_while_scheduled(book: AppointmentBook, reception: Reception,
+                                   make_appointment: MakeAppointment,
                                    doctor2: StaffMember, clock: ManualClock) -> None:
     """Doctor, start and duration change while scheduled; not once the patient waits."""
     appointment = make_appointment()
@@ -128,7 +131,7 @@ def test_edit_only_while_scheduled(book: AppointmentBook, make_appointment: Make
     with pytest.raises(InvalidInput):
         book.edit("mfa.klein", appointment.id, doctor="mfa.klein")
     clock.set(start - timedelta(minutes=5))
-    _check_in(book, changed)
+    _check_in(reception, changed)
     with pytest.raises(Conflict):
         book.edit("mfa.klein", appointment.id, duration_minutes=20)
 
@@ -192,109 +195,113 @@ def test_token_index_after_reboot(
     audit = AuditLog(rebooted, clock)
     staff = StaffDirectory(rebooted, audit, clock)
     patients = PatientRegistry(rebooted, audit, clock)
-    book = AppointmentBook(rebooted, audit, clock, staff, patients,
-                           PracticeOffice(rebooted, audit))
+    office = PracticeOffice(rebooted, audit)
+    book = AppointmentBook(rebooted, audit, clock, staff, patients, office)
+    reception = Reception(book, audit, clock, patients, office)
     staff.login("mfa.klein", passwords["mfa.klein"], source="192.0.2.10")
     assert _patient_link(book, appointment.link_token) == appointment
-    visitor = book.verify_access(appointment.link_token, appointment.access_code)
+    visitor = reception.verify_access(appointment.link_token, appointment.access_code)
     assert visitor.appointment == appointment and visitor.guest is None
 
 
-def test_verify_code(book: AppointmentBook, make_appointment: MakeAppointment) -> None:
+def test_verify_code(book: AppointmentBook, reception: Reception,
+                     make_appointment: MakeAppointment) -> None:
     """The right code, however typed, opens the appointment; an unknown token is NotFound."""
     appointment = make_appointment()
     typed = appointment.access_code.lower().replace("-", " ")
-    assert book.verify_access(appointment.link_token, typed).appointment == appointment
+    assert reception.verify_access(appointment.link_token, typed).appointment == appointment
     with pytest.raises(NotFound):
-        book.verify_access("unbekannt", appointment.access_code)
+        reception.verify_access("unbekannt", appointment.access_code)
 
 
 def test_wrong_codes_lock_the_link_and_reissue_unlocks(
-    book: AppointmentBook, make_appointment: MakeAppointment,
+    book: AppointmentBook, reception: Reception, make_appointment: MakeAppointment,
 ) -> None:
     """R9: wrong codes count down; the fifth locks; a reissue unlocks with a new link and code."""
     appointment = make_appointment()
     token, code = appointment.link_token, appointment.access_code
     for remaining in (4, 3, 2, 1):
         with pytest.raises(WrongAccessCode) as raised:
-            book.verify_access(token, _wrong(code))
+            reception.verify_access(token, _wrong(code))
         assert raised.value.params == {"remaining": remaining}
     assert book.get(appointment.id).code_failures == 4
     with pytest.raises(LinkLocked):
-        book.verify_access(token, "garbage")
+        reception.verify_access(token, "garbage")
     assert book.get(appointment.id).link_locked
     with pytest.raises(LinkLocked):  # even the right code now
-        book.verify_access(token, code)
+        reception.verify_access(token, code)
 
     fresh = book.reissue("mfa.klein", appointment.id)
     assert (fresh.code_failures, fresh.link_locked) == (0, False)
     assert fresh.link_token != token and fresh.access_code != code
     with pytest.raises(NotFound):  # the old link is dead at once
-        book.verify_access(token, code)
+        reception.verify_access(token, code)
     assert _patient_link(book, token) is None
     with pytest.raises(WrongAccessCode):  # and so is the old code
-        book.verify_access(fresh.link_token, code if code != fresh.access_code else _wrong(code))
-    assert book.verify_access(fresh.link_token, fresh.access_code).appointment.id == appointment.id
+        reception.verify_access(fresh.link_token,
+                                code if code != fresh.access_code else _wrong(code))
+    assert reception.verify_access(fresh.link_token,
+                                   fresh.access_code).appointment.id == appointment.id
 
 
-def test_right_code_resets_the_count(book: AppointmentBook,
+def test_right_code_resets_the_count(book: AppointmentBook, reception: Reception,
                                      make_appointment: MakeAppointment) -> None:
     """A typo or two are forgiven once the right code comes."""
     appointment = make_appointment()
     for _ in range(3):
         with pytest.raises(WrongAccessCode):
-            book.verify_access(appointment.link_token, _wrong(appointment.access_code))
-    patient_link = book.verify_access(appointment.link_token, appointment.access_code)
+            reception.verify_access(appointment.link_token, _wrong(appointment.access_code))
+    patient_link = reception.verify_access(appointment.link_token, appointment.access_code)
     assert patient_link.appointment.code_failures == 0
     with pytest.raises(WrongAccessCode) as raised:
-        book.verify_access(appointment.link_token, _wrong(appointment.access_code))
+        reception.verify_access(appointment.link_token, _wrong(appointment.access_code))
     assert raised.value.params == {"remaining": 4}
 
 
-def test_code_expires_two_hours_after_the_end(book: AppointmentBook,
+def test_code_expires_two_hours_after_the_end(book: AppointmentBook, reception: Reception,
                                               make_appointment: MakeAppointment,
                                               clock: ManualClock) -> None:
     """Link and code work until two hours after the planned end, then the appointment is closed."""
     appointment = make_appointment()
     clock.set(appointment.end + timedelta(hours=2))
-    book.verify_access(appointment.link_token, appointment.access_code)
+    reception.verify_access(appointment.link_token, appointment.access_code)
     clock.advance(timedelta(seconds=1))
     with pytest.raises(AppointmentClosed):
-        book.verify_access(appointment.link_token, appointment.access_code)
+        reception.verify_access(appointment.link_token, appointment.access_code)
     with pytest.raises(AppointmentClosed):  # and no failure is counted any more
-        book.verify_access(appointment.link_token, _wrong(appointment.access_code))
+        reception.verify_access(appointment.link_token, _wrong(appointment.access_code))
     assert book.get(appointment.id).code_failures == 0
 
 
 @pytest.mark.parametrize("close", ["cancel", "mark_no_show"])
-def test_closed_appointment_turns_the_patient_away(book: AppointmentBook,
+def test_closed_appointment_turns_the_patient_away(book: AppointmentBook, reception: Reception,
                                                    make_appointment: MakeAppointment,
                                                    close: str) -> None:
     """A cancelled or missed appointment tells the patient so (410), whatever the code."""
     appointment = make_appointment()
     getattr(book, close)("mfa.klein", appointment.id)
     with pytest.raises(AppointmentClosed) as raised:
-        book.verify_access(appointment.link_token, appointment.access_code)
+        reception.verify_access(appointment.link_token, appointment.access_code)
     assert raised.value.status == 410
     assert "abgesagt" in raised.value.message()
 
 
-def test_patient_messages_speak_plainly(book: AppointmentBook,
+def test_patient_messages_speak_plainly(book: AppointmentBook, reception: Reception,
                                        make_appointment: MakeAppointment) -> None:
     """The patient reads what went wrong and what to do, in German first."""
     appointment = make_appointment()
     with pytest.raises(WrongAccessCode) as raised:
-        book.verify_access(appointment.link_token, _wrong(appointment.access_code))
+        reception.verify_access(appointment.link_token, _wrong(appointment.access_code))
     assert "Zugangscode stimmt nicht" in raised.value.message()
     assert "4" in raised.value.message()
     assert "access code" in raised.value.message("en")
 
 
-def test_check_in(book: AppointmentBook, make_appointment: MakeAppointment,
+def test_check_in(book: AppointmentBook, reception: Reception, make_appointment: MakeAppointment,
                   patients: PatientRegistry, patient: Patient, clock: ManualClock) -> None:
     """R1, O1: the patient enters their name and confirms; consent is recorded online."""
     appointment = make_appointment()
-    waiting = _check_in(book, appointment, name="  Erika  Mustermann ")
+    waiting = _check_in(reception, appointment, name="  Erika  Mustermann ")
     assert waiting.state is S.WAITING
     assert waiting.checked_in_name == "Erika Mustermann"  # R1: what the doctor sees
     assert waiting.checked_in_at == clock.now()
@@ -304,51 +311,53 @@ def test_check_in(book: AppointmentBook, make_appointment: MakeAppointment,
         ConsentMethod.ONLINE, "2026-01", "patient", date(2026, 3, 2))
 
 
-def test_check_in_keeps_existing_consent(book: AppointmentBook,
+def test_check_in_keeps_existing_consent(book: AppointmentBook, reception: Reception,
                                          make_appointment: MakeAppointment,
                                          patients: PatientRegistry, patient: Patient) -> None:
     """O1: a written consent on file stays as it is."""
     patients.record_consent("mfa.klein", patient.id, given_on=date(2026, 2, 1),
                             form_version="2025-07", method=ConsentMethod.WRITTEN)
-    _check_in(book, make_appointment())
+    _check_in(reception, make_appointment())
     consent = patients.get(patient.id).consent
     assert consent is not None and consent.method is ConsentMethod.WRITTEN
 
 
 @pytest.mark.parametrize(("consent", "rules", "field"),
                          [(False, True, "consent_confirmed"), (True, False, "rules_confirmed")])
-def test_check_in_needs_both_confirmations(book: AppointmentBook,
+def test_check_in_needs_both_confirmations(book: AppointmentBook, reception: Reception,
                                            make_appointment: MakeAppointment,
                                            patients: PatientRegistry, patient: Patient,
                                            consent: bool, rules: bool, field: str) -> None:
     """O1, O2: without consent and the room rules confirmed, nobody waits."""
     appointment = make_appointment()
     with pytest.raises(InvalidInput) as raised:
-        book.check_in(appointment.link_token, appointment.access_code, full_name="Erika M",
-                      consent_confirmed=consent, rules_confirmed=rules)
+        reception.check_in(appointment.link_token, appointment.access_code, full_name="Erika M",
+                           consent_confirmed=consent, rules_confirmed=rules)
     assert raised.value.params["field"] == field
     assert book.get(appointment.id).state is S.SCHEDULED
     assert patients.get(patient.id).consent is None
 
 
-def test_check_in_needs_name_and_code(book: AppointmentBook,
+def test_check_in_needs_name_and_code(book: AppointmentBook, reception: Reception,
                                       make_appointment: MakeAppointment) -> None:
     """R1: a full name is required; the code is checked again."""
     appointment = make_appointment()
     with pytest.raises(InvalidInput):
-        _check_in(book, appointment, name=" E ")
+        _check_in(reception, appointment, name=" E ")
     with pytest.raises(WrongAccessCode):
-        book.check_in(appointment.link_token, _wrong(appointment.access_code),
-                      full_name="Erika Mustermann", consent_confirmed=True, rules_confirmed=True)
+        reception.check_in(appointment.link_token, _wrong(appointment.access_code),
+                           full_name="Erika Mustermann", consent_confirmed=True,
+                           rules_confirmed=True)
 
 
-def test_check_in_again_is_fine(book: AppointmentBook, make_appointment: MakeAppointment,
+def test_check_in_again_is_fine(book: AppointmentBook, reception: Reception,
+                                make_appointment: MakeAppointment,
                                 clock: ManualClock) -> None:
     """A reload in the waiting room checks in again without losing the place."""
     appointment = make_appointment()
-    first = _check_in(book, appointment)
+    first = _check_in(reception, appointment)
     clock.advance(timedelta(minutes=2))
-    again = _check_in(book, appointment, name="Erika Mustermann-Schmidt")
+    again = _check_in(reception, appointment, name="Erika Mustermann-Schmidt")
     assert again.state is S.WAITING
     assert again.checked_in_at == first.checked_in_at
     assert again.checked_in_name == "Erika Mustermann-Schmidt"
@@ -357,60 +366,64 @@ def test_check_in_again_is_fine(book: AppointmentBook, make_appointment: MakeApp
 # --- the call ---------------------------------------------------------------------------------
 
 
-def test_full_consultation(book: AppointmentBook, make_appointment: MakeAppointment,
+def test_full_consultation(book: AppointmentBook, reception: Reception, calls: Calls,
+                           make_appointment: MakeAppointment,
                            clock: ManualClock) -> None:
     """Scheduled → waiting → in call → ended, with the times recorded."""
     appointment = make_appointment()
-    _check_in(book, appointment)
+    _check_in(reception, appointment)
     clock.advance(timedelta(minutes=3))
-    admitted = book.admit("dr.weber", appointment.id)
+    admitted = calls.admit("dr.weber", appointment.id)
     assert (admitted.state, admitted.admitted_at) == (S.IN_CALL, clock.now())
     assert book.current_call("dr.weber") == admitted
     clock.advance(timedelta(minutes=12))
-    ended = book.end("dr.weber", appointment.id)
+    ended = calls.end("dr.weber", appointment.id)
     assert (ended.state, ended.ended_at) == (S.ENDED, clock.now())
     assert book.current_call("dr.weber") is None
 
 
-def test_assistant_cannot_admit(book: AppointmentBook, make_appointment: MakeAppointment,
+def test_assistant_cannot_admit(book: AppointmentBook, reception: Reception, calls: Calls,
+                                make_appointment: MakeAppointment,
                                 admin: StaffMember) -> None:
     """R2: organisational logins (assistant, admin) never take a call."""
     appointment = make_appointment()
-    _check_in(book, appointment)
+    _check_in(reception, appointment)
     for actor in ("mfa.klein", "admin"):
         with pytest.raises(PermissionDenied):
-            book.admit(actor, appointment.id)
+            calls.admit(actor, appointment.id)
     assert book.get(appointment.id).state is S.WAITING
 
 
 def test_only_the_appointments_doctor_admits_and_ends(
-    book: AppointmentBook, make_appointment: MakeAppointment, doctor2: StaffMember,
+    book: AppointmentBook, reception: Reception, calls: Calls,
+    make_appointment: MakeAppointment, doctor2: StaffMember,
 ) -> None:
     """O3, R1: another doctor cannot admit or end; the patient reaches only their doctor."""
     appointment = make_appointment()
-    _check_in(book, appointment)
+    _check_in(reception, appointment)
     with pytest.raises(PermissionDenied):
-        book.admit("dr.yilmaz", appointment.id)
-    book.admit("dr.weber", appointment.id)
+        calls.admit("dr.yilmaz", appointment.id)
+    calls.admit("dr.weber", appointment.id)
     for actor in ("dr.yilmaz", "mfa.klein", "admin"):
         with pytest.raises(PermissionDenied):
-            book.end(actor, appointment.id)
+            calls.end(actor, appointment.id)
     assert book.get(appointment.id).state is S.IN_CALL
 
 
-def test_one_call_per_doctor(book: AppointmentBook, make_appointment: MakeAppointment,
+def test_one_call_per_doctor(book: AppointmentBook, reception: Reception, calls: Calls,
+                             make_appointment: MakeAppointment,
                              doctor2: StaffMember) -> None:
     """R3: a doctor in a call cannot admit the next patient until the call ends."""
     first, second = make_appointment(), make_appointment()
     other = make_appointment(doctor="dr.yilmaz")
     for appointment in (first, second, other):
-        _check_in(book, appointment)
-    book.admit("dr.weber", first.id)
+        _check_in(reception, appointment)
+    calls.admit("dr.weber", first.id)
     with pytest.raises(Conflict):
-        book.admit("dr.weber", second.id)
-    book.admit("dr.yilmaz", other.id)  # another doctor is not disturbed
-    book.end("dr.weber", first.id)
-    assert book.admit("dr.weber", second.id).state is S.IN_CALL
+        calls.admit("dr.weber", second.id)
+    calls.admit("dr.yilmaz", other.id)  # another doctor is not disturbed
+    calls.end("dr.weber", first.id)
+    assert calls.admit("dr.weber", second.id).state is S.IN_CALL
 
 
 def test_transition_table() -> None:
@@ -424,7 +437,8 @@ def test_transition_table() -> None:
     }
 
 
-def _to(book: AppointmentBook, appointment: Appointment, state: S) -> Appointment:
+def _to(book: AppointmentBook, reception: Reception, calls: Calls, appointment: Appointment,
+        state: S) -> Appointment:
     """Walk a fresh appointment to ``state`` by allowed moves."""
     path = {
         S.SCHEDULED: [],
@@ -436,9 +450,9 @@ def _to(book: AppointmentBook, appointment: Appointment, state: S) -> Appointmen
     }[state]
     for step in path:
         if step == "check_in":
-            appointment = _check_in(book, appointment)
+            appointment = _check_in(reception, appointment)
         elif step in ("admit", "end"):
-            appointment = getattr(book, step)("dr.weber", appointment.id)
+            appointment = getattr(calls, step)("dr.weber", appointment.id)
         elif step == "cancel":
             appointment = book.cancel("mfa.klein", appointment.id)
         else:
@@ -447,16 +461,17 @@ def _to(book: AppointmentBook, appointment: Appointment, state: S) -> Appointmen
     return appointment
 
 
-def _do(book: AppointmentBook, appointment: Appointment, event: str) -> Appointment:
+def _do(book: AppointmentBook, reception: Reception, calls: Calls, appointment: Appointment,
+        event: str) -> Appointment:
     if event == "check_in":
-        return _check_in(book, appointment)
+        return _check_in(reception, appointment)
     if event == "leave_waiting_room":
-        return book.leave_waiting_room(appointment.id)
+        return reception.leave_waiting_room(appointment.id)
     if event == "cancel":
         return book.cancel("mfa.klein", appointment.id)
     if event == "no_show":
         return book.mark_no_show("mfa.klein", appointment.id)
-    return getattr(book, event)("dr.weber", appointment.id)
+    return getattr(calls, event)("dr.weber", appointment.id)
 
 
 ALLOWED = [(source, event) for event, (sources, _) in TRANSITIONS.items() for source in sources]
@@ -470,65 +485,70 @@ FORBIDDEN = [
 
 @pytest.mark.parametrize(("source", "event"), ALLOWED,
                          ids=[f"{s}-{e}" for s, e in ALLOWED])
-def test_allowed_transitions(book: AppointmentBook, make_appointment: MakeAppointment,
+def test_allowed_transitions(book: AppointmentBook, reception: Reception, calls: Calls,
+                             make_appointment: MakeAppointment,
                              source: S, event: str) -> None:
     """Every move of the table works and lands in its target state."""
-    appointment = _to(book, make_appointment(), source)
-    moved = _do(book, appointment, event)
+    appointment = _to(book, reception, calls, make_appointment(), source)
+    moved = _do(book, reception, calls, appointment, event)
     assert moved.state is TRANSITIONS[event][1]
     assert book.get(appointment.id).state is moved.state
 
 
 @pytest.mark.parametrize(("source", "event"), FORBIDDEN,
                          ids=[f"{s}-{e}" for s, e in FORBIDDEN])
-def test_forbidden_transitions(book: AppointmentBook, make_appointment: MakeAppointment,
+def test_forbidden_transitions(book: AppointmentBook, reception: Reception, calls: Calls,
+                               make_appointment: MakeAppointment,
                                source: S, event: str) -> None:
     """Every move not in the table is a Conflict and changes nothing."""
-    appointment = _to(book, make_appointment(), source)
+    appointment = _to(book, reception, calls, make_appointment(), source)
     with pytest.raises(Conflict):
-        _do(book, appointment, event)
+        _do(book, reception, calls, appointment, event)
     assert book.get(appointment.id) == appointment
 
 
 @pytest.mark.parametrize("source", [S.ENDED, S.CANCELLED, S.NO_SHOW])
-def test_check_in_on_a_closed_appointment(book: AppointmentBook,
+def test_check_in_on_a_closed_appointment(book: AppointmentBook, reception: Reception, calls: Calls,
                                           make_appointment: MakeAppointment, source: S) -> None:
     """The patient cannot check in to a closed appointment."""
-    appointment = _to(book, make_appointment(), source)
+    appointment = _to(book, reception, calls, make_appointment(), source)
     with pytest.raises(AppointmentClosed):
-        _check_in(book, appointment)
+        _check_in(reception, appointment)
 
 
-def test_check_in_during_the_call_is_a_conflict(book: AppointmentBook,
+def test_check_in_during_the_call_is_a_conflict(book: AppointmentBook, reception: Reception,
+                                                calls: Calls,
                                                 make_appointment: MakeAppointment) -> None:
     """A second check-in while the call runs changes nothing."""
-    appointment = _to(book, make_appointment(), S.IN_CALL)
+    appointment = _to(book, reception, calls, make_appointment(), S.IN_CALL)
     with pytest.raises(Conflict):
-        _check_in(book, appointment)
+        _check_in(reception, appointment)
 
 
-def test_reopen_is_for_the_doctor(book: AppointmentBook, make_appointment: MakeAppointment,
+def test_reopen_is_for_the_doctor(book: AppointmentBook, reception: Reception, calls: Calls,
+                                  make_appointment: MakeAppointment,
                                   doctor2: StaffMember) -> None:
     """O3: only the appointment's doctor reopens an ended consultation."""
-    appointment = _to(book, make_appointment(), S.ENDED)
+    appointment = _to(book, reception, calls, make_appointment(), S.ENDED)
     with pytest.raises(PermissionDenied):
-        book.reopen("mfa.klein", appointment.id)
+        calls.reopen("mfa.klein", appointment.id)
     with pytest.raises(PermissionDenied):
-        book.reopen("dr.yilmaz", appointment.id)
-    reopened = book.reopen("dr.weber", appointment.id)
+        calls.reopen("dr.yilmaz", appointment.id)
+    reopened = calls.reopen("dr.weber", appointment.id)
     assert (reopened.state, reopened.ended_at) == (S.WAITING, None)
 
 
-def test_reissue_refused_during_a_call(book: AppointmentBook,
+def test_reissue_refused_during_a_call(book: AppointmentBook, reception: Reception, calls: Calls,
                                        make_appointment: MakeAppointment) -> None:
     """A new link during the call would cut the patient off: refused, as for closed ones."""
     for state in (S.IN_CALL, S.CANCELLED):
-        appointment = _to(book, make_appointment(), state)
+        appointment = _to(book, reception, calls, make_appointment(), state)
         with pytest.raises(Conflict):
             book.reissue("mfa.klein", appointment.id)
 
 
-def test_state_listeners(book: AppointmentBook, make_appointment: MakeAppointment) -> None:
+def test_state_listeners(book: AppointmentBook, reception: Reception, calls: Calls,
+                         make_appointment: MakeAppointment) -> None:
     """Listeners hear every change; a failing one breaks nothing; unsubscribing works."""
     heard: list[tuple[str, S]] = []
     remove = book.add_state_listener(lambda a: heard.append((a.id, a.state)))
@@ -539,10 +559,10 @@ def test_state_listeners(book: AppointmentBook, make_appointment: MakeAppointmen
 
     book.add_state_listener(broken)
     appointment = make_appointment()
-    _check_in(book, appointment)
-    book.admit("dr.weber", appointment.id)
+    _check_in(reception, appointment)
+    calls.admit("dr.weber", appointment.id)
     remove()
-    book.end("dr.weber", appointment.id)
+    calls.end("dr.weber", appointment.id)
     assert heard == [(appointment.id, S.WAITING), (appointment.id, S.IN_CALL)]
 
 
@@ -557,14 +577,15 @@ def test_doctor_with_open_appointments_cannot_be_removed(
     staff.remove("admin", "dr.weber")
 
 
-def test_audit_holds_ids_not_content(book: AppointmentBook, make_appointment: MakeAppointment,
+def test_audit_holds_ids_not_content(book: AppointmentBook, reception: Reception, calls: Calls,
+                                     make_appointment: MakeAppointment,
                                      vault: Vault) -> None:
     """Who did what to which appointment — never the name, token or code."""
     appointment = make_appointment()
     with pytest.raises(WrongAccessCode):
-        book.verify_access(appointment.link_token, _wrong(appointment.access_code))
-    _check_in(book, appointment, name="Erika Geheimname")
-    book.admit("dr.weber", appointment.id)
+        reception.verify_access(appointment.link_token, _wrong(appointment.access_code))
+    _check_in(reception, appointment, name="Erika Geheimname")
+    calls.admit("dr.weber", appointment.id)
     entries = vault.db.table(store.AUDIT).all()
     assert [(e["actor"], e["action"]) for e in entries[-4:]] == [
         ("patient", "appointment.code_failed"), ("patient", "patient.consent"),

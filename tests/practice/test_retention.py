@@ -12,8 +12,10 @@ from appliance.clock import ManualClock
 from appliance.errors import NotFound
 from appliance.practice.appointments import AppointmentBook
 from appliance.practice.audit import AuditLog
+from appliance.practice.calls import Calls
 from appliance.practice.models import Appointment, AppointmentState, Patient
 from appliance.practice.patients import PatientRegistry
+from appliance.practice.reception import Reception
 from appliance.practice.retention import PurgeReport, RetentionPolicy
 
 if TYPE_CHECKING:
@@ -50,15 +52,17 @@ def test_default_is_90_days(vault: Vault, audit: AuditLog, clock: ManualClock) -
 
 
 def test_kept_at_89_days_gone_at_91(policy: RetentionPolicy, book: AppointmentBook,
+                                    reception: Reception, calls: Calls,
                                     make_appointment: MakeAppointment, patient: Patient,
                                     patients: PatientRegistry, audit: AuditLog,
                                     clock: ManualClock) -> None:
     """R8: kept 89 days after its end; at 91 days gone with patient, link and old audit entries."""
     appointment = make_appointment()
-    book.check_in(appointment.link_token, appointment.access_code, full_name="Erika Mustermann",
+    reception.check_in(appointment.link_token, appointment.access_code,
+                       full_name="Erika Mustermann",
                   consent_confirmed=True, rules_confirmed=True)
-    book.admit("dr.weber", appointment.id)
-    book.end("dr.weber", appointment.id)
+    calls.admit("dr.weber", appointment.id)
+    calls.end("dr.weber", appointment.id)
     entries_before = audit.verify()
 
     clock.set(appointment.end + timedelta(days=89))

@@ -141,10 +141,10 @@ async def test_only_the_doctor_reopens_an_ended_call(practice: Box) -> None:
         "admin", doctor="dr.mueller", patient_id=patient.id,
         start=services.clock.now() + timedelta(minutes=5))
     token = appt.link_token
-    services.appointments.check_in(token, appt.access_code, full_name="Erika Mustermann",
-                                   consent_confirmed=True, rules_confirmed=True)
-    services.appointments.admit("dr.mueller", appt.id)
-    services.appointments.end("dr.mueller", appt.id)
+    services.reception.check_in(token, appt.access_code, full_name="Erika Mustermann",
+                                consent_confirmed=True, rules_confirmed=True)
+    services.calls.admit("dr.mueller", appt.id)
+    services.calls.end("dr.mueller", appt.id)
     closed = await practice.public.post(f"/v/{token}/code", json={"code": appt.access_code})
     assert closed.status == 410
 

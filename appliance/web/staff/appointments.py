@@ -100,7 +100,9 @@ def _appointment_action(action: str):  # noqa: ANN202 - returns a handler
     async def handler(request: web.Request) -> web.Response:
         _, actor = current_staff(request)
         services = services_of(request)
-        appt = getattr(services.appointments, action)(
+        # a reopening lets the patient back into the call: the call's, the rest the book's
+        keeper = services.calls if action == "reopen" else services.appointments
+        appt = getattr(keeper, action)(
             actor.username, request.match_info["appointment_id"]
         )  # the book's state listener tells the dashboards
         if action in _WITHDRAWS_LINKS:
