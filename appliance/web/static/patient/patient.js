@@ -10,7 +10,6 @@ import { createVisitCall } from './visit-call.js';
 const OFFLINE_RETRY_MS = 30000;
 const POLL_MS = 5000;
 const CODE_LENGTH = 9;
-const CLOSED_STATES = new Set(['ended', 'cancelled', 'no_show', 'closed']);
 
 const token = decodeURIComponent(location.pathname.split('/')[2] || '');
 const base = `/v/${encodeURIComponent(token)}`;
@@ -240,8 +239,6 @@ function followState(state, name) {
     watch();
   } else if (state === 'in_call') {
     onAdmitted();
-  } else if (CLOSED_STATES.has(state)) {
-    showEnded(state);
   } else if (state === 'scheduled') {
     if (leaving || current === 'left' || current === 'name' || current === 'code') {
       // the patient left on purpose, or is on the way in: nothing to change
@@ -255,6 +252,9 @@ function followState(state, name) {
       show('name');
       $('full-name').value = lastName;
     }
+  } else if (state) {
+    // ended, cancelled, no_show, or the link is gone (closed): over, whatever the box calls it
+    showEnded(state);
   }
 }
 
@@ -332,7 +332,7 @@ async function poll() {
     const state = await api(`${base}/state`);
     showError('waiting-error', '');
     followState(state.state, state.name);
-    if (!source && isWatching() && !CLOSED_STATES.has(state.state)) watch();
+    if (!source && isWatching()) watch(); // an ended appointment stopped watching
   } catch (error) {
     if (error.status === 401) showCode(t('ui.visit.code_again'));
     else if (error.status === 404) { stopWatching(); show('invalid'); }
