@@ -6,14 +6,13 @@ import { h, clear } from '/static/common/dom.js';
 import { t, currentLanguage } from '/static/common/i18n.js';
 import { formatBytes, formatBitrate } from './stats.js';
 import { canChooseOutput } from './media.js';
-import { MAX_FILE_BYTES } from './files.js';
+import { chatPanel } from './chat-panel.js';
 
 const LEVELS = { good: 0, ok: 1, poor: 2 };
 const QUALITY_TEXT = { good: 'ui.call.quality_good', ok: 'ui.call.quality_ok', poor: 'ui.call.quality_poor' };
 const QUALITY_HINT = {
   good: 'ui.call.quality_good_hint', ok: 'ui.call.quality_ok_hint', poor: 'ui.call.quality_poor_hint',
 };
-const TRANSFER_TEXT = { failed: 'ui.call.file_failed', cancelled: 'ui.call.file_cancelled' };
 const TICK_MS = 1000;
 
 function locale() {
@@ -38,7 +37,6 @@ export function renderCallView(root, { call, media, role, onEnd, onLeave }) {
   const tiles = new Map();
   const names = () => new Map([...call.participants.values()].map((p) => [p.id, p.name]));
   let startedAt = null;
-  let unread = 0;
 
   // --- top bar -----------------------------------------------------------------------------------
   const status = h('p', { class: 'call-status', role: 'status', 'data-test': 'call-status' }, t('ui.call.connecting'));
@@ -78,22 +76,18 @@ export function renderCallView(root, { call, media, role, onEnd, onLeave }) {
   const soundHint = button(t('ui.call.enable_sound'), { class: 'call-button sound-hint', hidden: true });
 
   // --- side panel: chat and files --------------------------------------------------------------------
-  const chatLog = h('ol', { class: 'chat-log', 'aria-live': 'polite', 'data-test': 'chat-log' });
-  const chatInput = h('input', { type: 'text', maxlength: 2000, autocomplete: 'off', id: 'chat-input',
-    'data-test': 'chat-input', 'aria-label': t('ui.call.chat_label') });
-  const chatForm = h('form', { class: 'chat-form' }, chatInput,
-    h('button', { type: 'submit', class: 'primary', 'data-test': 'chat-send' }, t('ui.call.chat_send')));
-  const fileInput = h('input', { type: 'file', id: 'call-file', class: 'visually-hidden', 'data-test': 'file-input' });
-  const fileLabel = h('label', { for: 'call-file', class: 'button file-button' }, t('ui.call.file_send'));
-  const fileNote = h('p', { class: 'hint muted' }, t('ui.call.file_hint'));
-  const transfers = h('ul', { class: 'transfers', 'data-test': 'transfers' });
   // the doctor sees who belongs to this appointment's room and lets extra people in (O3)
   const people = isDoctor ? h('ul', { class: 'call-people', 'data-test': 'call-people' }) : null;
-  const chatHeading = h('h2', { tabindex: '-1' }, t('ui.call.chat_title'));
+  const chat = chatPanel({
+    call, names,
+    unseen: () => !view.classList.contains('chat-open') && view.classList.contains('chat-collapsible'),
+    onUnread: (count) => {
+      unreadBadge.textContent = String(count);
+      unreadBadge.hidden = count === 0;
+    },
+  });
   const side = h('aside', { class: 'call-side', 'aria-label': t('ui.call.chat_title') },
-    people ? [h('h2', {}, t('ui.call.people')), people] : null,
-    chatHeading, chatLog, chatForm,
-    h('div', { class: 'file-row' }, fileInput, fileLabel), fileNote, transfers);
+    people ? [h('h2', {}, t('ui.call.people')), people] : null, chat.elements);
 
   // --- controls --------------------------------------------------------------------------------------
   // mic, camera and screen say what a tap does ("Kamera einschalten"); a changing label and
@@ -261,82 +255,6 @@ export function renderCallView(root, { call, media, role, onEnd, onLeave }) {
     showStatus();
   }
 
-  // --- chat and files ------------------------------------------------------------------------------
-  function addChat(fromName, text, at, mine) {
-    const time = new Intl.DateTimeFormat(locale(), { hour: '2-digit', minute: '2-digit' }).format(new Date(at));
-    chatLog.append(h('li', { class: mine ? 'mine' : 'theirs', 'data-test': 'chat-message' },
-      h('span', { class: 'chat-meta' }, `${fromName} · ${time}`),
-      h('span', { class: 'chat-text' }, text)));
-    chatLog.scrollTop = chatLog.scrollHeight;
-    if (!mine && !view.classList.contains('chat-open') && view.classList.contains('chat-collapsible')) {
-      unread += 1;
-      unreadBadge.textContent = String(unread);
-      unreadBadge.hidden = false;
-    }
-  }
-
-  chatForm.addEventListener('submit', (event) => {
-    event.preventDefault();
-    const text = chatInput.value.trim();
-    if (!text) return;
-    const { message, sent } = call.sendChat(text);
-    if (sent === 0) {
-      addChat(t('ui.call.system'), t('ui.call.chat_not_sent'), Date.now(), true);
-      return;
-    }
-    addChat(t('ui.call.you'), message.text, message.at, true);
-    chatInput.value = '';
-  });
-
-  fileInput.addEventListener('change', () => {
-    const file = fileInput.files && fileInput.files[0];
-    fileInput.value = '';
-    if (!file) return;
-    if (file.size > MAX_FILE_BYTES) {
-      addChat(t('ui.call.system'), t('ui.call.file_too_big', { mb: MAX_FILE_BYTES / 1_000_000 }), Date.now(), true);
-      return;
-    }
-    if (call.peers.size === 0) {
-      addChat(t('ui.call.system'), t('ui.call.chat_not_sent'), Date.now(), true);
-      return;
-    }
-    call.sendFile(file);
-  });
-
-  const transferRows = new Map();
-  function showTransfer(transfer) {
-    let row = transferRows.get(transfer.id);
-    if (!row) {
-      const progress = h('progress', { max: transfer.size || 1, value: 0 });
-      const label = h('span', { class: 'transfer-name' });
-      const state = h('span', { class: 'transfer-state' });
-      const cancel = h('button', { type: 'button', class: 'small quiet', onclick: () => call.files.cancel(transfer.id) }, t('ui.call.file_cancel'));
-      const el = h('li', { class: `transfer ${transfer.direction}`, 'data-test': 'transfer' }, label, progress, state, cancel);
-      row = { el, progress, label, state, cancel };
-      transferRows.set(transfer.id, row);
-      transfers.prepend(el);
-    }
-    const who = names().get(transfer.peer) || '';
-    row.label.textContent = transfer.direction === 'out'
-      ? t('ui.call.file_to', { name: transfer.name, who }) : t('ui.call.file_from', { name: transfer.name, who });
-    row.progress.max = transfer.size || 1;
-    row.progress.value = transfer.done;
-    row.el.dataset.state = transfer.state;
-    row.cancel.hidden = transfer.state !== 'running';
-    if (transfer.state === 'running') {
-      row.state.textContent = `${Math.floor((transfer.done / (transfer.size || 1)) * 100)} %`;
-    } else if (transfer.state === 'complete' && transfer.url && !row.el.querySelector('a')) {
-      row.state.textContent = '';
-      row.state.append(h('a', { href: transfer.url, download: transfer.name, class: 'button small primary', 'data-test': 'file-save' },
-        t('ui.call.file_save')));
-    } else if (transfer.state !== 'complete') {
-      row.state.textContent = t(TRANSFER_TEXT[transfer.state] || 'ui.call.file_failed');
-    } else if (transfer.direction === 'out') {
-      row.state.textContent = t('ui.call.file_sent');
-    }
-  }
-  call.files.addEventListener('transfer', (e) => showTransfer(e.detail));
-
   // --- controls ----------------------------------------------------------------------------------
   micButton.addEventListener('click', () => media.setMicOn(!media.micOn));
   camButton.addEventListener('click', async () => {
@@ -344,7 +262,7 @@ export function renderCallView(root, { call, media, role, onEnd, onLeave }) {
     try {
       await media.setCameraOn(!media.cameraOn);
     } catch {
-      addChat(t('ui.call.system'), t('ui.call.camera_failed'), Date.now(), true);
+      chat.note(t('ui.call.camera_failed'));
     } finally {
       camButton.disabled = false;
     }
@@ -367,14 +285,7 @@ export function renderCallView(root, { call, media, role, onEnd, onLeave }) {
     const open = !view.classList.contains('chat-open');
     view.classList.toggle('chat-open', open);
     chatButton.setAttribute('aria-expanded', String(open));
-    if (open) {
-      unread = 0;
-      unreadBadge.hidden = true;
-      // on a touch screen focusing the input would pop up the keyboard over the messages the
-      // person wanted to read: there the focus goes to the panel's heading
-      if (window.matchMedia('(pointer: coarse)').matches) chatHeading.focus();
-      else chatInput.focus();
-    }
+    if (open) chat.opened();
   });
   devicesButton.addEventListener('click', () => openDevices(view, media));
   if (fullButton) {
@@ -404,12 +315,6 @@ export function renderCallView(root, { call, media, role, onEnd, onLeave }) {
   // --- wiring to the call ----------------------------------------------------------------------------
   const onPeer = (e) => tileFor(e.detail.peer);
   const onPeerGone = (e) => removeTile(e.detail.id);
-  const onMessage = (e) => {
-    const { from, message } = e.detail;
-    if (message.t === 'chat' && typeof message.text === 'string') {
-      addChat(names().get(from) || '?', message.text.slice(0, 2000), Number(message.at) || Date.now(), false);
-    }
-  };
   const onRoom = () => {
     for (const tile of tiles.values()) tile.caption.textContent = names().get(tile.peer.remote.id) || tile.caption.textContent;
     showPeople();
@@ -436,7 +341,6 @@ export function renderCallView(root, { call, media, role, onEnd, onLeave }) {
   const onMedia = () => { showSelf(); showFlags(); };
   call.addEventListener('peer', onPeer);
   call.addEventListener('peer-gone', onPeerGone);
-  call.addEventListener('message', onMessage);
   call.addEventListener('room', onRoom);
   media.addEventListener('change', onMedia);
   media.addEventListener('state', onMedia);
@@ -460,7 +364,7 @@ export function renderCallView(root, { call, media, role, onEnd, onLeave }) {
       clearInterval(ticker);
       call.removeEventListener('peer', onPeer);
       call.removeEventListener('peer-gone', onPeerGone);
-      call.removeEventListener('message', onMessage);
+      chat.destroy();
       call.removeEventListener('room', onRoom);
       call.signaling.removeEventListener('status', onSignalStatus);
       media.removeEventListener('change', onMedia);
