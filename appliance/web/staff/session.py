@@ -49,8 +49,6 @@ from appliance.web.staff.common import (
 BOX_LOCK_STATE = obj({
     "pending": boolean(), "hours": string(nullable=True), "idle_hours": integer(),
 }, required=("pending", "hours", "idle_hours"))
-
-
 RULED_ACTIONS: Final = ("edit", "reissue", "cancel", "no_show", "reopen")
 STATES = array(string(enum=STATE_NAMES))
 #: the appointment book's rules, for the pages to offer only what the book allows
@@ -65,9 +63,6 @@ SESSION = obj({
     "password_weak": boolean(), "box_lock": BOX_LOCK_STATE, "appointment_rules": APPOINTMENT_RULES,
 }, required=("user", "csrf_token", "timezone", "recovery_key_pending", "password_weak",
              "box_lock", "appointment_rules"))
-
-
-
 STATUS = obj({
     "initialized": boolean(), "sealed": boolean(), "version": string(), "language": string(),
     "logged_in": boolean(), "public_urls": array(string()),
