@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import Final
-from zoneinfo import ZoneInfo
 
-from appliance.practice.models import DEFAULT_TIMEZONE
 from appliance.practice.services import PracticeServices
 
 _LOGGER = logging.getLogger(__name__)
@@ -134,16 +132,12 @@ class BoxLock:
         quiet = now - self._staff_seen_at
         if quiet < QUIET:
             return None
-        if self.hours is not None and in_span(now.astimezone(self._timezone()).time(),
-                                              self.hours):
+        if self.hours is not None and in_span(
+                now.astimezone(self._services.office.timezone()).time(), self.hours):
             return LockReason.NIGHT
         if self.idle_hours and quiet >= timedelta(hours=self.idle_hours):
             return LockReason.IDLE
         return None
-
-    def _timezone(self) -> ZoneInfo:
-        profile = self._services.office.profile()
-        return ZoneInfo(profile.timezone if profile else DEFAULT_TIMEZONE)
 
     def _lock(self, reason: LockReason, now: datetime) -> None:
         self._services.audit.record(self._requested_by or BOX_ACTOR, "box.lock", reason.value)

@@ -96,13 +96,12 @@ async def _update_appointment(request: web.Request) -> web.Response:
     return web.json_response(appointment_json(request, appt))
 
 
-def _appointment_action(action: str):  # noqa: ANN202 - returns a handler
+def _appointment_action(action: str, part: str = "appointments"):  # noqa: ANN202 - a handler
+    """A handler running ``action`` of the practice service ``part`` (the book, or the calls)."""
     async def handler(request: web.Request) -> web.Response:
         _, actor = current_staff(request)
         services = services_of(request)
-        # a reopening lets the patient back into the call: the call's, the rest the book's
-        keeper = services.calls if action == "reopen" else services.appointments
-        appt = getattr(keeper, action)(
+        appt = getattr(getattr(services, part), action)(
             actor.username, request.match_info["appointment_id"]
         )  # the book's state listener tells the dashboards
         if action in _WITHDRAWS_LINKS:
@@ -218,7 +217,7 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
              summary="Neuer Link und Code (der alte gilt sofort nicht mehr)",
              response=APPOINTMENT),
     Endpoint(method="POST", path="/api/appointments/{appointment_id}/reopen",
-             handler=_appointment_action("reopen"),
+             handler=_appointment_action("reopen", part="calls"),
              summary="Beendeten Termin wieder öffnen: zurück ins Wartezimmer (nur die Ärztin "
                      "oder der Arzt des Termins)", response=APPOINTMENT),
     Endpoint(method="POST", path="/api/appointments/{appointment_id}/no-show",

@@ -114,8 +114,8 @@ def services_of(request: web.Request) -> PracticeServices:
 
 
 def practice_timezone(services: PracticeServices) -> ZoneInfo:
-    profile = services.office.profile() if not services.vault.sealed else None
-    return ZoneInfo(profile.timezone if profile else DEFAULT_TIMEZONE)
+    """The practice's zone; the default while sealed (the profile is in the vault)."""
+    return ZoneInfo(DEFAULT_TIMEZONE) if services.vault.sealed else services.office.timezone()
 
 
 def parse_start(text: str, tz: ZoneInfo) -> datetime:
