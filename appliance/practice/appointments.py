@@ -11,10 +11,11 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Final
 
+from msgspec.structs import replace
 from tinydb import Query
 from tinydb.table import Table
 

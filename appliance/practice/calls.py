@@ -3,7 +3,7 @@ R3); the appointments themselves are in the book (``appointments.py``)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from msgspec.structs import replace
 
 from appliance.clock import Clock
 from appliance.errors import Conflict, NotFound, PermissionDenied

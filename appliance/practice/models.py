@@ -1,13 +1,16 @@
-"""The practice's records: frozen dataclasses with ``to_dict`` / ``from_dict`` for the vault."""
+"""The practice's records. Each record's fields are declared once, as a frozen ``msgspec``
+struct: its stored form (``to_dict``), the check of stored data (``from_dict``) and the API's
+JSON schema all derive from the declaration."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Final, Self
+from typing import Annotated, Any, ClassVar, Final, Self
+
+import msgspec
 
 #: the patient's code keeps working this long after the appointment's planned end
 CODE_GRACE: Final = timedelta(hours=2)
@@ -65,20 +68,52 @@ def from_utc_text(text: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _opt_to(moment: datetime | None) -> str | None:
-    return None if moment is None else to_utc_text(moment)
+#: a moment in time; stored in UTC, a time without a zone is refused
+Moment = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
-def _opt_from(text: str | None) -> datetime | None:
-    return None if text is None else from_utc_text(text)
+def _stored(value: Any) -> Any:
+    """``msgspec.to_builtins`` output with times as ``to_utc_text`` and days as ISO dates."""
+    if isinstance(value, datetime):
+        return to_utc_text(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: _stored(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_stored(item) for item in value]
+    return value
+
+
+class Record(msgspec.Struct, frozen=True, kw_only=True):
+    """A record of the practice, kept in the vault as plain JSON data."""
+
+    #: fields whose values ``repr`` leaves out: names, contact data, links and codes
+    _private: ClassVar[frozenset[str]] = frozenset()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as plain JSON data (sets sorted, times in UTC)."""
+        return _stored(msgspec.to_builtins(self, builtin_types=(datetime, date),
+                                           order="deterministic"))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """The record from ``to_dict`` data; keys it does not know are ignored.
+
+        Raises ``msgspec.ValidationError`` (a ``ValueError``) for data of another shape."""
+        return msgspec.convert(data, cls)
+
+    def __repr__(self) -> str:
+        shown = (f"{name}={getattr(self, name)!r}" for name in self.__struct_fields__
+                 if name not in self._private)
+        return f"{type(self).__name__}({', '.join(shown)})"
 
 
 #: the practice's time zone unless its profile says otherwise
 DEFAULT_TIMEZONE: Final = "Europe/Berlin"
 
 
-@dataclass(frozen=True, kw_only=True)
-class PracticeProfile:
+class PracticeProfile(Record, frozen=True, kw_only=True):
     """The practice as the KV knows it, and where patients reach the box."""
 
     name: str
@@ -90,36 +125,8 @@ class PracticeProfile:
     timezone: str = DEFAULT_TIMEZONE
     public_urls: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
-        """The profile as plain JSON data."""
-        return {
-            "name": self.name,
-            "bsnr": self.bsnr,
-            "street": self.street,
-            "postal_code": self.postal_code,
-            "city": self.city,
-            "kv_region": self.kv_region,
-            "timezone": self.timezone,
-            "public_urls": list(self.public_urls),
-        }
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        """The profile from ``to_dict`` data."""
-        return cls(
-            name=data["name"],
-            bsnr=data["bsnr"],
-            street=data["street"],
-            postal_code=data["postal_code"],
-            city=data["city"],
-            kv_region=data["kv_region"],
-            timezone=data["timezone"],
-            public_urls=tuple(data["public_urls"]),
-        )
-
-
-@dataclass(frozen=True, kw_only=True)
-class StaffMember:
+class StaffMember(Record, frozen=True, kw_only=True):
     """A person of the practice with a login; ``username`` is also their vault member id."""
 
     username: str
@@ -127,106 +134,37 @@ class StaffMember:
     roles: frozenset[Role]
     lanr: str | None = None
     totp_enabled: bool = False
-    created_at: datetime
+    created_at: Moment
 
     def has_role(self, role: Role) -> bool:
         """Whether this member holds ``role``."""
         return role in self.roles
 
-    def to_dict(self) -> dict[str, Any]:
-        """The member as plain JSON data."""
-        return {
-            "username": self.username,
-            "display_name": self.display_name,
-            "roles": sorted(str(role) for role in self.roles),
-            "lanr": self.lanr,
-            "totp_enabled": self.totp_enabled,
-            "created_at": to_utc_text(self.created_at),
-        }
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        """The member from ``to_dict`` data (extra keys are ignored)."""
-        return cls(
-            username=data["username"],
-            display_name=data["display_name"],
-            roles=frozenset(Role(role) for role in data["roles"]),
-            lanr=data.get("lanr"),
-            totp_enabled=bool(data.get("totp_enabled", False)),
-            created_at=from_utc_text(data["created_at"]),
-        )
-
-
-@dataclass(frozen=True, kw_only=True)
-class Consent:
+class Consent(Record, frozen=True, kw_only=True):
     """A patient's consent to video consultations: when, which form, how, and who recorded it."""
 
     given_on: date
     form_version: str
     method: ConsentMethod
     recorded_by: str
-    recorded_at: datetime
-
-    def to_dict(self) -> dict[str, Any]:
-        """The consent as plain JSON data."""
-        return {
-            "given_on": self.given_on.isoformat(),
-            "form_version": self.form_version,
-            "method": str(self.method),
-            "recorded_by": self.recorded_by,
-            "recorded_at": to_utc_text(self.recorded_at),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        """The consent from ``to_dict`` data."""
-        return cls(
-            given_on=date.fromisoformat(data["given_on"]),
-            form_version=data["form_version"],
-            method=ConsentMethod(data["method"]),
-            recorded_by=data["recorded_by"],
-            recorded_at=from_utc_text(data["recorded_at"]),
-        )
+    recorded_at: Moment
 
 
-@dataclass(frozen=True, kw_only=True)
-class Patient:
+class Patient(Record, frozen=True, kw_only=True):
     """Who an appointment is for: contact data and consent, never medical content."""
 
+    _private = frozenset({"full_name", "email", "phone"})
+
     id: str
-    full_name: str = field(repr=False)
-    email: str | None = field(default=None, repr=False)
-    phone: str | None = field(default=None, repr=False)
+    full_name: str
+    email: str | None = None
+    phone: str | None = None
     consent: Consent | None = None
-    created_at: datetime
-
-    def to_dict(self) -> dict[str, Any]:
-        """The patient as plain JSON data."""
-        return {
-            "id": self.id,
-            "full_name": self.full_name,
-            "email": self.email,
-            "phone": self.phone,
-            "consent": None if self.consent is None else self.consent.to_dict(),
-            "created_at": to_utc_text(self.created_at),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        """The patient from ``to_dict`` data."""
-        consent = data.get("consent")
-        return cls(
-            id=data["id"],
-            full_name=data["full_name"],
-            email=data.get("email"),
-            phone=data.get("phone"),
-            consent=None if consent is None else Consent.from_dict(consent),
-            created_at=from_utc_text(data["created_at"]),
-        )
+    created_at: Moment
 
 
-@dataclass(frozen=True, kw_only=True)
-class Guest:
+class Guest(Record, frozen=True, kw_only=True):
     """A further participant of one appointment (relative, interpreter, colleague), by own link.
 
     ``label`` is what staff call them ("Tochter", "Dolmetscher"); the name they type in at
@@ -234,83 +172,51 @@ class Guest:
     time only: it is not the patient's consent record (O1).
     """
 
+    _private = frozenset({"link_token", "access_code", "checked_in_name"})
+
     id: str
     appointment_id: str
     label: str
-    link_token: str = field(repr=False)
-    access_code: str = field(repr=False)
+    link_token: str
+    access_code: str
     code_failures: int = 0
     link_locked: bool = False
-    checked_in_name: str | None = field(default=None, repr=False)
-    checked_in_at: datetime | None = None
+    checked_in_name: str | None = None
+    checked_in_at: Moment | None = None
     #: when the doctor let them into the running call (cleared when the call ends)
-    admitted_at: datetime | None = None
+    admitted_at: Moment | None = None
     created_by: str
-    created_at: datetime
-
-    def to_dict(self) -> dict[str, Any]:
-        """The guest as plain JSON data."""
-        return {
-            "id": self.id,
-            "appointment_id": self.appointment_id,
-            "label": self.label,
-            "link_token": self.link_token,
-            "access_code": self.access_code,
-            "code_failures": self.code_failures,
-            "link_locked": self.link_locked,
-            "checked_in_name": self.checked_in_name,
-            "checked_in_at": _opt_to(self.checked_in_at),
-            "admitted_at": _opt_to(self.admitted_at),
-            "created_by": self.created_by,
-            "created_at": to_utc_text(self.created_at),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        """The guest from ``to_dict`` data."""
-        return cls(
-            id=data["id"],
-            appointment_id=data["appointment_id"],
-            label=data["label"],
-            link_token=data["link_token"],
-            access_code=data["access_code"],
-            code_failures=int(data["code_failures"]),
-            link_locked=bool(data["link_locked"]),
-            checked_in_name=data.get("checked_in_name"),
-            checked_in_at=_opt_from(data.get("checked_in_at")),
-            admitted_at=_opt_from(data.get("admitted_at")),
-            created_by=data["created_by"],
-            created_at=from_utc_text(data["created_at"]),
-        )
+    created_at: Moment
 
 
-@dataclass(frozen=True, kw_only=True)
-class Appointment:
+class Appointment(Record, frozen=True, kw_only=True):
     """A video consultation of one patient with one doctor, opened by link token and code."""
+
+    _private = frozenset({"link_token", "access_code", "checked_in_name"})
 
     id: str
     doctor: str
     patient_id: str
-    start: datetime
+    start: Moment
     duration_minutes: int
     state: AppointmentState = AppointmentState.SCHEDULED
-    link_token: str = field(repr=False)
-    access_code: str = field(repr=False)
+    link_token: str
+    access_code: str
     code_failures: int = 0
     link_locked: bool = False
     #: the full name the patient typed in before waiting (R1: the doctor sees it)
-    checked_in_name: str | None = field(default=None, repr=False)
-    checked_in_at: datetime | None = None
-    admitted_at: datetime | None = None
-    ended_at: datetime | None = None
+    checked_in_name: str | None = None
+    checked_in_at: Moment | None = None
+    admitted_at: Moment | None = None
+    ended_at: Moment | None = None
     #: further participants with their own links (at most ``appointments.MAX_GUESTS``)
     guests: tuple[Guest, ...] = ()
     #: whom the doctor sent out of the running call (``patient``, ``guest:<id>``): they stay out
     #: until the doctor reopens the appointment or staff issue that person a new link
     removed_from_call: tuple[str, ...] = ()
     created_by: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: Moment
+    updated_at: Moment
 
     @property
     def end(self) -> datetime:
@@ -326,92 +232,17 @@ class Appointment:
         """The guest with ``guest_id``, if invited (and not removed)."""
         return next((guest for guest in self.guests if guest.id == guest_id), None)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The appointment as plain JSON data."""
-        return {
-            "id": self.id,
-            "doctor": self.doctor,
-            "patient_id": self.patient_id,
-            "start": to_utc_text(self.start),
-            "duration_minutes": self.duration_minutes,
-            "state": str(self.state),
-            "link_token": self.link_token,
-            "access_code": self.access_code,
-            "code_failures": self.code_failures,
-            "link_locked": self.link_locked,
-            "checked_in_name": self.checked_in_name,
-            "checked_in_at": _opt_to(self.checked_in_at),
-            "admitted_at": _opt_to(self.admitted_at),
-            "ended_at": _opt_to(self.ended_at),
-            "guests": [guest.to_dict() for guest in self.guests],
-            "removed_from_call": list(self.removed_from_call),
-            "created_by": self.created_by,
-            "created_at": to_utc_text(self.created_at),
-            "updated_at": to_utc_text(self.updated_at),
-        }
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        """The appointment from ``to_dict`` data."""
-        return cls(
-            id=data["id"],
-            doctor=data["doctor"],
-            patient_id=data["patient_id"],
-            start=from_utc_text(data["start"]),
-            duration_minutes=int(data["duration_minutes"]),
-            state=AppointmentState(data["state"]),
-            link_token=data["link_token"],
-            access_code=data["access_code"],
-            code_failures=int(data["code_failures"]),
-            link_locked=bool(data["link_locked"]),
-            checked_in_name=data.get("checked_in_name"),
-            checked_in_at=_opt_from(data.get("checked_in_at")),
-            admitted_at=_opt_from(data.get("admitted_at")),
-            ended_at=_opt_from(data.get("ended_at")),
-            guests=tuple(Guest.from_dict(guest) for guest in data.get("guests", ())),
-            removed_from_call=tuple(data.get("removed_from_call", ())),
-            created_by=data["created_by"],
-            created_at=from_utc_text(data["created_at"]),
-            updated_at=from_utc_text(data["updated_at"]),
-        )
-
-
-@dataclass(frozen=True, kw_only=True)
-class AuditEntry:
+class AuditEntry(Record, frozen=True, kw_only=True):
     """One link of the audit chain: who did what to which id, when — never content."""
 
     seq: int
-    at: datetime
+    at: Moment
     actor: str
     action: str
     target: str | None
     prev_hash: str
     hash: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """The entry as plain JSON data."""
-        return {
-            "seq": self.seq,
-            "at": to_utc_text(self.at),
-            "actor": self.actor,
-            "action": self.action,
-            "target": self.target,
-            "prev_hash": self.prev_hash,
-            "hash": self.hash,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        """The entry from ``to_dict`` data."""
-        return cls(
-            seq=int(data["seq"]),
-            at=from_utc_text(data["at"]),
-            actor=data["actor"],
-            action=data["action"],
-            target=data.get("target"),
-            prev_hash=data["prev_hash"],
-            hash=data["hash"],
-        )
 
 
 def new_id() -> str:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from datetime import UTC, date, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
+from msgspec.structs import replace
 from tinydb import Query
 from tinydb.table import Table
 

@@ -5,7 +5,8 @@ book (``appointments.py``)."""
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+
+from msgspec.structs import replace
 
 from appliance.clock import Clock
 from appliance.errors import (

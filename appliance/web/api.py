@@ -7,12 +7,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
+import msgspec
 from aiohttp import web
 
 from appliance import __version__
 from appliance.errors import InvalidInput
 from appliance.json_depth import nested_deeper_than
-from appliance.web.schema import Schema, obj, string, validate
+from appliance.web.schema import Form, View, decode, json_schema
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_BODY_BYTES: Final = 64 * 1024
@@ -24,11 +25,17 @@ WEBSOCKET: Final = "application/websocket"
 #: every route of the table with its endpoint (``appliance.web.auth`` checks the access)
 _ENDPOINTS: Final = web.AppKey("endpoints_by_route", dict)
 
-ERROR_SCHEMA: Final = obj(
-    {"error": string(), "message": string(), "remaining": {"type": "integer"},
-     "minutes": {"type": "integer"}, "field": string()},
-    required=("error", "message"),
-)
+class ApiError(View, frozen=True, kw_only=True):
+    """An error as every endpoint answers it (``security.error_middleware`` writes it)."""
+
+    error: str
+    message: str
+    field: str | msgspec.UnsetType = msgspec.UNSET
+    remaining: int | msgspec.UnsetType = msgspec.UNSET
+    minutes: int | msgspec.UnsetType = msgspec.UNSET
+
+
+ERROR_SCHEMA: Final = json_schema(ApiError)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,8 +48,10 @@ class Endpoint:
     summary: str
     #: "public" (no login), "staff" (any logged-in member) or a role name
     access: str = "staff"
-    body: Schema | None = None
-    response: Schema | None = None
+    #: the request body's form (None: no body)
+    body: type[Form] | None = None
+    #: the answer's type (a :class:`View`, a list of them, ``str`` for a stream)
+    response: Any = None
     status: int = 200
     #: a response that is not JSON (e.g. text/event-stream)
     content_type: str = "application/json"
@@ -53,8 +62,8 @@ class Endpoint:
         return self.handler.__name__.removeprefix("_")
 
 
-async def read_body(request: web.Request, endpoint_body: Schema) -> dict[str, Any]:
-    """The request's JSON body, validated against the endpoint's schema."""
+async def read_body(request: web.Request, form: type[Form]) -> Any:
+    """The request's JSON body as ``form``; whatever does not fit is an :class:`InvalidInput`."""
     if request.content_length and request.content_length > MAX_BODY_BYTES:
         raise InvalidInput(field="body", detail="zu groß")
     raw = await request.read()  # the whole body, however it was split; the app caps its size
@@ -68,8 +77,13 @@ async def read_body(request: web.Request, endpoint_body: Schema) -> dict[str, An
         raise InvalidInput(field="body", detail="kein gültiges JSON") from None
     if nested_deeper_than(data, MAX_BODY_DEPTH):
         raise InvalidInput(field="body", detail=TOO_DEEP)
-    validate(data, endpoint_body)
-    return data
+    return decode(data, form)
+
+
+def reply(answer: Any, *, status: int = 200) -> web.Response:
+    """``answer`` (a :class:`View`, a list of them, plain data) as the JSON response."""
+    return web.Response(body=msgspec.json.encode(answer, order="deterministic"), status=status,
+                        content_type="application/json")
 
 
 def add_endpoints(app: web.Application, endpoints: Iterable[Endpoint]) -> None:
@@ -97,7 +111,8 @@ def openapi_document(endpoints: Iterable[Endpoint], *, title: str) -> dict[str, 
             "responses": {
                 str(ep.status): {
                     "description": "OK",
-                    "content": {ep.content_type: {"schema": ep.response or {}}},
+                    "content": {ep.content_type: {
+                        "schema": {} if ep.response is None else json_schema(ep.response)}},
                 },
                 "default": {
                     "description": "Fehler (Meldung auf Deutsch oder Englisch)",
@@ -116,7 +131,7 @@ def openapi_document(endpoints: Iterable[Endpoint], *, title: str) -> dict[str, 
         if ep.body is not None:
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": ep.body}},
+                "content": {"application/json": {"schema": json_schema(ep.body)}},
             }
         paths.setdefault(ep.path, {})[ep.method.lower()] = operation
     return {

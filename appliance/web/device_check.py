@@ -8,16 +8,17 @@ thresholds, so the page judges its figures by the same numbers as ``rtc/connecti
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Annotated, Any, Final, Literal
 
+import msgspec
 from aiohttp import web
 
 from appliance.rtc.connection_verdict import THRESHOLDS
 from appliance.rtc.echo_peer import EchoBusy, EchoService
-from appliance.web.api import Endpoint, add_endpoints, read_body
+from appliance.web.api import Endpoint, add_endpoints, read_body, reply
 from appliance.web.auth import current_staff, visitor
 from appliance.web.context import PageIceServers
-from appliance.web.schema import integer, obj, string
+from appliance.web.schema import NOT_BLANK, Form, View, json_schema
 from appliance.web.security import (
     RateLimiter,
     client_address,
@@ -28,8 +29,6 @@ from appliance.web.security import (
 ECHO: Final = web.AppKey("device_check_echo", EchoService)
 #: the TURN servers a page of the given role ("patient", "doctor") uses for its side of the check
 PAGE_ICE: Final = web.AppKey("device_check_page_ice", PageIceServers)
-ICE = obj({"ice_servers": {"type": "array", "items": {"type": "object"}}},
-          required=("ice_servers",))
 DEVICE_CHECK_LIMIT: Final = web.AppKey("device_check_limit", RateLimiter)
 #: offers per minute and burst, per client address: enough for a page that waits for a slot
 #: and asks again every few seconds, too few to start peers in a loop
@@ -37,37 +36,68 @@ DEVICE_CHECK_RATE: Final = (20, 6)
 #: a browser's offer with candidates is 4–10 KB; leave room, stay under the body limit
 MAX_SDP_CHARS: Final = 60_000
 
-OFFER: Final = obj({
-    "sdp": string(min_length=1, max_length=MAX_SDP_CHARS),
-    "type": string(enum=["offer"]),
-}, required=("sdp", "type"))
-LIMIT: Final = obj({
-    "good": {"type": "number"}, "ok": {"type": "number"},
-    "better": string(enum=["higher", "lower"]),
-}, required=("good", "ok", "better"))
-THRESHOLDS_SCHEMA: Final = obj({
-    "download_kbps": LIMIT, "upload_kbps": LIMIT, "rtt_ms": LIMIT, "loss_percent": LIMIT,
-    "tcp_relay_level": string(enum=["good", "ok", "poor"]),
-    "tcp_relays": {"type": "array", "items": string()},
-}, required=("download_kbps", "upload_kbps", "rtt_ms", "loss_percent", "tcp_relay_level",
-             "tcp_relays"))
-ANSWER: Final = obj({
-    "sdp": string(max_length=MAX_SDP_CHARS), "type": string(enum=["answer"]),
-    "thresholds": THRESHOLDS_SCHEMA,
-    "max_seconds": {"type": "number"},
-}, required=("sdp", "type", "thresholds", "max_seconds"))
-BUSY: Final = obj({
-    "error": string(enum=["device_check_busy"]), "message": string(),
-    "position": integer(minimum=1), "retry_after_s": integer(minimum=1),
-}, required=("error", "message", "position", "retry_after_s"))
+
+
+class IceServers(View, frozen=True, kw_only=True):
+    """The TURN servers (RTCIceServer dictionaries) for the page's side of the check."""
+
+    ice_servers: list[dict[str, Any]]
+
+
+class Offer(Form, frozen=True, kw_only=True):
+    """The page's WebRTC offer."""
+
+    sdp: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SDP_CHARS, pattern=NOT_BLANK)]
+    type: Literal["offer"]
+
+
+class Limit(View, frozen=True, kw_only=True):
+    """Where a figure turns from good to ok to poor, and which way is better."""
+
+    good: float
+    ok: float
+    better: Literal["higher", "lower"]
+
+
+class Thresholds(View, frozen=True, kw_only=True):
+    """The verdict's thresholds (``rtc/connection_verdict.py``), for the page to judge by."""
+
+    download_kbps: Limit
+    upload_kbps: Limit
+    rtt_ms: Limit
+    loss_percent: Limit
+    tcp_relay_level: Literal["good", "ok", "poor"]
+    tcp_relays: list[str]
+
+
+class Answer(View, frozen=True, kw_only=True):
+    """The echo peer's answer, the thresholds, and how long the check may run."""
+
+    sdp: Annotated[str, msgspec.Meta(max_length=MAX_SDP_CHARS)]
+    type: Literal["answer"]
+    thresholds: Thresholds
+    max_seconds: float
+
+
+class Busy(View, frozen=True, kw_only=True):
+    """503: every echo peer is in use; the page's place in the queue and when to ask again."""
+
+    error: Literal["device_check_busy"]
+    message: str
+    position: Annotated[int, msgspec.Meta(ge=1)]
+    retry_after_s: Annotated[int, msgspec.Meta(ge=1)]
+
+
+BUSY: Final = json_schema(Busy)
+PAGE_THRESHOLDS: Final = msgspec.convert(THRESHOLDS.as_json(), Thresholds)
 
 
 async def answer_offer(request: web.Request, *, waiter: str) -> web.Response:
     """Answer the offer in the body with an echo peer, or 503 ``device_check_busy``."""
-    data = await read_body(request, OFFER)
+    data = await read_body(request, Offer)
     echo = request.app[ECHO]
     try:
-        answer = await echo.accept(data["sdp"], data["type"], waiter=waiter)
+        answer = await echo.accept(data.sdp, data.type, waiter=waiter)
     except EchoBusy as busy:
         response = error_response(
             request, busy.status, busy.code, busy.message(request_language(request)),
@@ -75,10 +105,8 @@ async def answer_offer(request: web.Request, *, waiter: str) -> web.Response:
         )
         response.headers["Retry-After"] = str(busy.retry_after_s)
         return response
-    return web.json_response({
-        "sdp": answer.sdp, "type": answer.type, "thresholds": THRESHOLDS.as_json(),
-        "max_seconds": echo.max_seconds,
-    })
+    return reply(Answer(sdp=answer.sdp, type=answer.type, thresholds=PAGE_THRESHOLDS,
+                        max_seconds=echo.max_seconds))
 
 
 async def _patient_device_check(request: web.Request) -> web.Response:
@@ -91,15 +119,15 @@ async def _patient_ice_servers(request: web.Request) -> web.Response:
     request.app[DEVICE_CHECK_LIMIT].hit(client_address(request))
     _, who = visitor(request)
     servers = request.app[PAGE_ICE]("patient", f"check-{who.appointment.id}")
-    return web.json_response({"ice_servers": servers})
+    return reply(IceServers(ice_servers=servers))
 
 
 PUBLIC_ENDPOINTS: Final[tuple[Endpoint, ...]] = (
     Endpoint(method="GET", path="/v/{token}/device-check", handler=_patient_ice_servers,
-             access="public", response=ICE,
+             access="public", response=IceServers,
              summary="TURN-Server für die eigene Seite des Verbindungstests (vor dem Angebot)"),
     Endpoint(method="POST", path="/v/{token}/device-check", handler=_patient_device_check,
-             access="public", body=OFFER, response=ANSWER,
+             access="public", body=Offer, response=Answer,
              summary="Verbindungstest vor dem Termin (R13): Echo-Gegenstelle auf der Box"),
 )
 
@@ -113,16 +141,16 @@ async def _device_check_ice_servers(request: web.Request) -> web.Response:
     """The practice PC's TURN servers for its side of the check (the box's LAN address)."""
     session, _ = current_staff(request)
     servers = request.app[PAGE_ICE]("doctor", f"check-{session.username}")
-    return web.json_response({"ice_servers": servers})
+    return reply(IceServers(ice_servers=servers))
 
 
 #: the staff site's device check (listed in ``staff.ENDPOINTS``)
 STAFF_ENDPOINT: Final = Endpoint(
-    method="POST", path="/api/device-check", handler=_device_check, body=OFFER, response=ANSWER,
+    method="POST", path="/api/device-check", handler=_device_check, body=Offer, response=Answer,
     summary="Verbindungstest des Praxis-PCs (R13): Echo-Gegenstelle auf der Box; "
             "503 device_check_busy mit retry_after_s, wenn belegt")
 STAFF_ICE_ENDPOINT: Final = Endpoint(
-    method="GET", path="/api/device-check", handler=_device_check_ice_servers, response=ICE,
+    method="GET", path="/api/device-check", handler=_device_check_ice_servers, response=IceServers,
     summary="TURN-Server für die eigene Seite des Verbindungstests")
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
+import msgspec
 from aiohttp import web
 
 HEARTBEAT_S: Final = 15.0
@@ -88,7 +88,7 @@ async def stream_events(  # noqa: ANN001 - plain callables
                 payload = render(event)
                 if payload is None:
                     continue
-                data = json.dumps(payload, ensure_ascii=False)
-                await response.write(f"event: {event['type']}\ndata: {data}\n\n".encode())
+                await response.write(b"event: %s\ndata: %s\n\n" % (
+                    event["type"].encode(), msgspec.json.encode(payload)))
                 keep_alive_at = loop.time() + heartbeat_s
     return response

@@ -1,117 +1,113 @@
-"""JSON schemas of the API: one source for request validation and the OpenAPI document."""
+"""The API's forms as ``msgspec`` structs: one declaration gives the check of a request body, the
+answer's encoding and the JSON schema the OpenAPI document publishes.
+
+A body is a :class:`Form` (unknown fields are refused); an answer is a :class:`View`. Field
+constraints are ``Annotated[..., msgspec.Meta(...)]``; the aliases below name the common ones.
+"""
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any
+import re
+from typing import Annotated, Any, Final
+
+import msgspec
 
 from appliance.errors import InvalidInput
 
-Schema = dict[str, Any]
+#: a text with at least one character that is not a space ("  " is missing, not a name)
+NOT_BLANK: Final = r"\S"
+#: at least two characters that are not spaces
+TWO_CHARACTERS: Final = r"\S[\s\S]*\S"
+
+#: a password as typed (the policy is the staff service's)
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1000, pattern=NOT_BLANK)]
+#: a login name as typed
+Username = Annotated[str, msgspec.Meta(min_length=2, max_length=32, pattern=TWO_CHARACTERS)]
+#: a name shown to people (a member's, a practice's)
+DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NOT_BLANK)]
+#: the doctor's lifelong number (LANR), nine digits; empty or null is none
+Lanr = Annotated[str, msgspec.Meta(max_length=9)]
+#: a second factor's current code as typed
+TotpCode = Annotated[str, msgspec.Meta(max_length=10)]
+#: a point in time as typed in a form: ISO 8601, seconds and offset optional (without an offset
+#: it is the practice's local time)
+LocalTime = Annotated[str, msgspec.Meta(
+    pattern=r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$",
+    examples=["2026-03-02T10:15", "2026-03-02T10:15:00+01:00"])]
 
 
-def string(*, min_length: int = 0, max_length: int = 1000, fmt: str | None = None,
-           enum: list[str] | None = None, nullable: bool = False) -> Schema:
-    """A string schema."""
-    schema: Schema = {"type": ["string", "null"] if nullable else "string",
-                      "maxLength": max_length}
-    if min_length:
-        schema["minLength"] = min_length
-    if fmt:
-        schema["format"] = fmt
-    if enum:
-        schema["enum"] = enum
-    return schema
+class Form(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A request body: the fields it may have, each with its constraints."""
 
 
-def integer(*, minimum: int | None = None, maximum: int | None = None) -> Schema:
-    """An integer schema."""
-    schema: Schema = {"type": "integer"}
-    if minimum is not None:
-        schema["minimum"] = minimum
-    if maximum is not None:
-        schema["maximum"] = maximum
-    return schema
+class View(msgspec.Struct, frozen=True, kw_only=True):
+    """An answer's body."""
 
 
-def boolean() -> Schema:
-    """A boolean schema."""
-    return {"type": "boolean"}
+class Ok(View, frozen=True, kw_only=True):
+    """The answer of a change that has nothing more to say."""
+
+    ok: bool = True
 
 
-def array(items: Schema, *, max_items: int = 1000) -> Schema:
-    """An array schema."""
-    return {"type": "array", "items": items, "maxItems": max_items}
+OK: Final = Ok()
 
 
-def obj(properties: dict[str, Schema], *, required: tuple[str, ...] = (),
-        nullable: bool = False) -> Schema:
-    """An object schema; unknown properties are refused."""
-    return {
-        "type": ["object", "null"] if nullable else "object",
-        "properties": properties,
-        "required": list(required),
-        "additionalProperties": False,
-    }
-
-
-_TYPES: dict[str, type | tuple[type, ...]] = {
-    "string": str, "integer": int, "boolean": bool, "object": dict, "array": list,
-    "null": type(None),
-}
-
-
-def validate(value: Any, schema: Schema, where: str = "body") -> None:
-    """Check ``value`` against the subset of JSON Schema used here; raise InvalidInput."""
-    types = schema.get("type")
-    if types is not None:
-        names = types if isinstance(types, list) else [types]
-        ok = any(
-            isinstance(value, _TYPES[name]) and not (name == "integer" and isinstance(value, bool))
-            for name in names
-        )
-        if not ok:
-            raise InvalidInput(field=where, detail="falscher Typ, erwartet: " + "/".join(names))
-    if value is None:
-        return
-    if "enum" in schema and value not in schema["enum"]:
-        raise InvalidInput(field=where, detail="erlaubt: " + ", ".join(schema["enum"]))
-    if isinstance(value, str):
-        if len(value) > schema.get("maxLength", 1 << 30):
-            raise InvalidInput(field=where, detail="zu lang")
-        if len(value.strip()) < schema.get("minLength", 0):
-            raise InvalidInput(field=where, detail="fehlt")
-        _check_format(value, schema.get("format"), where)
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < schema.get("minimum", value) or value > schema.get("maximum", value):
-            raise InvalidInput(field=where, detail="außerhalb des erlaubten Bereichs")
-    if isinstance(value, list):
-        if len(value) > schema.get("maxItems", 1 << 30):
-            raise InvalidInput(field=where, detail="zu viele Einträge")
-        for index, item in enumerate(value):
-            validate(item, schema.get("items", {}), f"{where}[{index}]")
-    if isinstance(value, dict):
-        props: dict[str, Schema] = schema.get("properties", {})
-        for key in schema.get("required", []):
-            if key not in value:
-                raise InvalidInput(field=_join(where, key), detail="fehlt")
-        for key, item in value.items():
-            if key not in props:
-                if schema.get("additionalProperties", True) is False:
-                    raise InvalidInput(field=_join(where, key), detail="unbekanntes Feld")
-                continue
-            validate(item, props[key], _join(where, key))
-
-
-def _join(where: str, key: str) -> str:
-    return key if where == "body" else f"{where}.{key}"
-
-
-def _check_format(value: str, fmt: str | None, where: str) -> None:
+def decode(data: Any, form: type[Form]) -> Any:
+    """``data`` (parsed JSON) as ``form``; a mismatch is an :class:`InvalidInput` naming the
+    field, in German."""
     try:
-        if fmt == "date":
-            date.fromisoformat(value)
-        elif fmt == "date-time":
-            datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(field=where, detail=f"kein gültiges Datum ({fmt})") from None
+        return msgspec.convert(data, form)
+    except msgspec.ValidationError as error:
+        field, detail = explain(str(error))
+        raise InvalidInput(field=field, detail=detail) from None
+
+
+def explain(message: str) -> tuple[str, str]:
+    """msgspec's message as (field path, German detail); the root is ``body``."""
+    text, _, where = message.partition(" - at `$")
+    path = where.rstrip("`").lstrip(".")
+    named = re.search(r"(?:missing required|contains unknown) field `([^`]*)`", text)
+    if named:
+        path = f"{path}.{named.group(1)}" if path else named.group(1)
+    return path or "body", _detail(text)
+
+
+_DETAILS: Final = (
+    (r"missing required field", lambda m: "fehlt"),
+    (r"contains unknown field", lambda m: "unbekanntes Feld"),
+    (rf"matching regex '{re.escape(re.escape(NOT_BLANK))}'|"
+     rf"matching regex '{re.escape(re.escape(TWO_CHARACTERS))}'", lambda m: "fehlt"),
+    (r"matching regex", lambda m: "ungültiges Format"),
+    (r"`str` of length <= (\d+)", lambda m: f"zu lang (höchstens {m.group(1)} Zeichen)"),
+    (r"`str` of length >= (\d+)", lambda m: f"zu kurz (mindestens {m.group(1)} Zeichen)"),
+    (r"of length <= (\d+)", lambda m: f"zu viele Einträge (höchstens {m.group(1)})"),
+    (r"`(?:int|float)` [<>]=? ", lambda m: "außerhalb des erlaubten Bereichs"),
+    (r"Invalid enum value", lambda m: "dieser Wert ist nicht vorgesehen"),
+    (r"Invalid RFC3339|Invalid date|Invalid time", lambda m: "kein gültiges Datum"),
+    (r"Expected `([^`]*)`, got `([^`]*)`",
+     lambda m: f"falscher Typ, erwartet: {_TYPE_NAMES.get(m.group(1), m.group(1))}"),
+)
+_TYPE_NAMES: Final = {"str": "Text", "int": "Zahl", "bool": "ja/nein", "object": "Objekt",
+                      "array": "Liste", "str | null": "Text oder null",
+                      "object | null": "Objekt oder null"}
+
+
+def _detail(text: str) -> str:
+    for pattern, say in _DETAILS:
+        if match := re.search(pattern, text):
+            return say(match)
+    return "ungültig"
+
+
+def json_schema(kind: Any) -> dict[str, Any]:
+    """The JSON schema (2020-12) of ``kind``, whole in itself: what it refers to is in its
+    ``$defs``, so that a client can check an answer against it alone. A struct's own schema is
+    the document's top, not a reference to it."""
+    schema = msgspec.json.schema(kind)
+    top = schema.get("$ref", "").removeprefix("#/$defs/")
+    if not top:
+        return schema
+    defs = dict(schema["$defs"])
+    own = defs.pop(top)
+    return {**own, "$defs": defs} if defs else own

@@ -15,8 +15,9 @@ import logging
 import re
 import socket
 from collections import deque
-from typing import Final
+from typing import Annotated, Final
 
+import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from appliance.errors import (
@@ -196,7 +197,8 @@ async def _appointment_signal(request: web.Request) -> web.StreamResponse:
 STAFF_ENDPOINT: Final = Endpoint(
     method="GET", path=STAFF_PATH, handler=_appointment_signal, access="doctor", status=101,
     content_type=WEBSOCKET,
-    response={"type": "string", "description": "JSON-Textframes, Protokoll v1 (docs/signaling.md)"},
+    response=Annotated[str, msgspec.Meta(
+        description="JSON-Textframes, Protokoll v1 (docs/signaling.md)")],
     summary="Signalisierung des Gesprächs (WebSocket): nur die Ärztin oder der Arzt des Termins; "
             "Zulassen, Beenden, Neuaufbau, SDP/ICE-Relais")
 

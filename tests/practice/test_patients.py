@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import fields
 from datetime import UTC, date, datetime
 
 import pytest
+from msgspec.structs import fields
 
 from appliance.clock import ManualClock
 from appliance.errors import Conflict, InvalidInput, NotFound

@@ -8,11 +8,11 @@ origins on the socket.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import aiohttp
 import pytest
+from msgspec.structs import replace
 
 from appliance.rtc import messages as m
 from tests.web import conftest as web_fixtures

@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
+import msgspec
 from aiohttp import web
 
 from appliance.errors import InvalidInput, SprechzimmerError
 from appliance.practice.appointments import guest_key
-from appliance.web.api import Endpoint, read_body
+from appliance.web.api import Endpoint, read_body, reply
 from appliance.web.auth import current_staff, staff_member
 from appliance.web.context import EVENTS, HUB
 from appliance.web.events import stream_events
-from appliance.web.schema import array, integer, obj, string
+from appliance.web.schema import NOT_BLANK, OK, Form, LocalTime, Ok
 from appliance.web.staff.common import (
-    APPOINTMENT,
-    GUEST,
-    OK,
-    appointment_json,
-    box_lock_json,
-    guest_json,
+    AppointmentView,
+    GuestView,
+    appointment_view,
+    box_lock_state,
+    guest_view,
     maybe,
     parse_start,
     practice_timezone,
@@ -28,22 +28,31 @@ from appliance.web.staff.common import (
     services_of,
 )
 
-NEW_GUEST = obj({"label": string(min_length=1, max_length=60)}, required=("label",))
+Doctor = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=NOT_BLANK)]
+Minutes = Annotated[int, msgspec.Meta(ge=5, le=180)]
 
 
-NEW_APPOINTMENT = obj({
-    "doctor": string(min_length=1, max_length=32),
-    "patient_id": string(min_length=1, max_length=64),
-    "start": string(fmt="date-time"),
-    "duration_minutes": integer(minimum=5, maximum=180),
-}, required=("doctor", "patient_id", "start"))
+class NewGuest(Form, frozen=True, kw_only=True):
+    """Whom staff invite, in their words ("Tochter", "Dolmetscher")."""
+
+    label: Annotated[str, msgspec.Meta(min_length=1, max_length=60, pattern=NOT_BLANK)]
 
 
-APPOINTMENT_CHANGE = obj({
-    "doctor": string(min_length=1, max_length=32),
-    "start": string(fmt="date-time"),
-    "duration_minutes": integer(minimum=5, maximum=180),
-})
+class NewAppointment(Form, frozen=True, kw_only=True):
+    """A video consultation to plan."""
+
+    doctor: Doctor
+    patient_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=NOT_BLANK)]
+    start: LocalTime
+    duration_minutes: Minutes = 15
+
+
+class AppointmentChange(Form, frozen=True, kw_only=True):
+    """Another doctor, time or length for an appointment (what is left out stays)."""
+
+    doctor: Doctor | msgspec.UnsetType = msgspec.UNSET
+    start: LocalTime | msgspec.UnsetType = msgspec.UNSET
+    duration_minutes: Minutes | msgspec.UnsetType = msgspec.UNSET
 
 
 async def _list_appointments(request: web.Request) -> web.Response:
@@ -57,43 +66,43 @@ async def _list_appointments(request: web.Request) -> web.Response:
     except ValueError:
         raise InvalidInput(field="date", detail="JJJJ-MM-TT") from None
     appts = services.appointments.day(day, tz)
-    return web.json_response([appointment_json(request, a) for a in appts])
+    return reply([appointment_view(request, a) for a in appts])
 
 
 async def _add_appointment(request: web.Request) -> web.Response:
     _, actor = current_staff(request)
-    data = await read_body(request, NEW_APPOINTMENT)
+    data = await read_body(request, NewAppointment)
     services = services_of(request)
     appt = services.appointments.create(
-        actor.username, doctor=data["doctor"], patient_id=data["patient_id"],
-        start=parse_start(data["start"], practice_timezone(services)),
-        duration_minutes=data.get("duration_minutes", 15),
+        actor.username, doctor=data.doctor, patient_id=data.patient_id,
+        start=parse_start(data.start, practice_timezone(services)),
+        duration_minutes=data.duration_minutes,
     )
     publish(request, appt)
-    return web.json_response(appointment_json(request, appt), status=201)
+    return reply(appointment_view(request, appt), status=201)
 
 
 async def _get_appointment(request: web.Request) -> web.Response:
     current_staff(request)
     services = services_of(request)
     appt = services.appointments.get(request.match_info["appointment_id"])
-    return web.json_response(appointment_json(request, appt))
+    return reply(appointment_view(request, appt))
 
 
 async def _update_appointment(request: web.Request) -> web.Response:
     _, actor = current_staff(request)
-    data = await read_body(request, APPOINTMENT_CHANGE)
+    data = await read_body(request, AppointmentChange)
     services = services_of(request)
     changes: dict[str, Any] = {}
-    if "doctor" in data:
-        changes["doctor"] = data["doctor"]
-    if "start" in data:
-        changes["start"] = parse_start(data["start"], practice_timezone(services))
-    if "duration_minutes" in data:
-        changes["duration_minutes"] = data["duration_minutes"]
+    if data.doctor is not msgspec.UNSET:
+        changes["doctor"] = data.doctor
+    if data.start is not msgspec.UNSET:
+        changes["start"] = parse_start(data.start, practice_timezone(services))
+    if data.duration_minutes is not msgspec.UNSET:
+        changes["duration_minutes"] = data.duration_minutes
     appt = services.appointments.edit(actor.username, request.match_info["appointment_id"],
                                       **changes)
-    return web.json_response(appointment_json(request, appt))
+    return reply(appointment_view(request, appt))
 
 
 def _appointment_action(action: str, part: str = "appointments"):  # noqa: ANN202 - a handler
@@ -112,7 +121,7 @@ def _appointment_action(action: str, part: str = "appointments"):  # noqa: ANN20
             if ban:
                 for guest in services.appointments.guests(appt.id):
                     _let_go(request, appt.id, guest.id, ban=True)
-        return web.json_response(appointment_json(request, appt))
+        return reply(appointment_view(request, appt))
 
     handler.__name__ = f"{action}_appointment"
     return handler
@@ -120,20 +129,20 @@ def _appointment_action(action: str, part: str = "appointments"):  # noqa: ANN20
 
 async def _invite_guest(request: web.Request) -> web.Response:
     _, actor = current_staff(request)  # organisational work: any staff member (R2)
-    data = await read_body(request, NEW_GUEST)
+    data = await read_body(request, NewGuest)
     services = services_of(request)
     appointment_id = request.match_info["appointment_id"]
     guest = services.appointments.invite_guest(actor.username, appointment_id,
-                                               label=data["label"])
+                                               label=data.label)
     request.app[EVENTS].publish({"type": "appointment", "id": appointment_id})
-    return web.json_response(guest_json(request, guest), status=201)
+    return reply(guest_view(request, guest), status=201)
 
 
 async def _list_guests(request: web.Request) -> web.Response:
     current_staff(request)
     services = services_of(request)
     guests = services.appointments.guests(request.match_info["appointment_id"])
-    return web.json_response([guest_json(request, guest) for guest in guests])
+    return reply([guest_view(request, guest) for guest in guests])
 
 
 #: actions that withdraw the patient's link: action → whether the patient stays out of the room
@@ -159,7 +168,7 @@ async def _reissue_guest(request: web.Request) -> web.Response:
     guest = services.appointments.reissue_guest(actor.username, appointment_id, guest_id)
     _let_go(request, appointment_id, guest_id, ban=False)
     request.app[EVENTS].publish({"type": "appointment", "id": appointment_id})
-    return web.json_response(guest_json(request, guest))
+    return reply(guest_view(request, guest))
 
 
 async def _remove_guest(request: web.Request) -> web.Response:
@@ -168,20 +177,20 @@ async def _remove_guest(request: web.Request) -> web.Response:
     services_of(request).appointments.remove_guest(actor.username, appointment_id, guest_id)
     _let_go(request, appointment_id, guest_id, ban=True)
     request.app[EVENTS].publish({"type": "appointment", "id": appointment_id})
-    return web.json_response({"ok": True})
+    return reply(OK)
 
 
 async def _events(request: web.Request) -> web.StreamResponse:
     current_staff(request)
     services = services_of(request)
 
-    def render(event: dict[str, Any]) -> dict[str, Any] | None:
+    def render(event: dict[str, Any]) -> Any:
         if event["type"] == "box-lock":
-            return box_lock_json(request)
+            return box_lock_state(request)
         appt = None if services.vault.sealed else maybe(services.appointments.get, event["id"])
         if appt is None:
             return {"id": event["id"], "removed": True}
-        return appointment_json(request, appt)
+        return appointment_view(request, appt)
 
     def still_allowed() -> bool:
         try:
@@ -194,50 +203,47 @@ async def _events(request: web.Request) -> web.StreamResponse:
                                still_allowed)
 
 
-APPOINTMENT_LIST = array(APPOINTMENT)
-
-
 ENDPOINTS: Final[tuple[Endpoint, ...]] = (
     Endpoint(method="GET", path="/api/appointments", handler=_list_appointments,
              summary="Termine eines Tages (?date=JJJJ-MM-TT, Standard: heute)",
-             response=APPOINTMENT_LIST),
+             response=list[AppointmentView]),
     Endpoint(method="POST", path="/api/appointments", handler=_add_appointment,
-             body=NEW_APPOINTMENT, summary="Videotermin anlegen: liefert Link und Zugangscode",
-             response=APPOINTMENT, status=201),
+             body=NewAppointment, summary="Videotermin anlegen: liefert Link und Zugangscode",
+             response=AppointmentView, status=201),
     Endpoint(method="GET", path="/api/appointments/{appointment_id}", handler=_get_appointment,
-             summary="Ein Termin mit Link und Zugangscode", response=APPOINTMENT),
+             summary="Ein Termin mit Link und Zugangscode", response=AppointmentView),
     Endpoint(method="PATCH", path="/api/appointments/{appointment_id}",
-             handler=_update_appointment, body=APPOINTMENT_CHANGE,
-             summary="Termin verschieben oder Arzt ändern", response=APPOINTMENT),
+             handler=_update_appointment, body=AppointmentChange,
+             summary="Termin verschieben oder Arzt ändern", response=AppointmentView),
     Endpoint(method="POST", path="/api/appointments/{appointment_id}/cancel",
              handler=_appointment_action("cancel"), summary="Termin absagen",
-             response=APPOINTMENT),
+             response=AppointmentView),
     Endpoint(method="POST", path="/api/appointments/{appointment_id}/reissue",
              handler=_appointment_action("reissue"),
              summary="Neuer Link und Code (der alte gilt sofort nicht mehr)",
-             response=APPOINTMENT),
+             response=AppointmentView),
     Endpoint(method="POST", path="/api/appointments/{appointment_id}/reopen",
              handler=_appointment_action("reopen", part="calls"),
              summary="Beendeten Termin wieder öffnen: zurück ins Wartezimmer (nur die Ärztin "
-                     "oder der Arzt des Termins)", response=APPOINTMENT),
+                     "oder der Arzt des Termins)", response=AppointmentView),
     Endpoint(method="POST", path="/api/appointments/{appointment_id}/no-show",
              handler=_appointment_action("mark_no_show"),
-             summary="Patient nicht erschienen", response=APPOINTMENT),
+             summary="Patient nicht erschienen", response=AppointmentView),
     Endpoint(method="POST", path="/api/appointments/{appointment_id}/guests",
-             handler=_invite_guest, body=NEW_GUEST, status=201, response=GUEST,
+             handler=_invite_guest, body=NewGuest, status=201, response=GuestView,
              summary="Weitere Person einladen (Angehörige, Dolmetscher, Kollege; höchstens 2): "
                      "eigener Link und Zugangscode"),
     Endpoint(method="GET", path="/api/appointments/{appointment_id}/guests",
-             handler=_list_guests, response=array(GUEST),
+             handler=_list_guests, response=list[GuestView],
              summary="Eingeladene weitere Personen mit Link und Zugangscode"),
     Endpoint(method="POST", path="/api/appointments/{appointment_id}/guests/{guest_id}/reissue",
-             handler=_reissue_guest, response=GUEST,
+             handler=_reissue_guest, response=GuestView,
              summary="Neuer Link und Code für eine weitere Person (der alte gilt sofort nicht "
                      "mehr)"),
     Endpoint(method="DELETE", path="/api/appointments/{appointment_id}/guests/{guest_id}",
-             handler=_remove_guest, response=OK,
+             handler=_remove_guest, response=Ok,
              summary="Weitere Person ausladen: ihr Link gilt sofort nicht mehr, auch im Gespräch"),
     Endpoint(method="GET", path="/api/events", handler=_events,
              summary="Live-Änderungen der Termine (Server-Sent Events)",
-             content_type="text/event-stream", response={"type": "string"}),
+             content_type="text/event-stream", response=str),
 )

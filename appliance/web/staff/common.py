@@ -6,19 +6,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Annotated, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
+import msgspec
 from aiohttp import web
 
-from appliance.errors import NotFound
+from appliance.errors import InvalidInput, NotFound
 from appliance.practice.models import (
     DEFAULT_TIMEZONE,
     Appointment,
     AppointmentState,
     Guest,
-    Patient,
-    Role,
+    PracticeProfile,
     StaffMember,
 )
 from appliance.practice.profile import KV_REGIONS
@@ -34,79 +34,92 @@ from appliance.web.context import (
     SERVICES,
 )
 from appliance.web.public import link_of
-from appliance.web.schema import array, boolean, integer, obj, string
+from appliance.web.schema import DisplayName, Form, Password, TotpCode, View
 from appliance.web.security import client_address
 
 T = TypeVar("T")
 
 
-ROLE_NAMES: Final = [role.value for role in Role]
-STATE_NAMES: Final = [state.value for state in AppointmentState]
+#: one of the 17 Kassenärztliche Vereinigungen, by its code
+KvRegion = Literal[tuple(KV_REGIONS)]  # type: ignore[valid-type]
+#: where patients reach the box, as typed in (at least eight characters that are not spaces)
+PublicUrl = Annotated[str, msgspec.Meta(min_length=8, max_length=300,
+                                        pattern=r"\S[\s\S]{6,}\S")]
 
 
-PROFILE = obj({
-    "name": string(min_length=1, max_length=200),
-    "bsnr": string(min_length=9, max_length=9),
-    "street": string(max_length=200),
-    "postal_code": string(max_length=5),
-    "city": string(max_length=100),
-    "kv_region": string(enum=list(KV_REGIONS)),
-    "timezone": string(max_length=64),
-    "public_urls": array(string(min_length=8, max_length=300), max_items=8),
-}, required=("name", "bsnr", "street", "postal_code", "city", "kv_region", "public_urls"))
+class ProfileForm(Form, frozen=True, kw_only=True):
+    """The practice's profile as the onboarding and the settings send it."""
+
+    name: DisplayName
+    bsnr: Annotated[str, msgspec.Meta(min_length=9, max_length=9)]
+    street: Annotated[str, msgspec.Meta(max_length=200)]
+    postal_code: Annotated[str, msgspec.Meta(max_length=5)]
+    city: Annotated[str, msgspec.Meta(max_length=100)]
+    kv_region: KvRegion
+    timezone: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    public_urls: Annotated[list[PublicUrl], msgspec.Meta(max_length=8)]
+
+    def profile(self) -> PracticeProfile:
+        """The profile as typed (the practice office cleans and checks it when saving)."""
+        return PracticeProfile(
+            name=self.name.strip(), bsnr=self.bsnr.strip(), street=self.street.strip(),
+            postal_code=self.postal_code.strip(), city=self.city.strip(),
+            kv_region=self.kv_region, timezone=self.timezone.strip() or DEFAULT_TIMEZONE,
+            public_urls=tuple(url.strip().rstrip("/") for url in self.public_urls))
 
 
-PROFILE_OUT = {**PROFILE, "required": [*PROFILE["required"], "timezone"]}
+class PasswordProof(Form, frozen=True, kw_only=True):
+    """A change that asks for the member's password again."""
+
+    password: Password
 
 
-MEMBER = obj({
-    "username": string(), "display_name": string(), "roles": array(string(enum=ROLE_NAMES)),
-    "lanr": string(nullable=True), "totp_enabled": boolean(),
-}, required=("username", "display_name", "roles", "lanr", "totp_enabled"))
+class TotpProof(PasswordProof, frozen=True, kw_only=True):
+    """The password and, while a second factor is on, a current code: to set up, replace or
+    switch off the second factor, or to change the vault's keys."""
+
+    totp: TotpCode = ""
 
 
-#: the password and, while a second factor is on, a current code: to set up, replace or switch
-#: off the second factor
-TOTP_PROOF = obj({
-    "password": string(min_length=1, max_length=1000),
-    "totp": string(max_length=10),
-}, required=("password",))
+F = TypeVar("F", bound=PasswordProof)
 
 
-CONSENT = obj({
-    "given_on": string(fmt="date"), "form_version": string(), "method": string(),
-    "recorded_by": string(), "recorded_at": string(),
-}, required=("given_on", "form_version", "method", "recorded_by", "recorded_at"), nullable=True)
+class GuestView(View, frozen=True, kw_only=True):
+    """A guest as staff see them: link and code to hand on, like the patient's."""
+
+    id: str
+    label: str
+    link: str
+    access_code: str
+    code_failures: int
+    link_locked: bool
+    checked_in_name: str | None
+    checked_in_at: datetime | None
+    created_at: datetime
 
 
-PATIENT = obj({
-    "id": string(), "full_name": string(), "email": string(nullable=True),
-    "phone": string(nullable=True), "consent": CONSENT, "created_at": string(),
-}, required=("id", "full_name", "email", "phone", "consent", "created_at"))
+class AppointmentView(View, frozen=True, kw_only=True):
+    """An appointment as staff see it: with link and code (they live in the vault), names of
+    doctor and patient, and times in the practice's zone."""
 
-
-GUEST = obj({
-    "id": string(), "label": string(), "link": string(), "access_code": string(),
-    "code_failures": integer(), "link_locked": boolean(),
-    "checked_in_name": string(nullable=True), "checked_in_at": string(nullable=True),
-    "created_at": string(fmt="date-time"),
-}, required=("id", "label", "link", "access_code", "code_failures", "link_locked",
-             "checked_in_name", "checked_in_at", "created_at"))
-
-
-APPOINTMENT = obj({
-    "id": string(), "doctor": string(), "doctor_name": string(), "patient_id": string(),
-    "patient_name": string(), "patient_has_consent": boolean(),
-    "start": string(fmt="date-time"), "end": string(fmt="date-time"),
-    "duration_minutes": integer(), "state": string(enum=STATE_NAMES),
-    "link": string(), "access_code": string(), "code_failures": integer(),
-    "link_locked": boolean(), "checked_in_name": string(nullable=True),
-    "checked_in_at": string(nullable=True), "code_expires_at": string(fmt="date-time"),
-    "guests": array(GUEST),
-}, required=("id", "doctor", "patient_id", "start", "state", "link", "access_code", "guests"))
-
-
-OK = obj({"ok": boolean()}, required=("ok",))
+    id: str
+    doctor: str
+    doctor_name: str
+    patient_id: str
+    patient_name: str
+    patient_has_consent: bool
+    start: datetime
+    end: datetime
+    duration_minutes: int
+    state: AppointmentState
+    link: str
+    access_code: str
+    code_failures: int
+    link_locked: bool
+    checked_in_name: str | None
+    checked_in_at: datetime | None
+    code_expires_at: datetime
+    guests: list[GuestView]
 
 
 def services_of(request: web.Request) -> PracticeServices:
@@ -119,36 +132,17 @@ def practice_timezone(services: PracticeServices) -> ZoneInfo:
 
 
 def parse_start(text: str, tz: ZoneInfo) -> datetime:
-    """An ISO time; without an offset it is the practice's local time."""
-    moment = datetime.fromisoformat(text)
+    """A :data:`LocalTime`; without an offset it is the practice's local time."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:  # the form's pattern passed it: e.g. the 30th of February
+        raise InvalidInput(field="start", detail="kein gültiges Datum") from None
     return moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
 
 
-def iso(moment: datetime | None, tz: ZoneInfo) -> str | None:
-    return moment.astimezone(tz).isoformat() if moment else None
-
-
-def member_json(member: StaffMember) -> dict[str, Any]:
-    """A staff member as the API shows it."""
-    return {
-        "username": member.username, "display_name": member.display_name,
-        "roles": sorted(role.value for role in member.roles), "lanr": member.lanr,
-        "totp_enabled": member.totp_enabled,
-    }
-
-
-def patient_json(patient: Patient) -> dict[str, Any]:
-    """A patient as the API shows it."""
-    consent = patient.consent
-    return {
-        "id": patient.id, "full_name": patient.full_name, "email": patient.email,
-        "phone": patient.phone, "created_at": patient.created_at.isoformat(),
-        "consent": None if consent is None else {
-            "given_on": consent.given_on.isoformat(), "form_version": consent.form_version,
-            "method": consent.method.value, "recorded_by": consent.recorded_by,
-            "recorded_at": consent.recorded_at.isoformat(),
-        },
-    }
+def local(moment: datetime | None, tz: ZoneInfo) -> datetime | None:
+    """``moment`` in the practice's zone."""
+    return moment.astimezone(tz) if moment else None
 
 
 def patient_site(request: web.Request) -> str:
@@ -156,38 +150,36 @@ def patient_site(request: web.Request) -> str:
     return services_of(request).office.public_url() or request.app[PROPOSED_PUBLIC_URLS][0]
 
 
-def appointment_json(request: web.Request, appt: Appointment) -> dict[str, Any]:
-    """An appointment as staff see it: with link and code (they live in the vault)."""
+def appointment_view(request: web.Request, appt: Appointment) -> AppointmentView:
+    """An appointment as staff see it."""
     services = services_of(request)
     tz = practice_timezone(services)
     doctor = maybe(services.staff.get, appt.doctor)
     patient = maybe(services.patients.get, appt.patient_id)
-    return {
-        "id": appt.id, "doctor": appt.doctor,
-        "doctor_name": doctor.display_name if doctor else appt.doctor,
-        "patient_id": appt.patient_id,
-        "patient_name": patient.full_name if patient else "",
-        "patient_has_consent": bool(patient and patient.consent),
-        "start": iso(appt.start, tz), "end": iso(appt.end, tz),
-        "duration_minutes": appt.duration_minutes, "state": appt.state.value,
-        "link": link_of(patient_site(request), appt), "access_code": appt.access_code,
-        "code_failures": appt.code_failures, "link_locked": appt.link_locked,
-        "checked_in_name": appt.checked_in_name,
-        "checked_in_at": iso(appt.checked_in_at, tz),
-        "code_expires_at": iso(appt.code_expires_at, tz),
-        "guests": [guest_json(request, guest) for guest in appt.guests],
-    }
+    return AppointmentView(
+        id=appt.id, doctor=appt.doctor,
+        doctor_name=doctor.display_name if doctor else appt.doctor,
+        patient_id=appt.patient_id, patient_name=patient.full_name if patient else "",
+        patient_has_consent=bool(patient and patient.consent),
+        start=appt.start.astimezone(tz), end=appt.end.astimezone(tz),
+        duration_minutes=appt.duration_minutes, state=appt.state,
+        link=link_of(patient_site(request), appt), access_code=appt.access_code,
+        code_failures=appt.code_failures, link_locked=appt.link_locked,
+        checked_in_name=appt.checked_in_name, checked_in_at=local(appt.checked_in_at, tz),
+        code_expires_at=appt.code_expires_at.astimezone(tz),
+        guests=[guest_view(request, guest) for guest in appt.guests],
+    )
 
 
-def guest_json(request: web.Request, guest: Guest) -> dict[str, Any]:
-    """A guest as staff see them: link and code to hand on, like the patient's."""
+def guest_view(request: web.Request, guest: Guest) -> GuestView:
+    """A guest as staff see them."""
     tz = practice_timezone(services_of(request))
-    return {
-        "id": guest.id, "label": guest.label, "link": link_of(patient_site(request), guest),
-        "access_code": guest.access_code, "code_failures": guest.code_failures,
-        "link_locked": guest.link_locked, "checked_in_name": guest.checked_in_name,
-        "checked_in_at": iso(guest.checked_in_at, tz), "created_at": iso(guest.created_at, tz),
-    }
+    return GuestView(
+        id=guest.id, label=guest.label, link=link_of(patient_site(request), guest),
+        access_code=guest.access_code, code_failures=guest.code_failures,
+        link_locked=guest.link_locked, checked_in_name=guest.checked_in_name,
+        checked_in_at=local(guest.checked_in_at, tz), created_at=guest.created_at.astimezone(tz),
+    )
 
 
 def maybe(getter: Callable[[str], T], key: str) -> T | None:
@@ -217,19 +209,29 @@ def login_source(request: web.Request) -> str:
     return request.app[KNOWN_DEVICES].source(request) or client_address(request)
 
 
-def box_lock_json(request: web.Request) -> dict[str, Any]:
+class BoxLockState(View, frozen=True, kw_only=True):
+    """Whether an admin's lock waits, and when the box locks itself."""
+
+    pending: bool
+    #: the night's span in practice time, e.g. "22:00–06:00" (null: not by the clock)
+    hours: str | None
+    #: hours without any staff session after which the box locks (0: never)
+    idle_hours: int
+
+
+def box_lock_state(request: web.Request) -> BoxLockState:
     """Whether an admin's lock waits, and when the box locks itself."""
     lock = request.app[BOX_LOCK]
     hours = None if lock.hours is None else "–".join(
         moment.strftime("%H:%M") for moment in lock.hours)
-    return {"pending": lock.pending, "hours": hours, "idle_hours": lock.idle_hours}
+    return BoxLockState(pending=lock.pending, hours=hours, idle_hours=lock.idle_hours)
 
 
-async def reauthentication(request: web.Request, schema: dict[str, Any]):
+async def reauthentication(request: web.Request, form: type[F]) -> tuple[StaffMember, F]:
     """The actor and the body of a change that asks for the password again: limited and
     locked out like a login, the Argon2id work off the event loop."""
     _, actor = current_staff(request)
     request.app[LOGIN_LIMIT].hit(client_address(request))
-    data = await read_body(request, schema)
-    await prepare_password_check(request, actor.username, data["password"])
+    data = await read_body(request, form)
+    await prepare_password_check(request, actor.username, data.password)
     return actor, data
