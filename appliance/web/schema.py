@@ -57,10 +57,27 @@ def decode(data: Any, form: type[Form]) -> Any:
     """``data`` (parsed JSON) as ``form``; a mismatch is an :class:`InvalidInput` naming the
     field, in German."""
     try:
-        return msgspec.convert(data, form)
+        try:
+            return msgspec.convert(data, form)
+        except msgspec.ValidationError as error:
+            if "Expected `int`, got `float`" not in str(error):
+                raise
+            # JSON Schema counts 5.0 as an integer, and so does the check
+            return msgspec.convert(_integral(data), form)
     except msgspec.ValidationError as error:
         field, detail = explain(str(error))
         raise InvalidInput(field=field, detail=detail) from None
+
+
+def _integral(data: Any) -> Any:
+    """``data`` with every float that is a whole number as an int."""
+    if isinstance(data, float) and data.is_integer():
+        return int(data)
+    if isinstance(data, dict):
+        return {key: _integral(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_integral(value) for value in data]
+    return data
 
 
 def explain(message: str) -> tuple[str, str]:
