@@ -4,7 +4,7 @@
 
 import { h } from '/static/common/dom.js';
 import { t, wallClock } from '/static/common/i18n.js';
-import { chime, sharedAudioContext } from '/static/call/device-check.js';
+import { chime, sharedAudioContext } from '/static/call/audio.js';
 
 const SOUND_KEY = 'sz.alerts.sound';
 const ASKED_KEY = 'sz.alerts.asked';
