@@ -167,6 +167,20 @@ def _parser() -> argparse.ArgumentParser:
     turn.add_argument("--instance", metavar="LAN-ADRESSE",
                       help="die coturn-Instanz auf dieser LAN-Adresse (nötig bei mehreren)")
     turn.set_defaults(run=_turn_config)
+
+    tls = commands.add_parser(
+        "tls", help="HTTPS: die Praxis-CA und die Zertifikate der Box",
+        description="Die Praxis-CA, der die Praxis-PCs vertrauen, und die Zertifikate beider "
+        "Seiten (docs/tls.md). Die CA entsteht beim ersten Start (oder hier), wenn die "
+        "Praxisseite auf einer Netzwerkadresse lauscht.")
+    tls_cmds = tls.add_subparsers(dest="tls_command", metavar="AKTION", required=True)
+    ca = tls_cmds.add_parser("ca", help="das CA-Zertifikat (PEM) ausgeben, für die Praxis-PCs")
+    ca.add_argument("--output", type=Path, metavar="DATEI",
+                    help="in diese Datei schreiben statt auf die Standardausgabe")
+    ca.set_defaults(run=_tls_ca)
+    tls_status = tls_cmds.add_parser(
+        "status", help="jedes Zertifikat mit Namen, Ablauf und Fingerabdruck")
+    tls_status.set_defaults(run=_tls_status)
     _config_after_the_command(parser)
     return parser
 
@@ -482,6 +496,54 @@ def _vault_rotate_recovery_key(args: argparse.Namespace, settings: Settings) -> 
             return EXIT_ERROR
     print(f"Neuer Wiederherstellungsschlüssel in {target}. Der alte öffnet nichts mehr; bitte "
           "das neue Notfallblatt ausdrucken und das alte vernichten.")
+    return EXIT_OK
+
+
+def _box_tls(settings: Settings):  # noqa: ANN202 - BoxTls, imported when the command runs
+    from appliance.clock import Clock
+    from appliance.tls.sites import BoxTls
+
+    return BoxTls(settings, clock=Clock())
+
+
+def _tls_ca(args: argparse.Namespace, settings: Settings) -> int:
+    from appliance.tls.authority import write_atomically
+
+    tls = _box_tls(settings)
+    if tls.lan is None:
+        print("sprechzimmer: die Praxisseite lauscht nur auf Loopback oder [tls] mode = \"off\" "
+              f"(in {settings.source}): ohne HTTPS im Praxisnetz gibt es keine Praxis-CA",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    pem = tls.lan.ca.pem
+    if args.output is None:
+        sys.stdout.write(pem.decode("ascii"))
+    else:
+        try:
+            write_atomically(args.output, pem, mode=0o644)
+        except OSError as exc:
+            print(f"sprechzimmer: {args.output}: {exc.strerror}", file=sys.stderr)
+            return EXIT_ERROR
+        print(f"Praxis-CA geschrieben: {args.output}\nSHA-256: {tls.lan.ca.fingerprint}",
+              file=sys.stderr)
+    return EXIT_OK
+
+
+def _tls_status(args: argparse.Namespace, settings: Settings) -> int:
+    tls = _box_tls(settings)
+    if not tls.enabled:
+        print("HTTPS: aus ([tls] mode = \"off\")")
+    print(f"Praxisseite: {'HTTPS' if tls.staff_https else 'HTTP'} auf "
+          f"{', '.join(settings.web.staff_host)} Port {settings.web.staff_port}")
+    print(f"Patientenseite: {'HTTPS' if tls.public_https else 'HTTP'} auf "
+          f"{', '.join(settings.web.public_host)} Port {settings.web.public_port}"
+          + ("" if tls.public is None else f" (Zertifikat: {tls.public.source})"))
+    for info in tls.certificates():
+        print(f"\n{info.role}\n  Inhaber:  {info.subject}\n  Aussteller: {info.issuer}")
+        if info.names:
+            print(f"  Namen:    {', '.join(info.names)}")
+        print(f"  gültig bis: {info.not_after:%Y-%m-%d %H:%M} UTC\n"
+              f"  SHA-256:  {info.fingerprint}")
     return EXIT_OK
 
 

@@ -52,6 +52,19 @@ lock_idle_hours = 12
 [practice]
 retention_days = 90           # appointment metadata is purged after this (at most 90, R8)
 
+[tls]
+# HTTPS on every address that is not loopback ("auto"); browsers give camera and microphone only
+# to HTTPS pages. At first start the box makes its practice CA (docs/tls.md):
+# `sprechzimmer tls ca --output praxis-ca.pem` writes it for the practice PCs.
+mode = "auto"
+hostname = "sprechzimmer"     # announced as sprechzimmer.local
+http_port = 80                # plain HTTP: the CA for new PCs, ACME; all else goes to HTTPS
+# The public site's certificate: from files, or by ACME (e.g. Let's Encrypt)
+# public_certificate = "/etc/sprechzimmer/public.pem"
+# public_private_key = "/etc/sprechzimmer/public.key"
+# acme_directory = "https://acme-v02.api.letsencrypt.org/directory"
+# acme_email = "it@praxis-beispiel.de"
+
 [turn]
 enabled = false               # the box's own coturn relay (docs/turn.md); off on a laptop
 # On a box: the TURN secret lives only there, in secret_file (mode 0600, 32+ characters),
@@ -149,6 +162,33 @@ class TurnSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TlsSettings:
+    """HTTPS of both sites (docs/tls.md)."""
+
+    #: "auto": HTTPS on every address that is not loopback; "off": plain HTTP everywhere (the
+    #: staff site then shows a warning: browsers give no camera to such a page)
+    mode: str = "auto"
+    #: where the CA, the certificates and their keys live (0700); default: "tls" beside the vault
+    dir: Path | None = None
+    #: the box's mDNS name, without ".local"
+    hostname: str = "sprechzimmer"
+    #: plain HTTP on the sites' addresses: on a LAN address the first-visit page (the CA and
+    #: how to trust it), on the public host the ACME challenge; everything else is redirected to
+    #: HTTPS. 0: none
+    http_port: int = 80
+    #: the public site's certificate chain and key (PEM), e.g. from the practice's provider;
+    #: without them the box obtains one by ACME (acme_directory)
+    public_certificate: Path | None = None
+    public_private_key: Path | None = None
+    #: the ACME server's directory URL, e.g. Let's Encrypt's; "" = no ACME
+    acme_directory: str = ""
+    #: the address the ACME server writes to about the certificates (optional)
+    acme_email: str = ""
+    #: a CA file the box trusts for the ACME server itself (a test server); "" = the system's
+    acme_ca_bundle: Path | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """All settings of the box."""
 
@@ -156,7 +196,13 @@ class Settings:
     vault: VaultSettings = field(default_factory=VaultSettings)
     practice: PracticeSettings = field(default_factory=PracticeSettings)
     turn: TurnSettings = field(default_factory=TurnSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
     source: str = "eingebaute Standardwerte"
+
+    @property
+    def tls_dir(self) -> Path:
+        """Where the box keeps its CA and certificates: as configured, else beside the vault."""
+        return self.tls.dir or self.vault.path.parent / "tls"
 
 
 # --- validators: each turns a raw value into the typed one or raises ValueError(allowed) -------
@@ -418,6 +464,38 @@ def _check_turn(turn: TurnSettings) -> None:
                              "certificate und private_key nur gemeinsam (TURN über TLS)")
 
 
+_LABEL_RE: Final = re.compile(r"[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?")
+
+
+def _tls_mode(value: Any) -> str:
+    if value in ("auto", "off"):
+        return value
+    raise ValueError("\"auto\" (HTTPS außer auf Loopback) oder \"off\" (nur HTTP: keine Kamera "
+                     "im Browser außer auf der Box selbst)")
+
+
+def _mdns_label(value: Any) -> str:
+    if isinstance(value, str) and _LABEL_RE.fullmatch(value):
+        return value
+    raise ValueError("ein Name aus a–z, 0–9 und Bindestrich, ohne \".local\" (z. B. "
+                     "\"sprechzimmer\")")
+
+
+def _optional_url(value: Any) -> str:
+    if value == "":
+        return value
+    if isinstance(value, str) and urlsplit(value).scheme == "https" and urlsplit(value).hostname:
+        return value
+    raise ValueError("eine https://-Adresse (das Verzeichnis des ACME-Servers) oder \"\"")
+
+
+def _email(value: Any) -> str:
+    if value == "" or (isinstance(value, str) and re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+",
+                                                                value)):
+        return value
+    raise ValueError("eine E-Mail-Adresse oder \"\"")
+
+
 _Validator = Callable[[Any], Any]
 SCHEMA: Final[dict[str, tuple[type, dict[str, _Validator]]]] = {
     "web": (
@@ -459,6 +537,13 @@ SCHEMA: Final[dict[str, tuple[type, dict[str, _Validator]]]] = {
             "doctor_relay_only": _bool,
         },
     ),
+    "tls": (TlsSettings, {
+        "mode": _tls_mode, "dir": _optional_path, "hostname": _mdns_label,
+        "http_port": _int_in(0, 65535, " (0: kein HTTP)"),
+        "public_certificate": _optional_file, "public_private_key": _optional_file,
+        "acme_directory": _optional_url, "acme_email": _email,
+        "acme_ca_bundle": _optional_file,
+    }),
 }
 #: rules between the settings of one section, checked after each value on its own
 def _check_web(web: WebSettings) -> None:
@@ -478,8 +563,15 @@ def _overlap(first: tuple[str, ...], second: tuple[str, ...]) -> bool:
     return bool(set(first) & set(second))
 
 
+def _check_tls(tls: TlsSettings) -> None:
+    if (tls.public_certificate is None) != (tls.public_private_key is None):
+        raise _Contradiction(
+            "public_certificate" if tls.public_certificate is None else "public_private_key", "",
+            "public_certificate und public_private_key nur gemeinsam")
+
+
 SECTION_CHECKS: Final[dict[str, Callable[[Any], None]]] = {
-    "web": _check_web, "turn": _check_turn,
+    "web": _check_web, "turn": _check_turn, "tls": _check_tls,
 }
 
 

@@ -23,6 +23,7 @@ from appliance.practice.staff import StaffDirectory
 from appliance.rtc.echo_peer import EchoService
 from appliance.rtc.signaling import Member, SignalingHub
 from appliance.rtc.turn import TurnRelay
+from appliance.tls.sites import BoxTls
 from appliance.vault import KdfParams, Vault
 from appliance.vault.resume import ResumeFile
 from appliance.web.box_lock import BoxLock
@@ -96,6 +97,7 @@ def build_box(settings: Settings, services: PracticeServices | None = None) -> B
             services, hours=settings.vault.lock_hours, idle_hours=settings.vault.lock_idle_hours,
             staff_present=lambda: len(staff) > 0, visitors_present=hub.has_visitors,
             end_sessions=end_sessions, changed=lambda: events.publish({"type": "box-lock"})),
+        tls=BoxTls(settings, clock=services.clock),
     )
 
 

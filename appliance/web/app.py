@@ -32,6 +32,7 @@ from appliance.web.context import (
     SERVICES,
     SESSION_KEEPER,
     STAFF_SESSIONS,
+    TLS,
     Box,
 )
 from appliance.web.device_check import setup_device_check
@@ -88,6 +89,7 @@ def build_staff_app(box: Box) -> web.Application:
     app[STAFF_SESSIONS] = box.staff_sessions
     app[SESSION_KEEPER] = box.session_keeper
     app[BOX_LOCK] = box.lock
+    app[TLS] = box.tls
     app[LOGIN_LIMIT] = RateLimiter(*LOGIN_RATE)
     app[KNOWN_DEVICES] = box.known_devices
     app[PROPOSED_PUBLIC_URLS] = box.settings.web.public_urls
@@ -156,11 +158,13 @@ def _share(app: web.Application, box: Box) -> None:
 
 
 def _background_work(box: Box) -> Callable[[web.Application], AsyncIterator[None]]:
-    """The hub's ticks and the lock's checks, while the staff site runs."""
+    """The hub's ticks, the lock's checks and the certificates' renewal, while the staff site
+    runs."""
 
     async def run(app: web.Application) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(async_tick(box.hub)),
-                 asyncio.create_task(box.lock.async_run())]
+                 asyncio.create_task(box.lock.async_run()),
+                 asyncio.create_task(box.tls.keep_fresh())]
         yield
         for task in tasks:
             task.cancel()

@@ -18,6 +18,7 @@ from appliance.practice.services import PracticeServices
 from appliance.rtc.echo_peer import EchoService
 from appliance.rtc.signaling import SignalingHub
 from appliance.rtc.turn import TurnRelay
+from appliance.tls.sites import BoxTls
 from appliance.web.box_lock import BoxLock
 from appliance.web.devices import KnownDevices
 from appliance.web.events import EventHub
@@ -30,7 +31,7 @@ PageIceServers = Callable[[str, str], list[dict[str, Any]]]
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class Box:
-    """Every long-lived part of the box (more come: certificates, discovery, uplinks, backup)."""
+    """Every long-lived part of the box (more come: discovery, uplinks, backup)."""
 
     settings: Settings
     services: PracticeServices
@@ -50,6 +51,8 @@ class Box:
     known_devices: KnownDevices
     #: locks the box (seals the vault, ends every session) on an admin's word or by the clock
     lock: BoxLock
+    #: which addresses serve HTTPS, the practice CA and the certificates
+    tls: BoxTls
 
 
 SERVICES: Final = web.AppKey("services", PracticeServices)
@@ -69,3 +72,5 @@ PUBLIC_LIMIT: Final = web.AppKey("public_limit", RateLimiter)
 HUB: Final = web.AppKey("signaling_hub", SignalingHub)
 #: locks the box (seals the vault, ends every session) on an admin's word or by the clock
 BOX_LOCK: Final = web.AppKey("box_lock", BoxLock)
+#: which addresses serve HTTPS, the practice CA and the certificates
+TLS: Final = web.AppKey("tls", BoxTls)

@@ -7,6 +7,13 @@ UDP 3478), coturn runs on the box with our generated configuration and the box f
 (design C), and the box itself (``python -m appliance serve``) runs in the box namespace with the
 staff site on the box's LAN address and the public site behind the router's public address.
 
+Both sites speak HTTPS with real certificate checks, as on a practice PC and a patient's phone:
+the staff site with the box's own practice CA (made at its first start, exported with
+``sprechzimmer tls ca``), the public site with a certificate from files, issued for the
+practice's public host name by a stand-in for a public CA. Each Chromium trusts both CAs in a
+throwaway NSS database (``certutil``, in its own ``HOME``) and finds ``sprechzimmer.local`` and
+the public host name by ``--host-resolver-rules`` (TLS.md).
+
 Chromium runs in a namespace through a wrapper script (``exec ip netns exec NS chromium``):
 Playwright talks to it over pipes, so the browser needs no route to the test process. Playwright's
 own HTTP client (``context.request``) runs in the driver process outside the namespaces, so
@@ -26,10 +33,12 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from appliance.config import TurnSettings, TurnUplink
 from appliance.rtc.turn import nft_rules
@@ -48,9 +57,13 @@ from tests.rtc.turn_fixtures import (
 STAFF_PORT = 8080
 PUBLIC_PORT = 8443
 TURN_PORT = 3478
-#: the doctor's PC opens the staff site on the box's LAN address; patients the public address
-STAFF_URL = f"http://{BOX}:{STAFF_PORT}"
-PUBLIC_URL = f"http://{WAN_PUBLIC}:{PUBLIC_PORT}"
+#: the box's mDNS name and the practice's public host name (the browsers map them by rule)
+STAFF_NAME = "sprechzimmer.local"
+PUBLIC_NAME = "videosprechstunde.praxis-beispiel.test"
+#: the doctor's PC opens the staff site by the box's name; patients the public host name
+STAFF_URL = f"https://{STAFF_NAME}:{STAFF_PORT}"
+PUBLIC_URL = f"https://{PUBLIC_NAME}:{PUBLIC_PORT}"
+RESOLVER_RULES = f"--host-resolver-rules=MAP {STAFF_NAME} {BOX},MAP {PUBLIC_NAME} {WAN_PUBLIC}"
 
 #: a restrictive patient network (a strict company or hotel firewall): the web page and UDP to
 #: the TURN port of the practice's public address, nothing else — no direct path can exist
@@ -90,7 +103,7 @@ def missing_tools() -> str | None:
     """Why the lab cannot run here, or None."""
     if os.geteuid() != 0:
         return "network namespaces need root"
-    for tool in ("turnserver", "nft", "ip"):
+    for tool in ("turnserver", "nft", "ip", "certutil"):
         if shutil.which(tool) is None:
             return f"{tool} is needed (tests/system-deps)"
     if not CHROMIUM.exists():
@@ -117,25 +130,25 @@ class CallLab:
     directory: Path
     #: whether the patient sits behind the restrictive firewall (relay only)
     patient_restricted: bool
+    #: a HOME whose NSS database trusts the practice CA and the public CA
+    browser_home: Path
 
     def chromium(self, host: str) -> Path:
-        """An executable that starts Debian Chromium inside ``host``'s namespace."""
+        """An executable that starts Debian Chromium inside ``host``'s namespace, trusting the
+        lab's two CAs."""
         wrapper = self.directory / f"chromium-{host}"
         wrapper.write_text(
-            f'#!/bin/sh\nexec ip netns exec {self.netns[host]} {CHROMIUM} "$@"\n', "utf-8")
+            f'#!/bin/sh\nexport HOME={self.browser_home}\n'
+            f'exec ip netns exec {self.netns[host]} {CHROMIUM} "$@"\n', "utf-8")
         wrapper.chmod(0o755)
         return wrapper
 
     def launch_options(self, host: str) -> dict[str, Any]:
-        """Playwright ``launch()`` arguments for a Chromium in ``host``'s namespace.
-
-        The sites are plain http on non-loopback addresses, which is no secure context: the
-        flag makes Chromium treat exactly the lab's two origins as secure (getUserMedia).
-        """
+        """Playwright ``launch()`` arguments for a Chromium in ``host``'s namespace: HTTPS with
+        the certificates checked (no certificate error is ignored)."""
         return {
             "executable_path": str(self.chromium(host)), "headless": True,
-            "args": [*CHROMIUM_FLAGS,
-                     f"--unsafely-treat-insecure-origin-as-secure={STAFF_URL},{PUBLIC_URL}"],
+            "args": [*CHROMIUM_FLAGS, RESOLVER_RULES],
         }
 
     def cut_patient_uplink(self) -> None:
@@ -160,11 +173,69 @@ def _listening(pid: int, address: str, port: int) -> bool:
     return any(line.split()[1] == wanted and line.split()[3] == "0A" for line in lines)
 
 
+def public_certificate(directory: Path) -> tuple[Path, Path, Path]:
+    """A stand-in for a public CA and its certificate for ``PUBLIC_NAME``: (CA, chain, key)."""
+    from appliance.tls.authority import create_ca, write_atomically, write_private
+
+    now = datetime.now(UTC)
+    public_ca = create_ca(practice="Internet-Test-CA", names=[PUBLIC_NAME], networks=[],
+                          now=now)
+    leaf, key = public_ca.issue(names=[PUBLIC_NAME], addresses=[], now=now)
+    paths = directory / "public-ca.pem", directory / "public.pem", directory / "public.key"
+    write_atomically(paths[0], public_ca.pem, mode=0o644)
+    write_atomically(paths[1], leaf.public_bytes(serialization.Encoding.PEM) + public_ca.pem,
+                     mode=0o644)
+    write_private(paths[2], key.private_bytes(serialization.Encoding.PEM,
+                                              serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()))
+    return paths
+
+
+def trusting_home(directory: Path, cas: dict[str, Path]) -> Path:
+    """A HOME whose NSS database (the one Chromium reads) trusts ``cas`` for web sites."""
+    nssdb = directory / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    subprocess.run(["certutil", "-d", f"sql:{nssdb}", "-N", "--empty-password"], check=True,
+                   capture_output=True, timeout=30)
+    for name, path in cas.items():
+        subprocess.run(["certutil", "-d", f"sql:{nssdb}", "-A", "-t", "C,,", "-n", name, "-i",
+                        str(path)], check=True, capture_output=True, timeout=30)
+    return directory
+
+
+def export_practice_ca(netns: str, box: RunningBox, output: Path) -> str:
+    """``sprechzimmer tls ca --output`` as the IT provider runs it on the box; returns what it
+    said (the fingerprint)."""
+    done = subprocess.run(
+        ["ip", "netns", "exec", netns, sys.executable, "-m", "appliance", "--config",
+         str(box.config), "tls", "ca", "--output", str(output)],
+        capture_output=True, text=True, timeout=60, check=True)
+    return done.stderr
+
+
 @contextmanager
-def _running_box(netns: str, directory: Path, settings: TurnSettings) -> Iterator[RunningBox]:
-    """``python -m appliance serve`` in the box namespace with a fresh vault and TURN on."""
-    uplink = settings.uplinks[0]
+def running_lan_box(netns: str, directory: Path, settings: TurnSettings | None,
+                    public_tls: tuple[Path, Path] | None = None) -> Iterator[RunningBox]:
+    """``python -m appliance serve`` in the box namespace with a fresh vault: HTTPS on the
+    box's LAN address; TURN on with ``settings``; the public site's certificate from
+    ``public_tls`` (chain, key) if given."""
     config = directory / "sprechzimmer.toml"
+    tls = "" if public_tls is None else (
+        "[tls]\n"
+        f'public_certificate = "{public_tls[0]}"\n'
+        f'public_private_key = "{public_tls[1]}"\n')
+    turn = "" if settings is None else (
+        "[turn]\n"
+        "enabled = true\n"
+        f'secret = "{settings.secret}"\n'
+        f'realm = "{settings.realm}"\n'
+        f'lan_address = "{settings.lan_address}"\n'
+        f"port = {settings.port}\n"
+        f"doctor_relay_only = {'true' if settings.doctor_relay_only else 'false'}\n"
+        + "".join("[[turn.uplinks]]\n"
+                  f'public_host = "{uplink.public_host}"\n'
+                  f'public_address = "{uplink.public_address}"\n'
+                  f'lan_address = "{uplink.lan_address}"\n' for uplink in settings.uplinks))
     config.write_text(
         "[web]\n"
         f'staff_host = "{BOX}"\n'
@@ -175,18 +246,7 @@ def _running_box(netns: str, directory: Path, settings: TurnSettings) -> Iterato
         "[vault]\n"
         f'path = "{directory / "vault"}"\n'
         # a test running past 22:00 must not find its box locked (tests/web/test_box_lock.py)
-        'lock_hours = ""\n'
-        "[turn]\n"
-        "enabled = true\n"
-        f'secret = "{settings.secret}"\n'
-        f'realm = "{settings.realm}"\n'
-        f'lan_address = "{settings.lan_address}"\n'
-        f"port = {settings.port}\n"
-        f"doctor_relay_only = {'true' if settings.doctor_relay_only else 'false'}\n"
-        "[[turn.uplinks]]\n"
-        f'public_host = "{uplink.public_host}"\n'
-        f'public_address = "{uplink.public_address}"\n'
-        f'lan_address = "{uplink.lan_address}"\n',
+        'lock_hours = ""\n' + tls + turn,
         "utf-8",
     )
     running = RunningBox(STAFF_URL, PUBLIC_URL, directory / "box.log", config)
@@ -234,11 +294,16 @@ def call_lab(directory: Path, *, restrict_patient: bool,
         coturn = stack.enter_context(running_coturn(settings, turn_dir, netns=netns["box"]))
         box_dir = directory / "box"
         box_dir.mkdir()
-        box = stack.enter_context(_running_box(netns["box"], box_dir, settings))
+        public_ca, chain, key = public_certificate(directory)
+        box = stack.enter_context(running_lan_box(netns["box"], box_dir, settings, (chain, key)))
+        practice_ca = directory / "praxis-ca.pem"
+        export_practice_ca(netns["box"], box, practice_ca)
+        home = trusting_home(directory / "browser-home",
+                             {"praxis-ca": practice_ca, "public-ca": public_ca})
         if restrict_patient:
             run_in(netns["inet"], "nft", "-f", "-", stdin=PATIENT_FIREWALL)
         yield CallLab(netns=netns, box=box, coturn=coturn, directory=directory,
-                      patient_restricted=restrict_patient)
+                      patient_restricted=restrict_patient, browser_home=home)
 
 
 # --- the test's API calls, sent from a page inside the namespaces ------------------------------

@@ -44,6 +44,8 @@ let routerStarted = false;
 
 async function boot() {
   wireHeader();
+  // plain HTTP on a network address (TLS switched off): the browser gives no camera here
+  document.getElementById('insecure').hidden = window.isSecureContext;
   let status;
   try {
     status = await api('/api/status');

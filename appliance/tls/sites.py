@@ -1,0 +1,108 @@
+"""Which of the box's listen addresses serve HTTPS, and with which certificate.
+
+Plain HTTP only where browsers count it as secure — a loopback address, as ``make run`` uses —
+or when the admin switched TLS off (``[tls] mode = "off"``; the staff site then warns). Every
+other address serves HTTPS: the staff site with the practice CA's certificate, the public site
+with the public certificate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
+
+from appliance.clock import Clock
+from appliance.config import Settings
+from appliance.interfaces import is_loopback, served_addresses
+from appliance.tls.lan import CertificateInfo, LanCertificate, describe
+from appliance.tls.public import PublicCertificate
+
+_LOGGER = logging.getLogger(__name__)
+
+#: how often the certificates are looked at (renewal, changed files)
+CHECK_EVERY_S: Final = 3600.0
+
+
+class BoxTls:
+    """The TLS of both sites of one box."""
+
+    def __init__(self, settings: Settings, *, clock: Clock) -> None:
+        self._settings = settings
+        self._clock = clock
+        self.enabled = settings.tls.mode != "off"
+        web = settings.web
+        self.staff_https = self.enabled and any(not is_loopback(h) for h in web.staff_host)
+        self.public_https = self.enabled and any(not is_loopback(h) for h in web.public_host)
+        self.lan: LanCertificate | None = None
+        self.public: PublicCertificate | None = None
+        if self.staff_https:
+            self.lan = LanCertificate(settings.tls_dir, hostname=settings.tls.hostname,
+                                      clock=clock)
+            served = served_addresses(web.staff_host)
+            self.lan.prepare(addresses=[entry.ip for entry in served],
+                             networks=[entry.network for entry in served])
+        if self.public_https:
+            hosts = [urlsplit(url).hostname or "" for url in web.public_urls]
+            self.public = PublicCertificate(
+                settings.tls_dir, hosts=[h for h in hosts if h], clock=clock,
+                certificate=settings.tls.public_certificate, key=settings.tls.public_private_key)
+
+    def challenge_answer(self, token: str) -> str | None:
+        """The key authorization of a running ACME HTTP-01 challenge (None: none such)."""
+        return None
+
+    @property
+    def directory(self) -> Path:
+        return self._settings.tls_dir
+
+    @property
+    def warn_plain_http(self) -> bool:
+        """TLS switched off while a site is on the network: browsers give its pages no camera."""
+        web = self._settings.web
+        return not self.enabled and any(not is_loopback(h)
+                                        for h in (*web.staff_host, *web.public_host))
+
+    def staff_context(self, host: str) -> ssl.SSLContext | None:
+        """The staff site's TLS on ``host`` (None: plain HTTP)."""
+        if self.lan is None or is_loopback(host):
+            return None
+        return self.lan.context
+
+    def public_context(self, host: str) -> ssl.SSLContext | None:
+        """The public site's TLS on ``host`` (None: plain HTTP)."""
+        if self.public is None or is_loopback(host):
+            return None
+        return self.public.context
+
+    def certificates(self) -> list[CertificateInfo]:
+        """Every certificate the box serves, its CA first."""
+        found: list[CertificateInfo] = []
+        if self.lan is not None:
+            found.append(describe("Praxis-CA", self.lan.ca.certificate))
+            current = self.lan.current()
+            if current is not None:
+                found.append(describe("Praxisseite (LAN)", current))
+        if self.public is not None and (info := self.public.info()) is not None:
+            found.append(info)
+        return found
+
+    def refresh(self) -> None:
+        """Renew what nears its end, reload what changed on disk."""
+        if self.lan is not None:
+            self.lan.move([entry.ip for entry in served_addresses(
+                self._settings.web.staff_host)])
+        if self.public is not None:
+            self.public.refresh()
+
+    async def keep_fresh(self, every_s: float = CHECK_EVERY_S) -> None:
+        """Run :meth:`refresh` every ``every_s`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, self.refresh)
+            except Exception:  # a full disk, a broken file: try again at the next check
+                _LOGGER.exception("certificate check failed")
