@@ -181,6 +181,14 @@ def _parser() -> argparse.ArgumentParser:
     tls_status = tls_cmds.add_parser(
         "status", help="jedes Zertifikat mit Namen, Ablauf und Fingerabdruck")
     tls_status.set_defaults(run=_tls_status)
+
+    discover = commands.add_parser(
+        "discover", help="die Boxen im Praxisnetz finden (mDNS)",
+        description="Listet jede Box, die sich im Praxisnetz meldet: Name, Adressen, "
+        "https://-Adresse der Praxisseite, Version, Fingerabdruck der Praxis-CA.")
+    discover.add_argument("--timeout", type=float, default=3.0, metavar="SEKUNDEN",
+                          help="so lange lauschen (Standard 3)")
+    discover.set_defaults(run=_discover)
     _config_after_the_command(parser)
     return parser
 
@@ -504,6 +512,22 @@ def _box_tls(settings: Settings):  # noqa: ANN202 - BoxTls, imported when the co
     from appliance.tls.sites import BoxTls
 
     return BoxTls(settings, clock=Clock())
+
+
+def _discover(args: argparse.Namespace, settings: Settings) -> int:
+    from appliance.discovery import discover
+
+    if not 0 < args.timeout <= 600:
+        print("sprechzimmer: --timeout: Sekunden von 0 bis 600", file=sys.stderr)
+        return EXIT_CONFIG
+    boxes = asyncio.run(discover(args.timeout))
+    for box in boxes:
+        practice = f"  Praxis: {box.practice}" if box.practice else ""
+        print(f"{box.url}  {box.host.rstrip('.')}  {', '.join(box.addresses)}  "
+              f"Version {box.version}  CA {box.ca_fingerprint}{practice}")
+    if not boxes:
+        print(f"keine Box gefunden ({args.timeout:g} s gelauscht)", file=sys.stderr)
+    return EXIT_OK
 
 
 def _tls_ca(args: argparse.Namespace, settings: Settings) -> int:

@@ -65,6 +65,10 @@ http_port = 80                # plain HTTP: the CA for new PCs, ACME; all else g
 # acme_directory = "https://acme-v02.api.letsencrypt.org/directory"
 # acme_email = "it@praxis-beispiel.de"
 
+[discovery]
+enabled = true                # announce the staff site as <hostname>.local on the LAN
+# uplink_interfaces = ["ppp0"]  # internet lines: never announced on
+
 [turn]
 enabled = false               # the box's own coturn relay (docs/turn.md); off on a laptop
 # On a box: the TURN secret lives only there, in secret_file (mode 0600, 32+ characters),
@@ -189,6 +193,17 @@ class TlsSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DiscoverySettings:
+    """The box's mDNS announcement on the practice LAN (``[tls] hostname`` is its name)."""
+
+    #: announce the staff site (only ever on its LAN addresses, never on loopback)
+    enabled: bool = True
+    #: interfaces of the internet lines: never announced on, even if the staff site listens on
+    #: every address (e.g. "ppp0", "wwan0")
+    uplink_interfaces: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """All settings of the box."""
 
@@ -197,6 +212,7 @@ class Settings:
     practice: PracticeSettings = field(default_factory=PracticeSettings)
     turn: TurnSettings = field(default_factory=TurnSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
+    discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
     source: str = "eingebaute Standardwerte"
 
     @property
@@ -467,6 +483,15 @@ def _check_turn(turn: TurnSettings) -> None:
 _LABEL_RE: Final = re.compile(r"[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?")
 
 
+def _interfaces(value: Any) -> tuple[str, ...]:
+    if value == [] or value == "":
+        return ()
+    names = _str_list(value)
+    if not all(re.fullmatch(r"[A-Za-z0-9_.:@-]{1,15}", name) for name in names):
+        raise ValueError("Namen von Netzwerkschnittstellen wie \"ppp0\" oder \"wwan0\"")
+    return names
+
+
 def _tls_mode(value: Any) -> str:
     if value in ("auto", "off"):
         return value
@@ -544,6 +569,7 @@ SCHEMA: Final[dict[str, tuple[type, dict[str, _Validator]]]] = {
         "acme_directory": _optional_url, "acme_email": _email,
         "acme_ca_bundle": _optional_file,
     }),
+    "discovery": (DiscoverySettings, {"enabled": _bool, "uplink_interfaces": _interfaces}),
 }
 #: rules between the settings of one section, checked after each value on its own
 def _check_web(web: WebSettings) -> None:

@@ -9,8 +9,10 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
+from appliance import __version__
 from appliance.clock import Clock
 from appliance.config import Settings
+from appliance.discovery import Announcer
 from appliance.practice.appointments import AppointmentBook
 from appliance.practice.audit import AuditLog
 from appliance.practice.calls import Calls
@@ -23,7 +25,7 @@ from appliance.practice.staff import StaffDirectory
 from appliance.rtc.echo_peer import EchoService
 from appliance.rtc.signaling import Member, SignalingHub
 from appliance.rtc.turn import TurnRelay
-from appliance.tls.sites import BoxTls
+from appliance.tls.sites import BoxTls, staff_lan_addresses
 from appliance.vault import KdfParams, Vault
 from appliance.vault.resume import ResumeFile
 from appliance.web.box_lock import BoxLock
@@ -85,6 +87,7 @@ def build_box(settings: Settings, services: PracticeServices | None = None) -> B
         keeper.end_all()
         hub.close_all()  # the doctors' sockets; no visitor is in when the box locks
 
+    tls = BoxTls(settings, clock=services.clock)
     return Box(
         settings=settings, services=services, events=events, hub=hub, relay=relay,
         echo=EchoService(
@@ -97,8 +100,30 @@ def build_box(settings: Settings, services: PracticeServices | None = None) -> B
             services, hours=settings.vault.lock_hours, idle_hours=settings.vault.lock_idle_hours,
             staff_present=lambda: len(staff) > 0, visitors_present=hub.has_visitors,
             end_sessions=end_sessions, changed=lambda: events.publish({"type": "box-lock"})),
-        tls=BoxTls(settings, clock=services.clock),
+        tls=tls, discovery=_announcer(settings, services, tls),
     )
+
+
+def _announcer(settings: Settings, services: PracticeServices, tls: BoxTls) -> Announcer | None:
+    """The staff site's mDNS announcement: on its LAN addresses (not on an uplink's interface),
+    when it serves HTTPS there."""
+    if not settings.discovery.enabled or tls.lan is None:
+        return None
+    lan = tls.lan
+    addresses = [str(entry.ip) for entry in staff_lan_addresses(settings)]
+    if not addresses:
+        return None
+
+    def practice_name() -> str | None:
+        if services.vault.sealed:
+            return None
+        profile = services.office.profile()
+        return profile.name if profile else None
+
+    return Announcer(hostname=settings.tls.hostname, addresses=addresses,
+                     port=settings.web.staff_port, version=__version__,
+                     ca_fingerprint=lambda: lan.ca.fingerprint, practice_name=practice_name,
+                     renamed=lan.rename)
 
 
 def _signaling_hub(services: PracticeServices, relay: TurnRelay) -> SignalingHub:

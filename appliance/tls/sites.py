@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from appliance.clock import Clock
 from appliance.config import Settings
-from appliance.interfaces import is_loopback, served_addresses
+from appliance.interfaces import InterfaceAddress, is_loopback, served_addresses
 from appliance.tls.lan import CertificateInfo, LanCertificate, describe
 from appliance.tls.public import PublicCertificate
 
@@ -25,6 +25,13 @@ _LOGGER = logging.getLogger(__name__)
 
 #: how often the certificates are looked at (renewal, changed files)
 CHECK_EVERY_S: Final = 3600.0
+
+
+def staff_lan_addresses(settings: Settings) -> list[InterfaceAddress]:
+    """The addresses the staff site is reached at on the LAN: not loopback, not on an internet
+    line's interface (``[discovery] uplink_interfaces``), with their networks."""
+    return [entry for entry in served_addresses(settings.web.staff_host)
+            if entry.interface not in settings.discovery.uplink_interfaces]
 
 
 class BoxTls:
@@ -42,7 +49,7 @@ class BoxTls:
         if self.staff_https:
             self.lan = LanCertificate(settings.tls_dir, hostname=settings.tls.hostname,
                                       clock=clock)
-            served = served_addresses(web.staff_host)
+            served = staff_lan_addresses(settings)
             self.lan.prepare(addresses=[entry.ip for entry in served],
                              networks=[entry.network for entry in served])
         if self.public_https:
@@ -93,8 +100,7 @@ class BoxTls:
     def refresh(self) -> None:
         """Renew what nears its end, reload what changed on disk."""
         if self.lan is not None:
-            self.lan.move([entry.ip for entry in served_addresses(
-                self._settings.web.staff_host)])
+            self.lan.move([entry.ip for entry in staff_lan_addresses(self._settings)])
         if self.public is not None:
             self.public.refresh()
 

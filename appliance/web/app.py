@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import html
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import date
 from importlib import resources
@@ -15,6 +16,7 @@ from typing import Final
 from aiohttp import web
 from yarl import URL
 
+from appliance.discovery import Announcer
 from appliance.i18n import LANGUAGES, catalog, patient_catalog
 from appliance.web import public, staff
 from appliance.web.api import Handler, add_endpoints, openapi_document
@@ -45,6 +47,7 @@ from appliance.web.security import (
 )
 from appliance.web.sockets import async_tick, setup_public_signaling, setup_staff_signaling
 
+_LOGGER = logging.getLogger(__name__)
 STATIC: Final = Path(str(resources.files("appliance.web").joinpath("static")))
 PUBLIC_STATIC_DIRS: Final = ("common", "patient", "call")
 #: requests per minute and burst, per client address
@@ -157,6 +160,21 @@ def _share(app: web.Application, box: Box) -> None:
     app[EVENTS] = box.events  # one hub: the dashboard sees what patients do
 
 
+async def _announce(box: Box, announcer: Announcer) -> None:
+    """Announce the box on the LAN until cancelled; the practice name follows the vault."""
+    loop = asyncio.get_running_loop()
+    box.services.vault.add_unseal_listener(
+        lambda: loop.call_soon_threadsafe(lambda: loop.create_task(announcer.update())))
+    try:
+        try:
+            await announcer.start()
+        except Exception:  # no mDNS (port taken, no free name): PCs use the address instead
+            _LOGGER.exception("the box could not announce itself on the LAN")
+        await asyncio.Event().wait()
+    finally:
+        await asyncio.shield(announcer.close())
+
+
 def _background_work(box: Box) -> Callable[[web.Application], AsyncIterator[None]]:
     """The hub's ticks, the lock's checks and the certificates' renewal, while the staff site
     runs."""
@@ -165,6 +183,8 @@ def _background_work(box: Box) -> Callable[[web.Application], AsyncIterator[None
         tasks = [asyncio.create_task(async_tick(box.hub)),
                  asyncio.create_task(box.lock.async_run()),
                  asyncio.create_task(box.tls.keep_fresh())]
+        if box.discovery is not None:
+            tasks.append(asyncio.create_task(_announce(box, box.discovery)))
         yield
         for task in tasks:
             task.cancel()

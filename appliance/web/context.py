@@ -14,6 +14,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from appliance.config import Settings
+from appliance.discovery import Announcer
 from appliance.practice.services import PracticeServices
 from appliance.rtc.echo_peer import EchoService
 from appliance.rtc.signaling import SignalingHub
@@ -31,7 +32,7 @@ PageIceServers = Callable[[str, str], list[dict[str, Any]]]
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class Box:
-    """Every long-lived part of the box (more come: discovery, uplinks, backup)."""
+    """Every long-lived part of the box (more come: uplinks, backup)."""
 
     settings: Settings
     services: PracticeServices
@@ -53,6 +54,8 @@ class Box:
     lock: BoxLock
     #: which addresses serve HTTPS, the practice CA and the certificates
     tls: BoxTls
+    #: the mDNS announcement on the LAN (None: the staff site is not on the LAN over HTTPS)
+    discovery: Announcer | None = None
 
 
 SERVICES: Final = web.AppKey("services", PracticeServices)
