@@ -1,6 +1,6 @@
 """The public site's certificate: for the practice's public host names, from files (e.g. from the
-practice's provider) or by ACME; until one is there, a self-signed stand-in, so that the site
-still answers over HTTPS (browsers warn; the staff dashboard says why)."""
+practice's provider) or by ACME (``acme.py``); until one is there, a self-signed stand-in, so
+that the site still answers over HTTPS (browsers warn; the staff pages say why)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from appliance.clock import Clock
 from appliance.tls import context as tls_context
+from appliance.tls.acme import AcmeCertificates
 from appliance.tls.authority import write_atomically, write_private
 from appliance.tls.lan import CertificateInfo, describe
 
@@ -31,18 +32,26 @@ class PublicCertificate:
     """The public site's TLS context and where its certificate comes from."""
 
     def __init__(self, directory: Path, *, hosts: Sequence[str], clock: Clock,
-                 certificate: Path | None = None, key: Path | None = None) -> None:
+                 certificate: Path | None = None, key: Path | None = None,
+                 acme: AcmeCertificates | None = None) -> None:
         self._directory = directory
         self._hosts = list(hosts)
         self._clock = clock
         self._files = (certificate, key) if certificate and key else None
+        #: where the certificate comes from when there are no files
+        self.acme = None if self._files else acme
         self._context: ssl.SSLContext | None = None
         self._loaded: tuple[Path, Path, float] | None = None
 
     @property
     def source(self) -> str:
-        """"files", or "stand-in" (self-signed: no browser trusts it)."""
-        return "files" if self._files else "stand-in"
+        """"files", "acme", or "stand-in" (self-signed, until ACME delivers: no browser
+        trusts it)."""
+        if self._files:
+            return "files"
+        if self.acme is not None and self.acme.current() is not None:
+            return "acme"
+        return "stand-in"
 
     @property
     def context(self) -> ssl.SSLContext:
@@ -75,6 +84,8 @@ class PublicCertificate:
     def _paths(self) -> tuple[Path, Path]:
         if self._files:
             return self._files  # type: ignore[return-value]
+        if self.acme is not None and self.acme.current() is not None:
+            return self.acme.certificate_path, self.acme.key_path
         certificate = self._directory / STAND_IN_CERT
         key = self._directory / STAND_IN_KEY
         if not certificate.exists() or not key.exists():

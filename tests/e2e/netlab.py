@@ -215,15 +215,15 @@ def export_practice_ca(netns: str, box: RunningBox, output: Path) -> str:
 
 @contextmanager
 def running_lan_box(netns: str, directory: Path, settings: TurnSettings | None,
-                    public_tls: tuple[Path, Path] | None = None) -> Iterator[RunningBox]:
+                    public_tls: tuple[Path, Path] | None = None, tls: str = ""
+                    ) -> Iterator[RunningBox]:
     """``python -m appliance serve`` in the box namespace with a fresh vault: HTTPS on the
     box's LAN address; TURN on with ``settings``; the public site's certificate from
-    ``public_tls`` (chain, key) if given."""
+    ``public_tls`` (chain, key) if given; ``tls``: more lines of ``[tls]``."""
     config = directory / "sprechzimmer.toml"
-    tls = "" if public_tls is None else (
-        "[tls]\n"
+    tls = "[tls]\n" + tls + ("" if public_tls is None else (
         f'public_certificate = "{public_tls[0]}"\n'
-        f'public_private_key = "{public_tls[1]}"\n')
+        f'public_private_key = "{public_tls[1]}"\n'))
     turn = "" if settings is None else (
         "[turn]\n"
         "enabled = true\n"

@@ -7,10 +7,12 @@ The call itself over HTTPS on both sites is ``test_call_namespaces.py`` (its lab
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,8 @@ from tests.rtc.turn_fixtures import BOX, practice_lan, run_in
 
 from .conftest import CHROMIUM_FLAGS, RunningBox
 from .netlab import (
+    PUBLIC_PORT,
+    PUBLIC_URL,
     RESOLVER_RULES,
     STAFF_NAME,
     STAFF_PORT,
@@ -240,3 +244,48 @@ socket.getaddrinfo = lambda host, *rest: resolve("{box}" if host.endswith(".loca
 context = ssl.create_default_context(cafile="{ca}")
 print(urllib.request.urlopen("{url}", context=context, timeout=10).read().decode())
 """
+
+
+async def test_public_certificate_by_acme_in_the_patients_browser(tmp_path: Path,
+                                                                  playwright: Any) -> None:
+    """Issue 11: the box obtains the public site's certificate from a real ACME server (pebble,
+    HTTP-01 on the box's plain-HTTP port), puts it into the running listener, and the patient's
+    Chromium on the internet side, trusting the ACME server's root, opens the public host name
+    with the certificate checked."""
+    from tests.tls.test_acme import DIRECTORY, running_pebble
+
+    try:
+        lan = practice_lan()
+        netns = lan.__enter__()
+    except RuntimeError as exc:
+        pytest.skip(f"cannot build the namespace topology here: {exc}")
+    try:
+        # the router forwards the public site and port 80 to the box
+        for port in (PUBLIC_PORT, 80):
+            run_in(netns["router"], "nft", "add", "rule", "ip", "nat", "prerouting", "iifname",
+                   "wan", "tcp", "dport", str(port), "dnat", "to", BOX)
+        with running_pebble(tmp_path / "pebble", netns=netns["box"], address=BOX,
+                            http01_port=80) as pebble:
+            box_dir = tmp_path / "box"
+            box_dir.mkdir()
+            tls = (f'acme_directory = "{DIRECTORY}"\nacme_email = "it@praxis-beispiel.test"\n'
+                   f'acme_ca_bundle = "{pebble.server_ca}"\n')
+            with running_lan_box(netns["box"], box_dir, None, tls=tls) as box:
+                deadline = time.monotonic() + 60
+                while "ACME: certificate for the public site" not in box.log_text():
+                    assert time.monotonic() < deadline, box.log_text()
+                    await asyncio.sleep(0.2)
+                root = tmp_path / "acme-root.pem"
+                root.write_text(pebble.root(), "ascii")
+                home = trusting_home(tmp_path / "patient-home", {"acme-root": root})
+                lab = HttpsLab(netns=netns, box=box, ca=root, said="", directory=tmp_path)
+                browser = await playwright.chromium.launch(**lab.chromium("inet", home))
+                try:
+                    page = await browser.new_page()
+                    answer = await page.goto(f"{PUBLIC_URL}/datenschutz")
+                    assert answer is not None and answer.ok
+                    assert await page.evaluate("window.isSecureContext") is True
+                finally:
+                    await browser.close()
+    finally:
+        lan.__exit__(None, None, None)

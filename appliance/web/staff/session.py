@@ -29,6 +29,7 @@ from appliance.web.context import (
     LOGIN_LIMIT,
     PROPOSED_PUBLIC_URLS,
     STAFF_SESSIONS,
+    TLS,
 )
 from appliance.web.schema import (
     NOT_BLANK,
@@ -76,6 +77,16 @@ class AppointmentRules(View, frozen=True, kw_only=True):
     max_guests: int
 
 
+class PublicCertificate(View, frozen=True, kw_only=True):
+    """The patient site's certificate: where it comes from, until when, what went wrong."""
+
+    #: "files", "acme" or "stand-in" (self-signed: patients' browsers warn)
+    source: str
+    not_after: datetime | None
+    #: why the last ACME attempt failed (null: it worked, or no ACME)
+    error: str | None
+
+
 class SessionView(View, frozen=True, kw_only=True):
     """The member's own session: who, the CSRF token, and what the pages need to know."""
 
@@ -87,6 +98,8 @@ class SessionView(View, frozen=True, kw_only=True):
     password_weak: bool
     box_lock: BoxLockState
     appointment_rules: AppointmentRules
+    #: null while the patient site is plain HTTP (on loopback)
+    public_certificate: PublicCertificate | None = None
 
 
 class Locked(View, frozen=True, kw_only=True):
@@ -237,8 +250,15 @@ def _session_view(request: web.Request, session: StaffSession,
         timezone=profile.timezone if profile else DEFAULT_TIMEZONE,
         recovery_key_pending=session.pending_recovery_key is not None,
         password_weak=session.password_weak, box_lock=box_lock_state(request),
-        appointment_rules=_appointment_rules(),
+        appointment_rules=_appointment_rules(), public_certificate=_public_certificate(request),
     )
+
+
+def _public_certificate(request: web.Request) -> PublicCertificate | None:
+    state = request.app[TLS].public_state() if TLS in request.app else None
+    if state is None:
+        return None
+    return PublicCertificate(source=state.source, not_after=state.not_after, error=state.error)
 
 
 def _locked(request: web.Request) -> Locked | None:

@@ -42,6 +42,9 @@ let cleanup = null;
 let routeCounter = 0;
 let routerStarted = false;
 
+// how long before its end the patient site's certificate is mentioned
+const CERTIFICATE_WARN_DAYS = 21;
+
 async function boot() {
   wireHeader();
   // plain HTTP on a network address (TLS switched off): the browser gives no camera here
@@ -185,9 +188,28 @@ function showHeader() {
   document.getElementById('password-weak').hidden = !ctx.session.password_weak;
   // an admin asked to lock the box: it locks when the running call ends / nobody waits
   document.getElementById('box-lock-pending').hidden = !ctx.session.box_lock.pending;
+  showCertificateWarning(ctx.session.public_certificate);
+}
+
+/** The patient site's certificate: a stand-in, a failed renewal, or near its end. */
+function showCertificateWarning(state) {
+  const banner = document.getElementById('certificate-warning');
+  let text = '';
+  if (state) {
+    const end = state.not_after ? new Date(state.not_after) : null;
+    const soon = end && end - Date.now() < CERTIFICATE_WARN_DAYS * 86400000;
+    if (state.source === 'stand-in') text = t('ui.tls.public_stand_in');
+    else if (soon) {
+      text = t('ui.tls.public_expiring', { date: end.toLocaleDateString(currentLanguage()) });
+    }
+    if (state.error) text = [text, t('ui.tls.public_error', { error: state.error })].join(' ').trim();
+  }
+  banner.textContent = text;
+  banner.hidden = !text;
 }
 
 function hideHeader() {
+  document.getElementById('certificate-warning').hidden = true;
   document.getElementById('password-weak').hidden = true;
   document.getElementById('box-lock-pending').hidden = true;
   document.getElementById('nav').hidden = true;
