@@ -14,7 +14,6 @@ import logging
 import ssl
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -106,17 +105,6 @@ class BoxTls:
         return PublicState(source=self.public.source,
                            not_after=info.not_after if info else None,
                            error=acme.state().error if acme is not None else None)
-
-    @property
-    def directory(self) -> Path:
-        return self._settings.tls_dir
-
-    @property
-    def warn_plain_http(self) -> bool:
-        """TLS switched off while a site is on the network: browsers give its pages no camera."""
-        web = self._settings.web
-        return not self.enabled and any(not is_loopback(h)
-                                        for h in (*web.staff_host, *web.public_host))
 
     def staff_context(self, host: str) -> ssl.SSLContext | None:
         """The staff site's TLS on ``host`` (None: plain HTTP)."""
