@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from appliance import __version__
 from appliance.clock import Clock
-from appliance.tls.authority import write_atomically, write_private
+from appliance.tls.authority import read_certificate, write_atomically, write_private
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -83,10 +83,7 @@ class AcmeCertificates:
 
     def current(self) -> x509.Certificate | None:
         """The certificate obtained last, if any."""
-        try:
-            return x509.load_pem_x509_certificate(self.certificate_path.read_bytes())
-        except (OSError, ValueError):
-            return None
+        return read_certificate(self.certificate_path)
 
     def state(self) -> AcmeState:
         current = self.current()

@@ -4,6 +4,7 @@ browsers enforce for a locally trusted root: a leaked key cannot impersonate any
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 from collections.abc import Iterable, Sequence
@@ -28,6 +29,23 @@ LEAF_LIFETIME: Final = timedelta(days=397)
 NAME_VARIANTS: Final = 9
 CA_CERT_FILE: Final = "ca.pem"
 CA_KEY_FILE: Final = "ca.key"
+
+
+def read_certificate(path: Path) -> x509.Certificate | None:
+    """The first certificate of the PEM file at ``path`` (None: no such file, or not PEM).
+    Parsed once per content: the staff pages ask on every session."""
+    try:
+        return _parsed(path.read_bytes())
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed(pem: bytes) -> x509.Certificate | None:
+    try:
+        return x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        return None
 
 
 def mdns_names(hostname: str) -> list[str]:

@@ -24,6 +24,7 @@ from appliance.tls.authority import (
     fingerprint,
     load_ca,
     mdns_names,
+    read_certificate,
     save_ca,
     write_atomically,
     write_private,
@@ -161,10 +162,7 @@ class LanCertificate:
 
     def current(self) -> x509.Certificate | None:
         """The certificate in use (the first of the chain file), if any."""
-        try:
-            return x509.load_pem_x509_certificate(self.certificate_path.read_bytes())
-        except (FileNotFoundError, ValueError):
-            return None
+        return read_certificate(self.certificate_path)
 
 
 def _unique(networks: Sequence[IPNetwork]) -> list[IPNetwork]:

@@ -19,7 +19,7 @@ from cryptography.x509.oid import NameOID
 from appliance.clock import Clock
 from appliance.tls import context as tls_context
 from appliance.tls.acme import AcmeCertificates
-from appliance.tls.authority import write_atomically, write_private
+from appliance.tls.authority import read_certificate, write_atomically, write_private
 from appliance.tls.lan import CertificateInfo, describe
 
 _LOGGER = logging.getLogger(__name__)
@@ -74,12 +74,8 @@ class PublicCertificate:
 
     def info(self) -> CertificateInfo | None:
         """The certificate in use."""
-        certificate, _ = self._paths()
-        try:
-            return describe("Patientenseite", x509.load_pem_x509_certificate(
-                certificate.read_bytes()))
-        except (OSError, ValueError):
-            return None
+        certificate = read_certificate(self._paths()[0])
+        return None if certificate is None else describe("Patientenseite", certificate)
 
     def _paths(self) -> tuple[Path, Path]:
         if self._files:

@@ -133,23 +133,11 @@ class CallLab:
     #: a HOME whose NSS database trusts the practice CA and the public CA
     browser_home: Path
 
-    def chromium(self, host: str) -> Path:
-        """An executable that starts Debian Chromium inside ``host``'s namespace, trusting the
-        lab's two CAs."""
-        wrapper = self.directory / f"chromium-{host}"
-        wrapper.write_text(
-            f'#!/bin/sh\nexport HOME={self.browser_home}\n'
-            f'exec ip netns exec {self.netns[host]} {CHROMIUM} "$@"\n', "utf-8")
-        wrapper.chmod(0o755)
-        return wrapper
-
     def launch_options(self, host: str) -> dict[str, Any]:
-        """Playwright ``launch()`` arguments for a Chromium in ``host``'s namespace: HTTPS with
-        the certificates checked (no certificate error is ignored)."""
-        return {
-            "executable_path": str(self.chromium(host)), "headless": True,
-            "args": [*CHROMIUM_FLAGS, RESOLVER_RULES],
-        }
+        """Playwright ``launch()`` arguments for a Chromium in ``host``'s namespace, trusting
+        the lab's two CAs: HTTPS with the certificates checked (no error is ignored)."""
+        return chromium_in(self.directory, self.netns[host], self.browser_home)
+
 
     def cut_patient_uplink(self) -> None:
         """From now on, nothing passes between the internet (the patient) and the practice."""
@@ -162,6 +150,16 @@ class CallLab:
         return sum(int(line.split("packets", 1)[1].split()[0])
                    for line in counters.splitlines() if "counter packets" in line)
 
+
+def chromium_in(directory: Path, netns: str, home: Path) -> dict[str, Any]:
+    """Playwright ``launch()`` arguments for Debian Chromium inside ``netns`` with ``home``'s
+    NSS database, finding the lab's names by rule (a wrapper script in ``directory``)."""
+    wrapper = directory / f"chromium-{netns}-{home.name}"
+    wrapper.write_text(f'#!/bin/sh\nexport HOME={home}\n'
+                       f'exec ip netns exec {netns} {CHROMIUM} "$@"\n', "utf-8")
+    wrapper.chmod(0o755)
+    return {"executable_path": str(wrapper), "headless": True,
+            "args": [*CHROMIUM_FLAGS, RESOLVER_RULES]}
 
 def _listening(pid: int, address: str, port: int) -> bool:
     """Whether the process's namespace has a TCP socket listening on ``address:port``."""

@@ -14,24 +14,25 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 
+from appliance.tls.authority import fingerprint
 from tests.rtc.turn_fixtures import BOX, practice_lan, run_in
 
-from .conftest import CHROMIUM_FLAGS, RunningBox
+from .conftest import RunningBox
 from .netlab import (
     PUBLIC_PORT,
     PUBLIC_URL,
-    RESOLVER_RULES,
     STAFF_NAME,
     STAFF_PORT,
     STAFF_URL,
+    chromium_in,
     export_practice_ca,
     missing_tools,
     running_lan_box,
@@ -63,30 +64,31 @@ class HttpsLab:
             home = self.directory / "untrusting-home"
             if not home.exists():
                 trusting_home(home, {})
-        wrapper = self.directory / f"chromium-{host}-{home.name}"
-        wrapper.write_text(f'#!/bin/sh\nexport HOME={home}\n'
-                           f'exec ip netns exec {self.netns[host]} /usr/bin/chromium "$@"\n')
-        wrapper.chmod(0o755)
-        return {"executable_path": str(wrapper), "headless": True,
-                "args": [*CHROMIUM_FLAGS, RESOLVER_RULES]}
+        return chromium_in(self.directory, self.netns[host], home)
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[HttpsLab]:
+@contextmanager
+def _lan() -> Iterator[dict[str, str]]:
+    """TURN.md's practice LAN (namespaces by host name), or a skip saying why not here."""
     try:
         lan = practice_lan()
         netns = lan.__enter__()
     except RuntimeError as exc:
         pytest.skip(f"cannot build the namespace topology here: {exc}")
     try:
-        box_dir = tmp_path / "box"
-        box_dir.mkdir()
-        with running_lan_box(netns["box"], box_dir, None) as box:
-            ca = tmp_path / "praxis-ca.pem"
-            said = export_practice_ca(netns["box"], box, ca)
-            yield HttpsLab(netns=netns, box=box, ca=ca, said=said, directory=tmp_path)
+        yield netns
     finally:
         lan.__exit__(None, None, None)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[HttpsLab]:
+    box_dir = tmp_path / "box"
+    box_dir.mkdir()
+    with _lan() as netns, running_lan_box(netns["box"], box_dir, None) as box:
+        ca = tmp_path / "praxis-ca.pem"
+        said = export_practice_ca(netns["box"], box, ca)
+        yield HttpsLab(netns=netns, box=box, ca=ca, said=said, directory=tmp_path)
 
 
 @pytest.fixture
@@ -96,13 +98,12 @@ async def playwright() -> AsyncIterator[Any]:
 
 
 def _fingerprint(pem: Path) -> str:
-    certificate = x509.load_pem_x509_certificate(pem.read_bytes())
-    return ":".join(f"{b:02X}" for b in certificate.fingerprint(hashes.SHA256()))
+    return fingerprint(x509.load_pem_x509_certificate(pem.read_bytes()))
 
 
 async def test_doctor_pc_gets_a_secure_context_with_the_practice_ca(lab: HttpsLab,
                                                                     playwright: Any) -> None:
-    """Issue 11, R13: on the doctor's PC (another address than the box's), with the CA from
+    """Issue 11, R5, R13: on the doctor's PC (another address than the box's), with the CA from
     ``sprechzimmer tls ca`` trusted and no certificate error ignored, the staff site on
     ``sprechzimmer.local`` and on the LAN address is a secure context and getUserMedia delivers
     camera and microphone; a PC that does not trust the CA gets a certificate error instead."""
@@ -189,7 +190,7 @@ def _handshake(lab: HttpsLab, *options: str) -> subprocess.CompletedProcess[str]
 ], ids=lambda value: " ".join(value) if isinstance(value, tuple) else str(value))
 def test_tls_parameters_per_tr_02102_2(lab: HttpsLab, options: tuple[str, ...],
                                        accepted: bool) -> None:
-    """R9 (BSI TR-02102-2): TLS 1.2 and 1.3 only; TLS 1.2 with ECDHE and AES-GCM only; TLS 1.3
+    """R5, R9 (BSI TR-02102-2): TLS 1.2 and 1.3 only; TLS 1.2 with ECDHE and AES-GCM only; TLS 1.3
     with AES-GCM only. Each rule is one handshake from the doctor's PC."""
     done = _handshake(lab, *options)
     if accepted:
@@ -203,16 +204,11 @@ def test_tls_parameters_per_tr_02102_2(lab: HttpsLab, options: tuple[str, ...],
 
 
 def test_https_while_the_vault_is_sealed(tmp_path: Path) -> None:
-    """Issue 11: HTTPS does not need the vault: a box provisioned with ``sprechzimmer init``
+    """Issue 11, R5: HTTPS does not need the vault: a box provisioned with ``sprechzimmer init``
     that starts again sealed (as after a reboot) answers over HTTPS at once."""
-    try:
-        lan = practice_lan()
-        netns = lan.__enter__()
-    except RuntimeError as exc:
-        pytest.skip(f"cannot build the namespace topology here: {exc}")
-    try:
-        box_dir = tmp_path / "box"
-        box_dir.mkdir()
+    box_dir = tmp_path / "box"
+    box_dir.mkdir()
+    with _lan() as netns:
         with running_lan_box(netns["box"], box_dir, None) as box:
             ca = tmp_path / "ca.pem"
             export_practice_ca(netns["box"], box, ca)
@@ -228,8 +224,6 @@ def test_https_while_the_vault_is_sealed(tmp_path: Path) -> None:
         with running_lan_box(netns["box"], box_dir, None):
             answer = run_in(netns["doctor"], sys.executable, "-c", _STATUS_OVER_HTTPS.format(
                 url=f"https://{STAFF_NAME}:{STAFF_PORT}/api/status", ca=ca, box=BOX))
-    finally:
-        lan.__exit__(None, None, None)
     status = json.loads(answer)
     assert status["initialized"] is True and status["sealed"] is True
 
@@ -248,18 +242,13 @@ print(urllib.request.urlopen("{url}", context=context, timeout=10).read().decode
 
 async def test_public_certificate_by_acme_in_the_patients_browser(tmp_path: Path,
                                                                   playwright: Any) -> None:
-    """Issue 11: the box obtains the public site's certificate from a real ACME server (pebble,
+    """Issue 11, R5: the box obtains the public site's certificate from a real ACME server (pebble,
     HTTP-01 on the box's plain-HTTP port), puts it into the running listener, and the patient's
     Chromium on the internet side, trusting the ACME server's root, opens the public host name
     with the certificate checked."""
     from tests.tls.test_acme import DIRECTORY, running_pebble
 
-    try:
-        lan = practice_lan()
-        netns = lan.__enter__()
-    except RuntimeError as exc:
-        pytest.skip(f"cannot build the namespace topology here: {exc}")
-    try:
+    with _lan() as netns:
         # the router forwards the public site and port 80 to the box
         for port in (PUBLIC_PORT, 80):
             run_in(netns["router"], "nft", "add", "rule", "ip", "nat", "prerouting", "iifname",
@@ -287,5 +276,3 @@ async def test_public_certificate_by_acme_in_the_patients_browser(tmp_path: Path
                     assert await page.evaluate("window.isSecureContext") is True
                 finally:
                     await browser.close()
-    finally:
-        lan.__exit__(None, None, None)

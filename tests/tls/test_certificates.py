@@ -51,7 +51,7 @@ def lan(tmp_path: Path, clock: ManualClock) -> LanCertificate:
 
 def test_ca_and_certificate_chain_with_the_right_names(lan: LanCertificate,
                                                       tmp_path: Path) -> None:
-    """The LAN certificate chains to the practice CA and names the mDNS name and the address;
+    """R5: the LAN certificate chains to the practice CA and names the mDNS name and the address;
     it lives at most 397 days; the keys are the service's alone (0600 in a 0700 folder)."""
     chain = lan.certificate_path.read_bytes()
     for name in ("sprechzimmer.local", "192.0.2.10"):
