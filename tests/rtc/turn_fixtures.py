@@ -365,6 +365,11 @@ def practice_lan(*, lines: int = 1, ipv6: bool = False) -> Iterator[dict[str, st
         for netns in names.values():
             run_in(None, "ip", "netns", "add", netns)
             created.append(netns)
+            # no duplicate address detection: a link-local address turning from tentative to
+            # valid a second after its link comes up is a network change to a Chromium already
+            # running there, which aborts its page loads with ERR_NETWORK_CHANGED
+            run_in(netns, "sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0",
+                   "net.ipv6.conf.default.accept_dad=0")
             run_in(None, "ip", "-n", netns, "link", "set", "lo", "up")
         router, inet = names["router"], names["inet"]
         run_in(None, "ip", "link", "add", "wan", "netns", router, "type", "veth",
