@@ -67,7 +67,6 @@ http_port = 80                # plain HTTP: the CA for new PCs, ACME; all else g
 
 [discovery]
 enabled = true                # announce the staff site as <hostname>.local on the LAN
-# uplink_interfaces = ["ppp0"]  # internet lines: never announced on
 
 [turn]
 enabled = false               # the box's own coturn relay (docs/turn.md); off on a laptop
@@ -79,11 +78,16 @@ enabled = false               # the box's own coturn relay (docs/turn.md); off o
 # min_port = 61000                # relay ports; keep them outside the kernel's ephemeral range
 # max_port = 65535
 # credential_ttl_s = 600          # at most 3600
-# One [[turn.uplinks]] per internet line; the router forwards UDP 3478 to its lan_address.
+# One [[turn.uplinks]] per internet line of the practice (docs/uplinks.md): the box watches
+# each, patients get TURN on the healthy ones, a call moves when its line dies. The line's
+# router forwards UDP 3478 and the public site's port to its lan_address.
 # [[turn.uplinks]]
+# name = "DSL"                      # how the status page calls the line
 # public_host = "videosprechstunde.praxis-beispiel.de"
 # public_address = "203.0.113.1"
 # lan_address = "192.168.50.10"
+# stun_target = "stun.provider-beispiel.de:3478"  # a STUN server on the internet to probe
+# interface = "ppp0"                # only if the line ends on the box itself: never announced on
 """
 
 
@@ -125,11 +129,20 @@ class PracticeSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class TurnUplink:
-    """One internet line as TURN sees it: the name patients use, its public and its LAN address."""
+    """One internet line of the practice: the name patients use, its public address, the box's
+    LAN address that reaches the internet through it; how the box probes it."""
 
     public_host: str
     public_address: str
     lan_address: str
+    #: what the staff calls the line ("DSL", "LTE"); "" = "Leitung 1", "Leitung 2", …
+    name: str = ""
+    #: a STUN server on the internet (host, port) the box probes the line against; None: the
+    #: box's own relay by the line's public address (needs the router's NAT loopback)
+    stun_target: tuple[str, int] | None = None
+    #: the line's network interface when it ends on the box itself (e.g. "ppp0"): the box
+    #: never announces itself there, and its certificate names no address of it
+    interface: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -164,6 +177,11 @@ class TurnSettings:
         found = [self.lan_address, *(uplink.lan_address for uplink in self.uplinks)]
         return tuple(dict.fromkeys(a for a in found if a))
 
+    @property
+    def uplink_interfaces(self) -> tuple[str, ...]:
+        """The interfaces of lines that end on the box itself."""
+        return tuple(u.interface for u in self.uplinks if u.interface)
+
 
 @dataclass(frozen=True, kw_only=True)
 class TlsSettings:
@@ -196,11 +214,9 @@ class TlsSettings:
 class DiscoverySettings:
     """The box's mDNS announcement on the practice LAN (``[tls] hostname`` is its name)."""
 
-    #: announce the staff site (only ever on its LAN addresses, never on loopback)
+    #: announce the staff site (only ever on its LAN addresses, never on loopback, never on a
+    #: line's own interface: ``[[turn.uplinks]] interface``)
     enabled: bool = True
-    #: interfaces of the internet lines: never announced on, even if the staff site listens on
-    #: every address (e.g. "ppp0", "wwan0")
-    uplink_interfaces: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -380,11 +396,50 @@ def _optional_path(value: Any) -> Path | None:
     return None if value == "" else _path(value)
 
 
+def _line_name(value: Any) -> str:
+    if isinstance(value, str) and 0 < len(value.strip()) <= 40 and value.isprintable():
+        return value.strip()
+    raise ValueError("ein kurzer Name wie \"DSL\" oder \"LTE\" (höchstens 40 Zeichen)")
+
+
+def _stun_target(value: Any) -> tuple[str, int] | None:
+    """``"host"`` or ``"host:port"`` (3478 if left out); ``""``: none."""
+    allowed = ("ein STUN-Server im Internet als \"host\" oder \"host:port\" (z. B. "
+               "\"stun.provider-beispiel.de:3478\"), oder \"\"")
+    if value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(allowed)
+    host, _, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "")
+    try:
+        number = int(port) if port else 3478
+        if not 1 <= number <= 65535:
+            raise ValueError(allowed)
+        return _host_name(host), number
+    except ValueError:
+        raise ValueError(allowed) from None
+
+
+def _interface(value: Any) -> str:
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_.:@-]{1,15}", value):
+        return value
+    raise ValueError("der Name einer Netzwerkschnittstelle wie \"ppp0\" oder \"wwan0\"")
+
+
+_UPLINK_FIELDS: Final[dict[str, _Validator]] = {
+    "public_host": _host_name, "public_address": _ip, "lan_address": _ip,
+    "name": _line_name, "stun_target": _stun_target, "interface": _interface,
+}
+_UPLINK_REQUIRED: Final = ("public_host", "public_address", "lan_address")
+
+
 def _uplinks(value: Any) -> tuple[TurnUplink, ...]:
-    """``[[turn.uplinks]]`` tables, or (environment) ``HOST=PUBLIC/LAN`` separated by commas."""
+    """``[[turn.uplinks]]`` tables, or (environment) ``HOST=PUBLIC/LAN`` separated by commas;
+    a fault names the line (1, 2, …) and its field."""
     allowed = (
-        "[[turn.uplinks]]-Abschnitte mit public_host, public_address und lan_address "
-        "(als Umgebungsvariable: HOST=ÖFFENTLICHE-IP/LAN-IP, durch Kommas getrennt)"
+        "[[turn.uplinks]]-Abschnitte mit public_host, public_address und lan_address, "
+        "wahlweise name, stun_target und interface (als Umgebungsvariable: "
+        "HOST=ÖFFENTLICHE-IP/LAN-IP, durch Kommas getrennt)"
     )
     if isinstance(value, str):
         entries: list[Any] = []
@@ -397,22 +452,22 @@ def _uplinks(value: Any) -> tuple[TurnUplink, ...]:
     else:
         raise ValueError(allowed)
     uplinks = []
-    for entry in entries:
-        if not isinstance(entry, dict) or set(entry) != {
-            "public_host", "public_address", "lan_address"
-        }:
+    for number, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict):
             raise ValueError(allowed)
-        try:
-            uplink = TurnUplink(
-                public_host=_host_name(entry["public_host"]),
-                public_address=_ip(entry["public_address"]),
-                lan_address=_ip(entry["lan_address"]),
-            )
-        except ValueError as exc:
-            raise ValueError(f"{allowed}; {exc}") from None
-        if not uplink.public_address or not uplink.lan_address:
-            raise ValueError(allowed)
-        uplinks.append(uplink)
+        unknown = sorted(set(entry) - set(_UPLINK_FIELDS))
+        missing = [key for key in _UPLINK_REQUIRED if not entry.get(key)]
+        if unknown or missing:
+            fault = (f"unbekannt: {', '.join(unknown)}" if unknown
+                     else f"es fehlt {', '.join(missing)}")
+            raise ValueError(f"Leitung {number}: {fault}; {allowed}")
+        fields = {}
+        for key, raw in entry.items():
+            try:
+                fields[key] = _UPLINK_FIELDS[key](raw)
+            except ValueError as exc:
+                raise ValueError(f"Leitung {number}, {key}: {exc}") from None
+        uplinks.append(TurnUplink(**fields))
     return tuple(uplinks)
 
 
@@ -433,8 +488,28 @@ def ephemeral_ports(path: Path = EPHEMERAL_PORTS_FILE) -> tuple[int, int]:
     return low, high
 
 
+_IPV4_ONLY: Final = ("IPv4-Adressen: das Relay arbeitet nur über IPv4, damit es nie in das IPv6 "
+                     "des Praxisnetzes weiterleitet (docs/turn.md)")
+
+
+def _check_lines(lines: tuple[TurnUplink, ...]) -> None:
+    """Each line its own public host, its own LAN address of the box (UPLINKS.md: the box
+    answers by source routing), its own name; IPv4 addresses."""
+    for key, what in (("lan_address", "ihre eigene LAN-Adresse der Box (docs/uplinks.md)"),
+                      ("public_host", "ihren eigenen public_host"),
+                      ("name", "ihren eigenen Namen")):
+        values = [getattr(line, key) for line in lines if getattr(line, key)]
+        if len(set(values)) != len(values):
+            raise _Contradiction("uplinks", ", ".join(values), f"jede Leitung braucht {what}")
+    for line in lines:
+        for address in (line.lan_address, line.public_address):
+            if ipaddress.ip_address(address).version != 4:
+                raise _Contradiction("uplinks", address, _IPV4_ONLY)
+
+
 def _check_turn(turn: TurnSettings) -> None:
     """The rules between TURN settings; only an enabled relay must be complete."""
+    _check_lines(turn.uplinks)
     if not turn.enabled:
         if turn.doctor_relay_only:
             raise _Contradiction("doctor_relay_only", "true", "nur mit enabled = true: ohne "
@@ -446,14 +521,6 @@ def _check_turn(turn: TurnSettings) -> None:
     if not turn.uplinks:
         raise _Contradiction("uplinks", "[]", "bei enabled = true mindestens ein "
                              "[[turn.uplinks]]-Abschnitt (für die Patienten im Internet)")
-    lans = [u.lan_address for u in turn.uplinks]
-    if len(set(lans)) != len(lans):
-        raise _Contradiction("uplinks", ", ".join(lans), "jede Leitung braucht ihre eigene "
-                             "LAN-Adresse der Box (UPLINKS.md)")
-    hosts = [u.public_host for u in turn.uplinks]
-    if len(set(hosts)) != len(hosts):
-        raise _Contradiction("uplinks", ", ".join(hosts), "jede Leitung hat ihren eigenen "
-                             "public_host")
     if turn.min_port >= turn.max_port:
         raise _Contradiction("min_port", turn.min_port, f"kleiner als max_port ({turn.max_port})")
     for key in ("port", "tls_port"):
@@ -468,28 +535,14 @@ def _check_turn(turn: TurnSettings) -> None:
             f"{high}, {EPHEMERAL_PORTS_FILE}): die Firewall-Regel der Box verwirft, was von "
             "einem Relay-Port kommt, und würde eigene Verbindungen der Box treffen. Üblich: "
             f"min_port = {high + 1 if high < 65000 else 1024}")
-    for address in (turn.lan_address, *(a for u in turn.uplinks
-                                        for a in (u.lan_address, u.public_address))):
-        if address and ipaddress.ip_address(address).version != 4:
-            raise _Contradiction("lan_address" if address == turn.lan_address else "uplinks",
-                                 address, "IPv4-Adressen: das Relay arbeitet nur über IPv4, "
-                                 "damit es nie in das IPv6 des Praxisnetzes weiterleitet "
-                                 "(docs/turn.md)")
+    if turn.lan_address and ipaddress.ip_address(turn.lan_address).version != 4:
+        raise _Contradiction("lan_address", turn.lan_address, _IPV4_ONLY)
     if (turn.certificate is None) != (turn.private_key is None):
         raise _Contradiction("certificate" if turn.certificate is None else "private_key", "",
                              "certificate und private_key nur gemeinsam (TURN über TLS)")
 
 
 _LABEL_RE: Final = re.compile(r"[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?")
-
-
-def _interfaces(value: Any) -> tuple[str, ...]:
-    if value == [] or value == "":
-        return ()
-    names = _str_list(value)
-    if not all(re.fullmatch(r"[A-Za-z0-9_.:@-]{1,15}", name) for name in names):
-        raise ValueError("Namen von Netzwerkschnittstellen wie \"ppp0\" oder \"wwan0\"")
-    return names
 
 
 def _tls_mode(value: Any) -> str:
@@ -569,7 +622,7 @@ SCHEMA: Final[dict[str, tuple[type, dict[str, _Validator]]]] = {
         "acme_directory": _optional_url, "acme_email": _email,
         "acme_ca_bundle": _optional_file,
     }),
-    "discovery": (DiscoverySettings, {"enabled": _bool, "uplink_interfaces": _interfaces}),
+    "discovery": (DiscoverySettings, {"enabled": _bool}),
 }
 #: rules between the settings of one section, checked after each value on its own
 def _check_web(web: WebSettings) -> None:

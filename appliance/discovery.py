@@ -6,7 +6,7 @@ it, the next free one of ``<hostname>-2.local`` … ``-9.local`` instead of figh
 certificate follows the name). It announces ``_https._tcp`` with TXT properties: product,
 practice name (sanitised, at most 60 characters; only while the vault is open), version, path and
 the practice CA's fingerprint. Only on the staff site's LAN addresses, never on an uplink's
-interface (``[discovery] uplink_interfaces``); a goodbye on shutdown.
+interface (``[[turn.uplinks]] interface``); a goodbye on shutdown.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from appliance.rtc.echo_peer import EchoService
 from appliance.rtc.signaling import Member, SignalingHub
 from appliance.rtc.turn import TurnRelay
 from appliance.tls.sites import BoxTls, staff_lan_addresses
+from appliance.uplinks import HISTORY_FILE, LineState, LineStatus, UplinkMonitor
 from appliance.vault import KdfParams, Vault
 from appliance.vault.resume import ResumeFile
 from appliance.web.box_lock import BoxLock
@@ -88,6 +89,9 @@ def build_box(settings: Settings, services: PracticeServices | None = None) -> B
         hub.close_all()  # the doctors' sockets; no visitor is in when the box locks
 
     tls = BoxTls(settings, clock=services.clock)
+    uplinks = UplinkMonitor(settings.turn.uplinks, turn_port=settings.turn.port,
+                            history_file=settings.vault.resume_dir / HISTORY_FILE)
+    _follow_lines(uplinks, relay, hub, events)
     return Box(
         settings=settings, services=services, events=events, hub=hub, relay=relay,
         echo=EchoService(
@@ -100,8 +104,23 @@ def build_box(settings: Settings, services: PracticeServices | None = None) -> B
             services, hours=settings.vault.lock_hours, idle_hours=settings.vault.lock_idle_hours,
             staff_present=lambda: len(staff) > 0, visitors_present=hub.has_visitors,
             end_sessions=end_sessions, changed=lambda: events.publish({"type": "box-lock"})),
-        tls=tls, discovery=_announcer(settings, services, tls),
+        tls=tls, uplinks=uplinks, discovery=_announcer(settings, services, tls),
     )
+
+
+def _follow_lines(uplinks: UplinkMonitor, relay: TurnRelay, hub: SignalingHub,
+                  events: EventHub) -> None:
+    """When a line changes: patients get TURN only on healthy lines; a dead line moves the
+    calls (the hub's push); open staff pages hear of it (the dashboard's warning)."""
+
+    def changed(line: LineStatus, before: LineState) -> None:
+        relay.mark_healthy(uplinks.healthy_hosts())
+        if line.state is LineState.DOWN:
+            told = hub.push_line_failover()
+            _LOGGER.info("line %s down: %d participants told to reconnect", line.name, told)
+        events.publish({"type": "uplinks"})
+
+    uplinks.add_listener(changed)
 
 
 def _announcer(settings: Settings, services: PracticeServices, tls: BoxTls) -> Announcer | None:

@@ -72,7 +72,8 @@ def mdns_lan() -> Iterator[dict[str, str]]:
             subprocess.run(["ip", "netns", "del", netns], capture_output=True, timeout=30)
 
 
-def _config(directory: Path, staff_host: str, uplinks: str = "") -> Path:
+def _config(directory: Path, staff_host: str, uplink_interface: str = "") -> Path:
+    """The box's settings; with ``uplink_interface`` a line that ends on the box itself."""
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "sprechzimmer.toml"
     config.write_text(
@@ -81,7 +82,9 @@ def _config(directory: Path, staff_host: str, uplinks: str = "") -> Path:
         'public_urls = ["http://127.0.0.1:8081"]\n'
         f'[vault]\npath = "{directory / "vault"}"\nlock_hours = ""\n'
         '[tls]\nhttp_port = 0\n'
-        f"[discovery]\nuplink_interfaces = [{uplinks}]\n")
+        + (f'[[turn.uplinks]]\npublic_host = "{UPLINK}"\npublic_address = "{UPLINK}"\n'
+           f'lan_address = "{UPLINK}"\ninterface = "{uplink_interface}"\n'
+           if uplink_interface else ""))
     return config
 
 
@@ -168,7 +171,7 @@ def test_nothing_on_the_uplink_and_a_goodbye(tmp_path: Path) -> None:
     stopped box says goodbye (the PC's browser drops it at once, not after the records'
     lifetime)."""
     with mdns_lan() as ns:
-        config = _config(tmp_path / "box", "0.0.0.0", uplinks='"wan0"')
+        config = _config(tmp_path / "box", "0.0.0.0", uplink_interface="wan0")
         on_uplink = _listen_for_mdns(ns["isp"], 12)
         on_lan = _listen_for_mdns(ns["pc"], 12)
         with serving(ns["box"], config):

@@ -61,6 +61,8 @@ MAX_AHEAD: Final = 64
 #: unacknowledged hub messages per participant before its session is given up
 MAX_OUTBOX: Final = 512
 DOCTOR: Final = "doctor"
+#: the reason of the box's ``restart`` when one of the practice's lines died
+UPLINK_RESTART: Final = "uplink"
 
 SendFn = Callable[[str], None]
 CloseFn = Callable[[], None]
@@ -299,6 +301,21 @@ class SignalingHub:
         if room is None or room.ended:
             return 0
         return self._restart_all(room, reason[:64])
+
+    def push_line_failover(self) -> int:
+        """A line of the practice died: every call with someone on the internet hears of new
+        ICE servers (the healthy lines') and ``restart`` (reason ``uplink``); returns how many
+        participants. The box cannot see which line a call's media takes (it never passes the
+        box), so every such call is told; a page whose media still flows stays where it is."""
+        told = 0
+        for room in self._rooms.values():
+            admitted = [p for p in room.participants.values() if p.admitted]
+            if room.ended or all(p.member.role == DOCTOR for p in admitted):
+                continue
+            for participant in admitted:
+                self._send_admitted(participant, self._ice_servers(room.id, participant.member))
+            told += self._restart_all(room, UPLINK_RESTART)
+        return told
 
     def close_all(self) -> None:
         """Close every socket and forget every room (shutdown)."""

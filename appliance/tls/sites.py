@@ -54,9 +54,9 @@ def _is_address(host: str) -> bool:
 
 def staff_lan_addresses(settings: Settings) -> list[InterfaceAddress]:
     """The addresses the staff site is reached at on the LAN: not loopback, not on an internet
-    line's interface (``[discovery] uplink_interfaces``), with their networks."""
+    line's own interface (``[[turn.uplinks]] interface``), with their networks."""
     return [entry for entry in served_addresses(settings.web.staff_host)
-            if entry.interface not in settings.discovery.uplink_interfaces]
+            if entry.interface not in settings.turn.uplink_interfaces]
 
 
 class BoxTls:

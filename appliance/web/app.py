@@ -176,13 +176,14 @@ async def _announce(box: Box, announcer: Announcer) -> None:
 
 
 def _background_work(box: Box) -> Callable[[web.Application], AsyncIterator[None]]:
-    """The hub's ticks, the lock's checks and the certificates' renewal, while the staff site
-    runs."""
+    """The hub's ticks, the lock's checks, the certificates' renewal and the lines' probes,
+    while the staff site runs."""
 
     async def run(app: web.Application) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(async_tick(box.hub)),
                  asyncio.create_task(box.lock.async_run()),
-                 asyncio.create_task(box.tls.keep_fresh())]
+                 asyncio.create_task(box.tls.keep_fresh()),
+                 asyncio.create_task(box.uplinks.run())]
         if box.discovery is not None:
             tasks.append(asyncio.create_task(_announce(box, box.discovery)))
         yield

@@ -20,6 +20,7 @@ from appliance.rtc.echo_peer import EchoService
 from appliance.rtc.signaling import SignalingHub
 from appliance.rtc.turn import TurnRelay
 from appliance.tls.sites import BoxTls
+from appliance.uplinks import UplinkMonitor
 from appliance.web.box_lock import BoxLock
 from appliance.web.devices import KnownDevices
 from appliance.web.events import EventHub
@@ -32,7 +33,7 @@ PageIceServers = Callable[[str, str], list[dict[str, Any]]]
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class Box:
-    """Every long-lived part of the box (more come: uplinks, backup)."""
+    """Every long-lived part of the box (more come: backup)."""
 
     settings: Settings
     services: PracticeServices
@@ -54,6 +55,8 @@ class Box:
     lock: BoxLock
     #: which addresses serve HTTPS, the practice CA and the certificates
     tls: BoxTls
+    #: the practice's internet lines, probed; the hub and the relay follow their state
+    uplinks: UplinkMonitor
     #: the mDNS announcement on the LAN (None: the staff site is not on the LAN over HTTPS)
     discovery: Announcer | None = None
 
@@ -77,3 +80,5 @@ HUB: Final = web.AppKey("signaling_hub", SignalingHub)
 BOX_LOCK: Final = web.AppKey("box_lock", BoxLock)
 #: which addresses serve HTTPS, the practice CA and the certificates
 TLS: Final = web.AppKey("tls", BoxTls)
+#: the practice's internet lines
+UPLINKS: Final = web.AppKey("uplinks", UplinkMonitor)

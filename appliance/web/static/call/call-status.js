@@ -41,7 +41,7 @@ export function callStatus({ call, isDoctor, onState }) {
     } else if (peers.length === 0) {
       text = isDoctor ? t('ui.call.waiting_for_patient') : t('ui.call.waiting_for_doctor');
     } else if (peers.some((p) => p.state === 'reconnecting')) {
-      text = t('ui.call.reconnecting');
+      text = t(call.lineFailedRecently() ? 'ui.call.reconnecting_other_line' : 'ui.call.reconnecting');
     } else if (peers.some((p) => p.state === 'connecting')) {
       text = t('ui.call.connecting');
     } else {

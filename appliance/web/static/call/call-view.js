@@ -80,6 +80,7 @@ export function renderCallView(root, { call, media, role, onEnd, onLeave }) {
   media.addEventListener('change', onMedia);
   media.addEventListener('state', onMedia);
   call.signaling.addEventListener('status', onSignalStatus);
+  call.addEventListener('line-failover', onSignalStatus);
   for (const peer of call.peers.values()) tiles.add(peer);
   // on wide screens the chat is always there; on phones it is a panel to open
   const wide = window.matchMedia('(min-width: 60rem)');
@@ -99,6 +100,7 @@ export function renderCallView(root, { call, media, role, onEnd, onLeave }) {
       if (people) people.destroy();
       call.removeEventListener('room', onRoom);
       call.signaling.removeEventListener('status', onSignalStatus);
+      call.removeEventListener('line-failover', onSignalStatus);
       media.removeEventListener('change', onMedia);
       media.removeEventListener('state', onMedia);
       wide.removeEventListener('change', onWide);

@@ -38,6 +38,8 @@ export class Call extends EventTarget {
     this.saving = false;
     this.iceTimer = null;
     this.page = newPage();
+    /** when the box last said one of the practice's lines died (0: never) */
+    this.lineFailoverAt = 0;
     this.handlers = {
       welcome: (e) => {
         this.self = e.detail.participant || this.self;
@@ -48,7 +50,7 @@ export class Call extends EventTarget {
       room: (e) => this.onRoom(e.detail),
       admitted: (e) => this.onAdmitted(e.detail),
       signal: (e) => this.onSignal(e.detail),
-      restart: () => this.onRestart(),
+      restart: (e) => this.onRestart(e.detail || {}),
       ended: (e) => this.onEnded(e.detail),
       // the box forgot our session (it restarted, or we were away past the grace period). The
       // participant ids stay the same, so the peer connections (P2P) simply go on; each peer
@@ -162,8 +164,21 @@ export class Call extends EventTarget {
     if (peer) peer.onSignal(message.data);
   }
 
-  onRestart() {
+  onRestart(message) {
+    if (message.reason === 'uplink') {
+      // one of the practice's lines died (the box's uplink monitor): the new ICE servers came
+      // just before; only a connection whose media stopped moves
+      this.lineFailoverAt = Date.now();
+      for (const peer of this.peers.values()) peer.recoverIfStalled('uplink');
+      this.dispatchEvent(new CustomEvent('line-failover'));
+      return;
+    }
     for (const peer of this.peers.values()) peer.recover('hub');
+  }
+
+  /** Whether the box said a line died in the last `ms` milliseconds. */
+  lineFailedRecently(ms = 30000) {
+    return Boolean(this.lineFailoverAt) && Date.now() - this.lineFailoverAt < ms;
   }
 
   onEnded(message) {

@@ -17,6 +17,9 @@ const QUALITY_MS = 1000;
 const VIDEO_RAMP_UP_MS = 8000;
 const HEARTBEAT_MS = 250;
 const TROUBLE_REPEAT_MS = 2000;
+/** How long the box's word that a line died waits for a packet before it rebuilds. */
+const STALL_CHECK_MS = 400;
+const STALL_POLL_MS = 100;
 
 /** Connection ids start from the clock, so a reloaded leader's ids still beat the old ones. */
 let idBase = Date.now();
@@ -130,6 +133,33 @@ export class Peer extends EventTarget {
     const id = Math.max(this.highest, this.current ? this.current.id : 0) + 1;
     if (this.current) this.pending = this.connection(id);
     else this.current = this.connection(id);
+  }
+
+  /**
+   * The box says one of the practice's lines died: rebuild unless media still flows (the box
+   * cannot see which line this call uses, and the watchdog may have moved it already).
+   */
+  async recoverIfStalled(reason) {
+    const conn = this.current;
+    if (this.closed || !conn || !conn.everConnected || this.pending) {
+      if (conn && !conn.everConnected) this.recover(reason);
+      return;
+    }
+    let before = null;
+    for (let waited = 0; waited <= STALL_CHECK_MS; waited += STALL_POLL_MS) {
+      let s;
+      try {
+        s = await snapshot(conn.pc);
+      } catch {
+        break;
+      }
+      const activity = s.packetsIn + s.dataMessagesIn;
+      if (before !== null && activity > before) return; // still flowing: stay
+      before = activity;
+      await new Promise((resolve) => { setTimeout(resolve, STALL_POLL_MS); });
+      if (conn !== this.current || this.closed) return;
+    }
+    this.recover(reason);
   }
 
   /** The new connection works: it replaces the old one, which closes now. */
