@@ -170,6 +170,10 @@ class TurnSettings:
     allow_internet_peers: bool = False
     #: the doctor's page offers only relay candidates: its LAN addresses never reach a patient
     doctor_relay_only: bool = False
+    #: seconds between two probes of a line (jittered), and how long a probe waits for its
+    #: answer (docs/uplinks.md: a dead line is down within 1.25 × interval + 3 × timeout)
+    probe_interval_s: float = 2.0
+    probe_timeout_s: float = 0.8
 
     @property
     def lan_addresses(self) -> tuple[str, ...]:
@@ -258,6 +262,23 @@ def _int_in(low: int, high: int, why: str = "") -> _Validator:
 
 
 _port = _int_in(1, 65535)
+
+
+def _seconds_in(low: float, high: float) -> _Validator:
+    allowed = f"eine Zahl von Sekunden von {low:g} bis {high:g}"
+
+    def validate(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError(allowed)
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(allowed) from None
+        if not low <= number <= high:  # NaN fails too
+            raise ValueError(allowed)
+        return number
+
+    return validate
 
 
 def _str_list(value: Any) -> tuple[str, ...]:
@@ -510,6 +531,9 @@ def _check_lines(lines: tuple[TurnUplink, ...]) -> None:
 def _check_turn(turn: TurnSettings) -> None:
     """The rules between TURN settings; only an enabled relay must be complete."""
     _check_lines(turn.uplinks)
+    if turn.probe_timeout_s >= turn.probe_interval_s * 2:
+        raise _Contradiction("probe_timeout_s", turn.probe_timeout_s,
+                             f"kürzer als zweimal probe_interval_s ({turn.probe_interval_s:g})")
     if not turn.enabled:
         if turn.doctor_relay_only:
             raise _Contradiction("doctor_relay_only", "true", "nur mit enabled = true: ohne "
@@ -613,6 +637,8 @@ SCHEMA: Final[dict[str, tuple[type, dict[str, _Validator]]]] = {
             "total_quota": _int_in(1, 100000),
             "allow_internet_peers": _bool,
             "doctor_relay_only": _bool,
+            "probe_interval_s": _seconds_in(0.1, 60),
+            "probe_timeout_s": _seconds_in(0.05, 5),
         },
     ),
     "tls": (TlsSettings, {
@@ -623,6 +649,11 @@ SCHEMA: Final[dict[str, tuple[type, dict[str, _Validator]]]] = {
         "acme_ca_bundle": _optional_file,
     }),
     "discovery": (DiscoverySettings, {"enabled": _bool}),
+}
+#: settings of earlier versions, and where they are now
+MOVED_SETTINGS: Final = {
+    "discovery.uplink_interfaces": "diese Einstellung gibt es nicht mehr: die Schnittstelle "
+    "einer Leitung steht jetzt als interface = \"ppp0\" in ihrem [[turn.uplinks]]-Abschnitt",
 }
 #: rules between the settings of one section, checked after each value on its own
 def _check_web(web: WebSettings) -> None:
@@ -768,9 +799,10 @@ def _validate(
     section: str, key: str, value: Any, validators: dict[str, _Validator], source: str
 ) -> Any:
     if key not in validators:
+        moved = MOVED_SETTINGS.get(f"{section}.{key}")
         raise ConfigError(
             setting=f"{section}.{key}", value=value, source=source,
-            allowed="unbekannte Einstellung; bekannt sind " + ", ".join(validators),
+            allowed=moved or "unbekannte Einstellung; bekannt sind " + ", ".join(validators),
         )
     try:
         return validators[key](value)

@@ -89,8 +89,10 @@ def build_box(settings: Settings, services: PracticeServices | None = None) -> B
         hub.close_all()  # the doctors' sockets; no visitor is in when the box locks
 
     tls = BoxTls(settings, clock=services.clock)
-    uplinks = UplinkMonitor(settings.turn.uplinks, turn_port=settings.turn.port,
-                            history_file=settings.vault.resume_dir / HISTORY_FILE)
+    turn = settings.turn
+    uplinks = UplinkMonitor(turn.uplinks, turn_port=turn.port,
+                            history_file=settings.vault.resume_dir / HISTORY_FILE,
+                            interval_s=turn.probe_interval_s, timeout_s=turn.probe_timeout_s)
     _follow_lines(uplinks, relay, hub, events)
     return Box(
         settings=settings, services=services, events=events, hub=hub, relay=relay,

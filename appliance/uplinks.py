@@ -403,9 +403,9 @@ class UplinkMonitor:
 
     def __init__(self, lines: Sequence[TurnUplink], *, turn_port: int = 3478,
                  history_file: Path | None = None, interval_s: float = INTERVAL_S,
-                 timeout_s: float = TIMEOUT_S, down_interval_s: float = DOWN_INTERVAL_S,
-                 clock: Callable[[], float] = time.time) -> None:
-        self._interval_s, self._down_interval_s = interval_s, down_interval_s
+                 timeout_s: float = TIMEOUT_S, clock: Callable[[], float] = time.time) -> None:
+        self._interval_s = interval_s
+        self._down_interval_s = min(DOWN_INTERVAL_S, interval_s)
         self._clock = clock
         self._history_file = history_file
         self._listeners: list[ChangeListener] = []

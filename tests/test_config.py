@@ -217,6 +217,55 @@ def test_bad_turn_uplinks(tmp_path: Path, uplinks: str, names: tuple[str, ...]) 
         assert name in str(info.value)
 
 
+LINE_A = ('[[turn.uplinks]]\npublic_host = "a.de"\npublic_address = "203.0.113.1"\n'
+          'lan_address = "192.168.50.10"\n')
+
+
+def test_lines_with_name_probe_target_and_interface(tmp_path: Path) -> None:
+    """Issue 12: a line may have a name, a STUN target (port 3478 if left out) and the
+    interface it ends on (which replaces ``[discovery] uplink_interfaces``); the probes' timing
+    is a setting. Lines are checked even with the relay off: the box watches them anyway."""
+    text = (f"[turn]\nprobe_interval_s = 5\nprobe_timeout_s = 1.5\n{LINE_A}name = \"DSL\"\n"
+            'stun_target = "stun.provider.de"\n[[turn.uplinks]]\npublic_host = "b.de"\n'
+            'public_address = "192.0.2.1"\nlan_address = "192.168.50.11"\nname = "LTE"\n'
+            'stun_target = "192.0.2.99:3479"\ninterface = "wwan0"\n')
+    turn = load_settings(_write(tmp_path, text), environ={}).turn
+    assert not turn.enabled
+    assert [(u.name, u.stun_target, u.interface) for u in turn.uplinks] == [
+        ("DSL", ("stun.provider.de", 3478), ""), ("LTE", ("192.0.2.99", 3479), "wwan0")]
+    assert turn.uplink_interfaces == ("wwan0",)
+    assert (turn.probe_interval_s, turn.probe_timeout_s) == (5.0, 1.5)
+
+
+@pytest.mark.parametrize(("text", "names"), [
+    (LINE_A + 'stun_target = "stun.provider.de:99999"\n',
+     ("turn.uplinks", "Leitung 1, stun_target", "host:port")),
+    (LINE_A + 'interface = "eth0; rm -rf"\n', ("Leitung 1, interface", "ppp0")),
+    (LINE_A + 'color = "grün"\n', ("Leitung 1: unbekannt: color",)),
+    (LINE_A + '[[turn.uplinks]]\npublic_host = "b.de"\npublic_address = "192.0.2.1"\n',
+     ("Leitung 2: es fehlt lan_address",)),
+    (LINE_A + 'name = "DSL"\n[[turn.uplinks]]\npublic_host = "b.de"\n'
+     'public_address = "192.0.2.1"\nlan_address = "192.168.50.11"\nname = "DSL"\n',
+     ("turn.uplinks", "eigenen Namen")),
+    (LINE_A.replace("203.0.113.1", "2001:db8::1"), ("turn.uplinks", "IPv4")),
+    ("[turn]\nprobe_interval_s = 0\n", ("turn.probe_interval_s", "0.1 bis 60")),
+    ("[turn]\nprobe_interval_s = 1\nprobe_timeout_s = 3\n",
+     ("turn.probe_timeout_s", "kürzer als zweimal")),
+    ('[discovery]\nuplink_interfaces = ["ppp0"]\n',
+     ("discovery.uplink_interfaces", "[[turn.uplinks]]", "interface")),
+])
+def test_bad_lines_name_the_line_and_the_field(tmp_path: Path, text: str,
+                                               names: tuple[str, ...]) -> None:
+    """A wrong line names its number and field and what is allowed; the moved setting says
+    where it went."""
+    if text.startswith("[[turn"):
+        text = "[turn]\n" + text
+    with pytest.raises(ConfigError) as info:
+        load_settings(_write(tmp_path, text), environ={})
+    for name in names:
+        assert name in str(info.value)
+
+
 @pytest.mark.parametrize("secret", ["zu-kurz-und-geheim", TURN_SECRET + "\nno-auth",
                                     TURN_SECRET + " x"])
 def test_turn_secret_is_never_echoed(tmp_path: Path, secret: str) -> None:

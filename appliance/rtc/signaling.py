@@ -295,13 +295,6 @@ class SignalingHub:
         self._rooms[room_id] = room
         _LOGGER.info("room %s taken up again with %d places", room_id, len(members))
 
-    def push_restart(self, room_id: str, reason: str) -> int:
-        """Ask everyone in the call in ``room_id`` to build a new peer connection; how many."""
-        room = self._rooms.get(room_id)
-        if room is None or room.ended:
-            return 0
-        return self._restart_all(room, reason[:64])
-
     def push_line_failover(self) -> int:
         """A line of the practice died: every call with someone on the internet hears of new
         ICE servers (the healthy lines') and ``restart`` (reason ``uplink``); returns how many

@@ -396,16 +396,35 @@ def test_leave_frees_the_place_at_once(hub: SignalingHub) -> None:
     assert [p["role"] for p in dsock.last("room")["participants"]] == ["doctor"]
 
 
-def test_restart_push_reaches_everyone_in_the_call(hub: SignalingHub) -> None:
-    """``push_restart`` (uplink monitor) and the doctor's ``restart`` reach each admitted page."""
+def test_line_failover_reaches_every_call_with_someone_outside(clock: FakeClock,
+                                                              domain: Domain) -> None:
+    """Issue 12: when a line dies the box tells every admitted page of each call with a patient
+    or guest: first fresh ICE servers (``admitted``, the healthy lines' TURN), then ``restart``
+    (reason ``uplink``). The doctor's ``restart`` still says ``doctor``. Not told: a waiting
+    patient, a room with only the doctor, an ended call."""
+    served: list[str] = []
+
+    def healthy_lines(room: str, member: Member) -> list[dict[str, Any]]:
+        served.append(member.key)
+        return [{"urls": f"turn:healthy-line:3478?for={member.role}"}]
+
+    hub = SignalingHub(on_admit=domain.on_admit, clock=clock, ice_servers=healthy_lines)
     doctor, dsock, _, psock = call(hub)
     waiting = Page(hub, Member(key="guest:1", role="guest", name="Gast")).connect()
-    assert hub.push_restart(ROOM, "uplink") == 2
-    assert psock.last("restart")["reason"] == "uplink" == dsock.last("restart")["reason"]
-    assert not waiting.of("restart")
+    alone = Page(hub, DOCTOR, room=OTHER_ROOM).connect()
+    served.clear()
+    assert hub.push_line_failover() == 2
+    assert sorted(served) == sorted([DOCTOR.key, PATIENT.key])
+    for sock, role in ((psock, "patient"), (dsock, "doctor")):
+        kinds = [f["type"] for f in sock.frames]
+        assert kinds[-2:] == ["admitted", "restart"], kinds
+        assert sock.last("admitted")["ice_servers"][0]["urls"].endswith(role)
+        assert sock.last("restart")["reason"] == "uplink"
+    assert not waiting.of("restart") and not alone.of("restart")
     doctor.send("restart")
     assert psock.last("restart")["reason"] == "doctor"
-    assert hub.push_restart("no-such-room", "uplink") == 0
+    doctor.send("end")
+    assert hub.push_line_failover() == 0
 
 
 # --- reliability ------------------------------------------------------------------------------
