@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from appliance import __version__
+from appliance.backup_cli import add_commands as add_backup_commands
 from appliance.config import (
     EMBEDDED_CONFIG,
     Settings,
@@ -189,6 +190,7 @@ def _parser() -> argparse.ArgumentParser:
     discover.add_argument("--timeout", type=float, default=3.0, metavar="SEKUNDEN",
                           help="so lange lauschen (Standard 3)")
     discover.set_defaults(run=_discover)
+    add_backup_commands(commands, _read_secret)
     _config_after_the_command(parser)
     return parser
 

@@ -68,6 +68,16 @@ http_port = 80                # plain HTTP: the CA for new PCs, ACME; all else g
 [discovery]
 enabled = true                # announce the staff site as <hostname>.local on the LAN
 
+[backup]
+# The vault's ciphertext, the settings and the TLS keys, encrypted by restic to every target
+# (docs/backup.md). The repositories' password comes from the recovery key: the emergency sheet
+# and a target's access data are all a new box needs.
+schedule = "02:30"            # every night at this practice time; "" = only by hand
+# [[backup.targets]]
+# name = "nas"
+# url = "sftp:backup@nas.praxis.lan:/srv/sprechzimmer"   # any restic repository; a path is local
+# credentials_file = "/etc/sprechzimmer/backup-nas.env"  # optional, mode 0600: KEY=VALUE lines
+
 [turn]
 enabled = false               # the box's own coturn relay (docs/turn.md); off on a laptop
 # On a box: the TURN secret lives only there, in secret_file (mode 0600, 32+ characters),
@@ -224,6 +234,36 @@ class DiscoverySettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BackupTarget:
+    """One restic repository the box backs up to."""
+
+    name: str
+    #: a restic repository URL (``sftp:``, ``rest:``, ``s3:``, …) or a local path
+    url: str
+    #: KEY=VALUE lines for restic's environment (e.g. ``AWS_ACCESS_KEY_ID``), mode 0600; the
+    #: secrets of a target never stand in the settings file
+    credentials_file: Path | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackupSettings:
+    """Off-site copies of the vault's ciphertext (docs/backup.md)."""
+
+    targets: tuple[BackupTarget, ...] = ()
+    #: the nightly run, practice time; None: only by hand
+    schedule: time | None = time(2, 30)
+    keep_daily: int = 7
+    keep_weekly: int = 4
+    keep_monthly: int = 12
+    #: the weekly verification (check with a share of the data read, and a restore drill) on
+    #: this day (0 = Monday … 6 = Sunday), after the nightly run
+    verify_weekday: int = 6
+    #: where the box keeps the repositories' password, restic's cache and the runs' state;
+    #: default "backup" beside the vault
+    dir: Path | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """All settings of the box."""
 
@@ -233,12 +273,18 @@ class Settings:
     turn: TurnSettings = field(default_factory=TurnSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
     discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
+    backup: BackupSettings = field(default_factory=BackupSettings)
     source: str = "eingebaute Standardwerte"
 
     @property
     def tls_dir(self) -> Path:
         """Where the box keeps its CA and certificates: as configured, else beside the vault."""
         return self.tls.dir or self.vault.path.parent / "tls"
+
+    @property
+    def backup_dir(self) -> Path:
+        """Where the box keeps its backup state: as configured, else beside the vault."""
+        return self.backup.dir or self.vault.path.parent / "backup"
 
 
 # --- validators: each turns a raw value into the typed one or raises ValueError(allowed) -------
@@ -492,6 +538,50 @@ def _uplinks(value: Any) -> tuple[TurnUplink, ...]:
     return tuple(uplinks)
 
 
+def _backup_targets(value: Any) -> tuple[BackupTarget, ...]:
+    """``[[backup.targets]]`` tables with ``name`` and ``url`` (and ``credentials_file``)."""
+    allowed = ("[[backup.targets]]-Abschnitte mit name und url (ein restic-Repository wie "
+               "\"sftp:benutzer@nas:/pfad\", \"rest:https://…\", \"s3:…\" oder ein Pfad), "
+               "wahlweise credentials_file")
+    if not isinstance(value, list):
+        raise ValueError(allowed)
+    targets = []
+    for number, entry in enumerate(value, 1):
+        if not isinstance(entry, dict):
+            raise ValueError(allowed)
+        unknown = sorted(set(entry) - {"name", "url", "credentials_file"})
+        if unknown or not entry.get("name") or not entry.get("url"):
+            fault = (f"unbekannt: {', '.join(unknown)}" if unknown else "name und url fehlen")
+            raise ValueError(f"Ziel {number}: {fault}; {allowed}")
+        name, url = entry["name"], entry["url"]
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", name):
+            raise ValueError(f"Ziel {number}, name: kurz, aus a-z, 0-9, - und _ (z. B. \"nas\")")
+        if not isinstance(url, str) or not url.strip() or not url.isprintable() or (
+                "@" in url.split(":", 1)[-1].split("/")[0] and url.startswith(("rest:", "s3:"))):
+            raise ValueError(f"Ziel {number}, url: ein restic-Repository ohne Zugangsdaten (die "
+                             "stehen in credentials_file)")
+        try:
+            credentials = _optional_file(entry.get("credentials_file", ""))
+        except ValueError as exc:
+            raise ValueError(f"Ziel {number}, credentials_file: {exc}") from None
+        targets.append(BackupTarget(name=name, url=url.strip(), credentials_file=credentials))
+    names = [target.name for target in targets]
+    if len(set(names)) != len(names):
+        raise ValueError("jedes Ziel braucht seinen eigenen Namen")
+    return tuple(targets)
+
+
+def _schedule(value: Any) -> time | None:
+    """``"02:30"`` (practice time), or ``""``: only by hand."""
+    if value == "":
+        return None
+    if isinstance(value, str) and (match := re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", value)):
+        hour, minute = int(match[1]), int(match[2])
+        if hour < 24 and minute < 60:
+            return time(hour, minute)
+    raise ValueError("eine Uhrzeit wie \"02:30\" (Praxiszeit) oder \"\" (nur von Hand)")
+
+
 class _Contradiction(ValueError):
     """Two settings of one section that do not fit together; ``key`` names the one to change."""
 
@@ -649,6 +739,12 @@ SCHEMA: Final[dict[str, tuple[type, dict[str, _Validator]]]] = {
         "acme_ca_bundle": _optional_file,
     }),
     "discovery": (DiscoverySettings, {"enabled": _bool}),
+    "backup": (BackupSettings, {
+        "targets": _backup_targets, "schedule": _schedule,
+        "keep_daily": _int_in(1, 365), "keep_weekly": _int_in(0, 520),
+        "keep_monthly": _int_in(0, 1200), "verify_weekday": _int_in(0, 6, " (0 = Montag)"),
+        "dir": _optional_path,
+    }),
 }
 #: settings of earlier versions, and where they are now
 MOVED_SETTINGS: Final = {

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from appliance import __version__
+from appliance.backup.password import PasswordFiles
 from appliance.clock import Clock
 from appliance.config import Settings
 from appliance.discovery import Announcer
@@ -66,6 +67,8 @@ def build_services(
         calls=Calls(appointments, audit, clock), retention=retention,
     )
     vault.add_unseal_listener(services.purge_expired)
+    # whenever the box holds the recovery key, it keeps the backups' password derived from it
+    vault.add_recovery_key_listener(PasswordFiles(settings.backup_dir).keep)
     return services
 
 

@@ -149,6 +149,7 @@ class Vault:
         self._handles = _Handles()
         self._listeners: list[Callable[[], None]] = []
         self._rekey_listeners: list[Callable[[], None]] = []
+        self._recovery_listeners: list[Callable[[RecoveryKey], None]] = []
         self._storage = VaultStorage(self._live)
         self._db = VaultDB(self._storage)
         weakref.finalize(self, self._handles.close)
@@ -169,6 +170,13 @@ class Vault:
     def sealed(self) -> bool:
         """Whether the data key is absent from memory."""
         return self._handles.session is None
+
+    def recovery_key_matches(self, key: RecoveryKey) -> bool:
+        """Whether ``key`` is this vault's current recovery key, from the header alone (no lock:
+        the box may be running). Only a public key is compared: nothing is opened."""
+        ring = _parse_header(journal.read_snapshot(self._path).header).ring
+        public = crypto.public_key_bytes(key.vault_private_key())
+        return hmac.compare_digest(public, ring.recovery.public_key)
 
     def status(self) -> VaultStatus:
         """Members, generation, journal length; while sealed from the header (not yet verified)."""
@@ -220,6 +228,19 @@ class Vault:
     def add_unseal_listener(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` each time the vault goes from sealed to unsealed (create included)."""
         self._listeners.append(callback)
+
+    def add_recovery_key_listener(self, callback: Callable[[RecoveryKey], None]) -> None:
+        """Call ``callback`` with the recovery key whenever the box holds it for a moment: made at
+        creation, replaced by a rotation, or entered (and proven right) to open the vault. The
+        backup derives its repository password from it (docs/backup.md)."""
+        self._recovery_listeners.append(callback)
+
+    def _notify_recovery_key(self, key: RecoveryKey) -> None:
+        for callback in list(self._recovery_listeners):
+            try:
+                callback(key)
+            except Exception:
+                _LOGGER.exception("a recovery key listener failed")
 
     def _notify_unsealed(self) -> None:
         self._notify(self._listeners)
@@ -300,6 +321,7 @@ class Vault:
                 self._handles.close()
                 raise
             _LOGGER.info("vault created")
+        self._notify_recovery_key(recovery_key)
         self._notify_unsealed()
         return recovery_key
 
@@ -314,6 +336,7 @@ class Vault:
         recovery_key = key if isinstance(key, RecoveryKey) else RecoveryKey.parse(key)
         if self._open(lambda ring: ring.open_recovery(recovery_key)):
             _LOGGER.warning("vault unsealed with the recovery key")
+            self._notify_recovery_key(recovery_key)
             self._notify_unsealed()
 
     def unseal_with_data_key(self, key_id: bytes, data_key: bytes) -> None:
@@ -492,6 +515,7 @@ class Vault:
             self._replace_snapshot(session, ring.rekeyed(data_key), data_key)
         _LOGGER.warning("recovery key replaced and vault re-keyed")
         self._notify(self._rekey_listeners)
+        self._notify_recovery_key(recovery_key)
         return recovery_key
 
     def remove_member(self, member_id: str) -> None:
