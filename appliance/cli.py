@@ -251,7 +251,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from appliance.runtime import async_serve, build_services
 
     services = build_services(settings)
-    asyncio.run(async_serve(settings, services))
+    asyncio.run(async_serve(settings, services, config_path=args.config or default_config_path()))
     return EXIT_OK
 
 

@@ -7,10 +7,12 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from appliance import __version__
 from appliance.backup.password import PasswordFiles
+from appliance.backup.service import BackupService
 from appliance.clock import Clock
 from appliance.config import Settings
 from appliance.discovery import Announcer
@@ -72,8 +74,10 @@ def build_services(
     return services
 
 
-def build_box(settings: Settings, services: PracticeServices | None = None) -> Box:
-    """Every long-lived part of the box, wired once: what both sites take."""
+def build_box(settings: Settings, services: PracticeServices | None = None, *,
+              config_path: Path | None = None) -> Box:
+    """Every long-lived part of the box, wired once: what both sites take. ``config_path``:
+    the settings file the box was started with (the backup keeps a copy)."""
     services = services or build_services(settings)
     relay = TurnRelay(settings.turn)
     events = EventHub()
@@ -110,6 +114,7 @@ def build_box(settings: Settings, services: PracticeServices | None = None) -> B
             staff_present=lambda: len(staff) > 0, visitors_present=hub.has_visitors,
             end_sessions=end_sessions, changed=lambda: events.publish({"type": "box-lock"})),
         tls=tls, uplinks=uplinks, discovery=_announcer(settings, services, tls),
+        backup=BackupService(settings, config_path=config_path),
     )
 
 
@@ -175,7 +180,7 @@ def _signaling_hub(services: PracticeServices, relay: TurnRelay) -> SignalingHub
 
 async def async_serve(
     settings: Settings, services: PracticeServices, *, ready: Callable[[], None] | None = None,
-    stop: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None, config_path: Path | None = None,
 ) -> None:
     """Run the box until ``stop`` is set (or SIGTERM/SIGINT); shut down in reverse order."""
     stop = stop or asyncio.Event()
@@ -187,6 +192,7 @@ async def async_serve(
             pass
     await services.async_start()
     try:
-        await async_run_sites(build_box(settings, services), ready=ready, stop=stop)
+        await async_run_sites(build_box(settings, services, config_path=config_path),
+                              ready=ready, stop=stop)
     finally:
         await services.async_stop()

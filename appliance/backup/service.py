@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, Final
 
@@ -52,6 +53,14 @@ HOST: Final = "sprechzimmer"
 TAG: Final = "sprechzimmer"
 #: a target whose last good backup is older than this is a warning on the dashboard
 STALE_AFTER: Final = timedelta(hours=26)
+#: a run "shortly after bulk changes": this many journal records since the last run, then
+#: this long without a write
+BULK_RECORDS: Final = 200
+QUIET_AFTER_BULK: Final = timedelta(minutes=5)
+#: a failed target is tried again after this long (the next run catches up)
+RETRY_AFTER: Final = timedelta(hours=1)
+#: how often the schedule looks at the clock
+SCHEDULE_TICK_S: Final = 60.0
 
 
 class BackupError(SprechzimmerError):
@@ -128,6 +137,23 @@ class BackupService:
         """The vault's recovery key listener: keep the repositories' password."""
         self.passwords.keep(key)
 
+    @contextlib.asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[None]:
+        """One run or verification at a time, in this process and across processes (the
+        nightly run of the service and ``sprechzimmer backup run`` of the IT provider)."""
+        async with self._lock:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.directory / "run.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise BackupError("Auf dieser Box läuft gerade eine andere Sicherung oder "
+                                      "Prüfung; bitte später noch einmal.") from None
+                yield
+            finally:
+                os.close(fd)
+
     # --- repositories ------------------------------------------------------------------------
 
     def repository(self, url: str, credentials_file: Path | None = None, *,
@@ -178,7 +204,7 @@ class BackupService:
         targets = [self.target(name) for name in names] if names else list(self.targets)
         if not targets:
             raise BackupError("Es ist kein Sicherungsziel eingetragen ([[backup.targets]]).")
-        async with self._lock:
+        async with self._exclusive():
             staging = self.directory / "staging"
             try:
                 manifest = await asyncio.to_thread(
@@ -186,6 +212,8 @@ class BackupService:
             except (StagingError, OSError) as exc:
                 raise BackupError(f"Die Daten der Box konnten nicht bereitgestellt werden: "
                                   f"{exc}") from None
+            self._record_schedule("staged", {key: manifest[key] for key in (
+                "vault_generation", "journal_records")})
             results = []
             for target in targets:
                 results.append(await self._run_one(target, staging, manifest, progress))
@@ -229,7 +257,7 @@ class BackupService:
         self._need_password()
         targets = [self.target(name) for name in names] if names else list(self.targets)
         results = []
-        async with self._lock:
+        async with self._exclusive():
             for target in targets:
                 at = self._clock().isoformat()
                 try:
@@ -263,6 +291,69 @@ class BackupService:
         self._need_password()
         return await self._target_repository(self.target(name)).snapshots()
 
+    # --- the schedule --------------------------------------------------------------------------
+
+    async def run_schedule(self, *, timezone: Callable[[], tzinfo]) -> None:
+        """Until cancelled: the nightly run at ``[backup] schedule`` (practice time, which
+        ``timezone`` gives) with the weekly verification after it; a run shortly after bulk
+        changes; failed targets again after an hour. Nothing without a password or targets."""
+        while True:
+            await asyncio.sleep(SCHEDULE_TICK_S)
+            try:
+                await self.scheduled(timezone())
+            except BackupError as exc:
+                _LOGGER.warning("scheduled backup: %s", exc.detail)
+            except Exception:
+                _LOGGER.exception("the scheduled backup failed")
+
+    async def scheduled(self, zone: tzinfo) -> str | None:
+        """Whatever is due now (one step of the schedule); what was done, if anything."""
+        if not self.targets or not self.passwords.known:
+            return None
+        now = self._clock()
+        local = now.astimezone(zone)
+        state = self.state()
+        schedule = self.settings.backup.schedule
+        if schedule is not None and local.time() >= schedule and \
+                state.get("_schedule", {}).get("nightly") != local.date().isoformat():
+            self._record_schedule("nightly", local.date().isoformat())
+            await self.run()
+            if local.weekday() == self.settings.backup.verify_weekday:
+                await self.verify()
+            return "nightly"
+        if self._bulk_changes(now):
+            await self.run()
+            return "bulk"
+        failed = [name for name, entry in state.items() if not name.startswith("_")
+                  and name in {t.name for t in self.targets} and "failure" in entry
+                  and now - datetime.fromisoformat(entry["failure"]["at"]) >= RETRY_AFTER]
+        if failed:
+            await self.run(failed)
+            return "retry"
+        return None
+
+    def _bulk_changes(self, now: datetime) -> bool:
+        """Many records written since the last run, and none for a few minutes."""
+        last = self.state().get("_schedule", {}).get("staged")
+        status = Vault(self.settings.vault.path).status()
+        if not status.initialized or last is None:
+            return False
+        changed = (BULK_RECORDS if status.generation != last["vault_generation"]
+                   else status.journal_records - last["journal_records"])
+        if changed < BULK_RECORDS:
+            return False
+        journal_file = self.settings.vault.path / "journal"
+        try:
+            written = datetime.fromtimestamp(journal_file.stat().st_mtime, UTC)
+        except OSError:
+            return False
+        return now - written >= QUIET_AFTER_BULK
+
+    def _record_schedule(self, key: str, value: Any) -> None:
+        state = self.state()
+        state.setdefault("_schedule", {})[key] = value
+        self._write_state(state)
+
     # --- state ---------------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
@@ -288,6 +379,9 @@ class BackupService:
             entry["verification"] = verification
         if size is not None:
             entry["sizes"] = [*entry.get("sizes", []), list(size)][-MAX_SIZES:]
+        self._write_state(state)
+
+    def _write_state(self, state: dict[str, Any]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         temporary = self.directory / f".{STATE_FILE}.tmp"
         try:

@@ -8,16 +8,19 @@ import html
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from datetime import date
+from datetime import date, tzinfo
 from importlib import resources
 from pathlib import Path
 from typing import Final
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from yarl import URL
 
 from appliance.discovery import Announcer
+from appliance.errors import VaultSealed
 from appliance.i18n import LANGUAGES, catalog, patient_catalog
+from appliance.practice.profile import DEFAULT_TIMEZONE
 from appliance.web import public, staff
 from appliance.web.api import Handler, add_endpoints, openapi_document
 from appliance.web.assets import Body, StaticAssets, json_body
@@ -176,14 +179,15 @@ async def _announce(box: Box, announcer: Announcer) -> None:
 
 
 def _background_work(box: Box) -> Callable[[web.Application], AsyncIterator[None]]:
-    """The hub's ticks, the lock's checks, the certificates' renewal and the lines' probes,
-    while the staff site runs."""
+    """The hub's ticks, the lock's checks, the certificates' renewal, the lines' probes and the
+    backups' schedule, while the staff site runs."""
 
     async def run(app: web.Application) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(async_tick(box.hub)),
                  asyncio.create_task(box.lock.async_run()),
                  asyncio.create_task(box.tls.keep_fresh()),
-                 asyncio.create_task(box.uplinks.run())]
+                 asyncio.create_task(box.uplinks.run()),
+                 asyncio.create_task(box.backup.run_schedule(timezone=_practice_zone(box)))]
         if box.discovery is not None:
             tasks.append(asyncio.create_task(_announce(box, box.discovery)))
         yield
@@ -195,6 +199,18 @@ def _background_work(box: Box) -> Callable[[web.Application], AsyncIterator[None
         box.hub.close_all()
 
     return run
+
+
+def _practice_zone(box: Box) -> Callable[[], tzinfo]:
+    """The practice's time zone, the last one known while the vault is sealed."""
+    known: list[tzinfo] = [ZoneInfo(DEFAULT_TIMEZONE)]
+
+    def zone() -> tzinfo:
+        with contextlib.suppress(VaultSealed):
+            known[0] = box.services.office.timezone()
+        return known[0]
+
+    return zone
 
 
 async def _allow_sockets_to_other_hosts(request: web.Request,

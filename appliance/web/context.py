@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from appliance.backup.service import BackupService
 from appliance.config import Settings
 from appliance.discovery import Announcer
 from appliance.practice.services import PracticeServices
@@ -33,7 +34,7 @@ PageIceServers = Callable[[str, str], list[dict[str, Any]]]
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class Box:
-    """Every long-lived part of the box (more come: backup)."""
+    """Every long-lived part of the box."""
 
     settings: Settings
     services: PracticeServices
@@ -57,6 +58,8 @@ class Box:
     tls: BoxTls
     #: the practice's internet lines, probed; the hub and the relay follow their state
     uplinks: UplinkMonitor
+    #: the off-site copies of the vault's ciphertext, their schedule and state
+    backup: BackupService
     #: the mDNS announcement on the LAN (None: the staff site is not on the LAN over HTTPS)
     discovery: Announcer | None = None
 
@@ -82,3 +85,5 @@ BOX_LOCK: Final = web.AppKey("box_lock", BoxLock)
 TLS: Final = web.AppKey("tls", BoxTls)
 #: the practice's internet lines
 UPLINKS: Final = web.AppKey("uplinks", UplinkMonitor)
+#: the backups
+BACKUP: Final = web.AppKey("backup", BackupService)
