@@ -162,16 +162,6 @@ class Repository:
         """Create the repository (a new, empty one)."""
         await self._run(["init"])
 
-    async def exists(self) -> bool:
-        """Whether a repository opens at the URL with the password (False: there is none)."""
-        try:
-            await self._run(["cat", "config"])
-        except ResticFailure as exc:
-            if exc.kind is Failure.NO_REPOSITORY:
-                return False
-            raise
-        return True
-
     async def backup(self, directory: Path, *, host: str, tags: Sequence[str],
                      progress: Progress | None = None) -> BackupSummary:
         """Back up ``directory`` (its contents, paths relative to it) as one snapshot."""
@@ -215,14 +205,12 @@ class Repository:
 
     async def forget(self, *, daily: int, weekly: int, monthly: int) -> None:
         """Forget snapshots beyond the retention, and prune their data."""
-        await self._run(["unlock"])
-        await self._run(["forget", "--prune", "--keep-daily", str(daily), "--keep-weekly",
+        await self._exclusive(["forget", "--prune", "--keep-daily", str(daily), "--keep-weekly",
                          str(weekly), "--keep-monthly", str(monthly)])
 
     async def check(self, *, read_data_subset: str = "1/20") -> None:
         """Check the repository's structure and read a share of its data."""
-        await self._run(["unlock"])
-        await self._run(["check", f"--read-data-subset={read_data_subset}"])
+        await self._exclusive(["check", f"--read-data-subset={read_data_subset}"])
 
     async def restore(self, snapshot_id: str, target: Path, *,
                       progress: Progress | None = None) -> None:
@@ -239,11 +227,35 @@ class Repository:
         if progress is not None:
             progress(1.0, _tree_size(target))
 
+    async def current_key(self) -> str:
+        """The id of the repository key this password opens."""
+        keys = await self._json(["key", "list", "--json"])
+        return next(str(k["id"]) for k in keys if k.get("current"))
+
+    async def add_key(self, password_file: Path) -> None:
+        """Let the password in ``password_file`` open the repository too."""
+        await self._run(["key", "add", "--new-password-file", str(password_file)])
+
+    async def remove_key(self, key_id: str) -> None:
+        """Remove a key (not the one this password opens)."""
+        await self._run(["key", "remove", key_id])
+
     async def unlock(self) -> None:
         """Remove stale locks (of runs that were killed)."""
         await self._run(["unlock"])
 
     # --- running restic ------------------------------------------------------------------------
+
+    async def _exclusive(self, args: list[str]) -> str:
+        """A command that locks the repository exclusively; a lock left by a killed run (stale:
+        its process is gone) is removed once and the command tried again."""
+        try:
+            return await self._run(args)
+        except ResticFailure as exc:
+            if exc.kind is not Failure.LOCKED:
+                raise
+        await self.unlock()
+        return await self._run(args)
 
     async def _json(self, args: list[str]) -> Any:
         found: list[Any] = []

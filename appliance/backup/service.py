@@ -32,6 +32,7 @@ from typing import Any, Final
 
 from appliance.backup.password import PasswordFiles, repository_password, write_secret
 from appliance.backup.restic import (
+    BackupSummary,
     Failure,
     Progress,
     Repository,
@@ -178,21 +179,32 @@ class BackupService:
                 "Wiederherstellungsschlüssel. Geben Sie ihn einmal ein (sprechzimmer backup key "
                 "--recovery-key-file DATEI, oder in der Verwaltung unter Datensicherung).")
 
-    async def _open(self, target: BackupTarget) -> Repository:
-        """The target's repository, initialised if new, with the current password as a key
-        (after a rotation of the recovery key the previous password adds it)."""
+    async def _backup(self, target: BackupTarget, staging: Path,
+                      progress: Progress | None) -> tuple[Repository, BackupSummary]:
+        """A snapshot of ``staging`` in the target's repository: one restic run when all is well
+        (each costs restic's key derivation); a new repository is initialised first, and after a
+        replaced recovery key the new key's password takes the old one's place."""
         repository = self._target_repository(target)
         try:
-            if not await repository.exists():
+            return repository, await repository.backup(staging, host=HOST, tags=[TAG],
+                                                       progress=progress)
+        except ResticFailure as exc:
+            if exc.kind is Failure.NO_REPOSITORY:
                 await repository.init()
                 _LOGGER.info("backup target %s: repository initialised", target.name)
-        except ResticFailure as exc:
-            if exc.kind is not Failure.WRONG_PASSWORD or not self.passwords.previous.is_file():
+            elif exc.kind is Failure.WRONG_PASSWORD and self.passwords.previous.is_file():
+                # the recovery key was replaced: the new one's password in, the old one's out
+                # (a lost or photographed old sheet must not open the copies any more)
+                old = repository.with_password(self.passwords.previous)
+                old_key = await old.current_key()
+                await old.add_key(self.passwords.current)
+                await repository.remove_key(old_key)
+                _LOGGER.info("backup target %s: the new recovery key replaced the old",
+                             target.name)
+            else:
                 raise
-            old = repository.with_password(self.passwords.previous)
-            await old._run(["key", "add", "--new-password-file", str(self.passwords.current)])
-            _LOGGER.info("backup target %s: the new recovery key's password added", target.name)
-        return repository
+        return repository, await repository.backup(staging, host=HOST, tags=[TAG],
+                                                   progress=progress)
 
     # --- runs ----------------------------------------------------------------------------------
 
@@ -227,9 +239,7 @@ class BackupService:
         on_progress: Progress | None = (
             (lambda share, done: progress(target.name, share, done)) if progress else None)
         try:
-            repository = await self._open(target)
-            summary = await repository.backup(staging, host=HOST, tags=[TAG],
-                                              progress=on_progress)
+            repository, summary = await self._backup(target, staging, on_progress)
             backup = self.settings.backup
             await repository.forget(daily=backup.keep_daily, weekly=backup.keep_weekly,
                                     monthly=backup.keep_monthly)
