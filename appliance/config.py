@@ -571,6 +571,15 @@ def _backup_targets(value: Any) -> tuple[BackupTarget, ...]:
     return tuple(targets)
 
 
+def load_target(name: str, url: str) -> BackupTarget:
+    """One target as the admin UI adds it, checked as the settings file's would be."""
+    try:
+        return _backup_targets([{"name": name, "url": url}])[0]
+    except ValueError as exc:
+        raise ConfigError(setting="backup.targets", value=name, source="",
+                          allowed=str(exc)) from None
+
+
 def _schedule(value: Any) -> time | None:
     """``"02:30"`` (practice time), or ``""``: only by hand."""
     if value == "":

@@ -101,6 +101,8 @@ def build_box(settings: Settings, services: PracticeServices | None = None, *,
                             history_file=settings.vault.resume_dir / HISTORY_FILE,
                             interval_s=turn.probe_interval_s, timeout_s=turn.probe_timeout_s)
     _follow_lines(uplinks, relay, hub, events)
+    backup = BackupService(settings, config_path=config_path)
+    backup.add_listener(lambda: events.publish({"type": "backup"}))
     return Box(
         settings=settings, services=services, events=events, hub=hub, relay=relay,
         echo=EchoService(
@@ -114,7 +116,7 @@ def build_box(settings: Settings, services: PracticeServices | None = None, *,
             staff_present=lambda: len(staff) > 0, visitors_present=hub.has_visitors,
             end_sessions=end_sessions, changed=lambda: events.publish({"type": "box-lock"})),
         tls=tls, uplinks=uplinks, discovery=_announcer(settings, services, tls),
-        backup=BackupService(settings, config_path=config_path),
+        backup=backup,
     )
 
 

@@ -24,7 +24,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -32,6 +32,7 @@ from typing import Any, Final
 
 from appliance.backup.password import PasswordFiles, repository_password, write_secret
 from appliance.backup.restic import (
+    CREDENTIAL_KEYS,
     BackupSummary,
     Failure,
     Progress,
@@ -48,6 +49,9 @@ from appliance.vault import RecoveryKey, Vault
 _LOGGER = logging.getLogger(__name__)
 
 STATE_FILE: Final = "state.json"
+#: targets added in the admin UI (beside those of the settings file), and their credentials
+TARGETS_FILE: Final = "targets.json"
+CREDENTIALS_DIR: Final = "credentials"
 #: sizes kept per target (one per run: more than a year of nights)
 MAX_SIZES: Final = 400
 HOST: Final = "sprechzimmer"
@@ -98,6 +102,19 @@ def explain(failure: ResticFailure) -> str:
     return f"{FAILURE_TEXT[failure.kind]} ({failure.detail})"
 
 
+@dataclass
+class Activity:
+    """What the box's backup does right now (or did last), for the status page."""
+
+    kind: str
+    started: datetime
+    target: str = ""
+    share: float = 0.0
+    finished: datetime | None = None
+    ok: bool | None = None
+    detail: str = ""
+
+
 @dataclass(frozen=True, kw_only=True)
 class TargetResult:
     """One target's outcome of a run or a verification."""
@@ -122,10 +139,139 @@ class BackupService:
                                 settings=config_path,
                                 devices_key=settings.vault.path.parent / "devices.key")
         self._lock = asyncio.Lock()
+        self.activity: Activity | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[], None]] = []
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` when a run, verification or restore started in the background
+        begins, moves on or ends."""
+        self._listeners.append(listener)
+
+    def _tell(self) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:
+                _LOGGER.exception("a backup listener failed")
+
+    def start(self, kind: str, names: Sequence[str] = ()) -> Activity:
+        """A run (``run``) or verification (``verify``) in the background, for the admin UI."""
+        if self._task is not None and not self._task.done():
+            raise BackupError("Es läuft schon eine Sicherung oder Prüfung.")
+        self._need_password()
+        activity = self.activity = Activity(kind=kind, started=self._clock())
+
+        def progress(target: str, share: float, done: int) -> None:
+            activity.target, activity.share = target, share
+            self._tell()
+
+        async def work() -> None:
+            try:
+                results = await (self.run(names, progress=progress) if kind == "run"
+                                 else self.verify(names))
+                activity.ok = all(r.ok for r in results)
+                activity.detail = "; ".join(f"{r.target}: {r.detail}" for r in results
+                                            if not r.ok)
+            except BackupError as exc:
+                activity.ok, activity.detail = False, exc.detail
+            finally:
+                activity.finished, activity.share = self._clock(), 1.0
+                self._tell()
+
+        self._task = asyncio.get_running_loop().create_task(work())
+        self._tell()
+        return activity
+
+    def next_run(self, zone: tzinfo) -> datetime | None:
+        """When the nightly run comes next (None: only by hand, or nothing to back up)."""
+        schedule = self.settings.backup.schedule
+        if schedule is None or not self.targets:
+            return None
+        local = self._clock().astimezone(zone)
+        today = local.replace(hour=schedule.hour, minute=schedule.minute, second=0,
+                              microsecond=0)
+        done = self.state().get("_schedule", {}).get("nightly") == local.date().isoformat()
+        return today + timedelta(days=1) if done or local >= today + timedelta(minutes=2) \
+            else today
+
+    def warnings(self) -> list[str]:
+        """What the staff dashboard warns of: no password, a failed run, a copy too old."""
+        if not self.targets:
+            return []
+        if not self.passwords.known:
+            return ["Die Datensicherung kann nicht laufen: Die Box kennt ihr Passwort noch nicht "
+                    "(ein Admin gibt einmal den Wiederherstellungsschlüssel ein)."]
+        now, state, found = self._clock(), self.state(), []
+        for target in self.targets:
+            entry = state.get(target.name, {})
+            success = entry.get("success")
+            if "failure" in entry:
+                found.append(f"Die letzte Sicherung auf „{target.name}“ ist fehlgeschlagen.")
+            elif success is None:
+                found.append(f"Auf „{target.name}“ gibt es noch keine Sicherung.")
+            elif now - datetime.fromisoformat(success["at"]) > STALE_AFTER:
+                hours = int((now - datetime.fromisoformat(success["at"])).total_seconds() // 3600)
+                found.append(f"Die letzte Sicherung auf „{target.name}“ ist {hours} Stunden alt.")
+            verification = entry.get("verification")
+            if verification is not None and not verification.get("ok"):
+                found.append(f"Die Prüfung der Sicherung auf „{target.name}“ fand einen Fehler.")
+        return found
 
     @property
     def targets(self) -> tuple[BackupTarget, ...]:
-        return self.settings.backup.targets
+        """The settings' targets, then those added in the admin UI."""
+        return self.settings.backup.targets + self.box_targets()
+
+    def box_targets(self) -> tuple[BackupTarget, ...]:
+        """The targets added in the admin UI (kept in the backup directory, not the settings)."""
+        try:
+            raw = json.loads((self.directory / TARGETS_FILE).read_text("utf-8"))
+        except (OSError, ValueError):
+            return ()
+        found = []
+        for entry in raw if isinstance(raw, list) else ():
+            credentials = self.directory / CREDENTIALS_DIR / f"{entry.get('name')}.env"
+            found.append(BackupTarget(name=str(entry["name"]), url=str(entry["url"]),
+                                      credentials_file=credentials if credentials.is_file()
+                                      else None))
+        return tuple(found)
+
+    def add_target(self, name: str, url: str, credentials: dict[str, str]) -> BackupTarget:
+        """A target from the admin UI; its credentials go to a file of their own (0600)."""
+        from appliance.config import ConfigError, load_target
+
+        try:
+            target = load_target(name, url)
+        except ConfigError as exc:
+            raise BackupError(str(exc)) from None
+        if any(t.name == target.name for t in self.targets):
+            raise BackupError(f"Es gibt schon ein Ziel „{target.name}“.")
+        unknown = sorted(set(credentials) - CREDENTIAL_KEYS)
+        if unknown or any("\n" in v or "\r" in v for v in credentials.values()):
+            raise BackupError("Unbekannte oder mehrzeilige Zugangsdaten: " + ", ".join(unknown))
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if credentials:
+            folder = self.directory / CREDENTIALS_DIR
+            folder.mkdir(exist_ok=True, mode=0o700)
+            write_secret(folder / f"{target.name}.env",
+                         "\n".join(f"{k}={v}" for k, v in sorted(credentials.items())))
+        entries = [{"name": t.name, "url": t.url} for t in self.box_targets()]
+        entries.append({"name": target.name, "url": target.url})
+        write_secret(self.directory / TARGETS_FILE, json.dumps(entries, indent=1))
+        return self.target(target.name)
+
+    def remove_target(self, name: str) -> None:
+        """Remove a target added in the admin UI (its repository stays as it is)."""
+        if any(t.name == name for t in self.settings.backup.targets):
+            raise BackupError(f"Das Ziel „{name}“ steht in der Einstellungsdatei; es wird dort "
+                              "entfernt.")
+        kept = [{"name": t.name, "url": t.url} for t in self.box_targets() if t.name != name]
+        if len(kept) == len(self.box_targets()):
+            raise BackupError(f"Es gibt kein Ziel „{name}“.")
+        write_secret(self.directory / TARGETS_FILE, json.dumps(kept, indent=1))
+        with contextlib.suppress(FileNotFoundError):
+            (self.directory / CREDENTIALS_DIR / f"{name}.env").unlink()
 
     def target(self, name: str) -> BackupTarget:
         for target in self.targets:
@@ -158,11 +304,17 @@ class BackupService:
     # --- repositories ------------------------------------------------------------------------
 
     def repository(self, url: str, credentials_file: Path | None = None, *,
+                   credentials: Mapping[str, str] | None = None,
                    password_file: Path | None = None) -> Repository:
+        """A repository with the credentials of a file, or given (a new box's restore)."""
         try:
-            credentials = read_credentials(credentials_file)
+            found = read_credentials(credentials_file)
         except (OSError, ValueError) as exc:
             raise BackupError(f"Die Zugangsdaten des Ziels sind nicht lesbar: {exc}") from None
+        unknown = sorted(set(credentials or {}) - CREDENTIAL_KEYS)
+        if unknown:
+            raise BackupError("Unbekannte Zugangsdaten: " + ", ".join(unknown))
+        credentials = {**found, **(credentials or {})}
         ssh = self.directory / "ssh"
         credentials.setdefault("SFTP_IDENTITY", str(ssh / "id_ed25519"))
         credentials.setdefault("SFTP_KNOWN_HOSTS", str(ssh / "known_hosts"))
@@ -297,6 +449,26 @@ class BackupService:
             problems = await asyncio.to_thread(verify_tree, root)
         return "; ".join(problems[:5])
 
+    async def test(self, name: str) -> tuple[str, str]:
+        """Try the target: ``("ok", …)`` with its snapshots, ``("empty", …)`` when there is no
+        repository yet (``init`` makes one), else ``("error", why)``."""
+        self._need_password()
+        try:
+            count = len(await self._target_repository(self.target(name)).snapshots())
+        except ResticFailure as exc:
+            if exc.kind is Failure.NO_REPOSITORY:
+                return "empty", "Erreichbar, aber noch kein Repository: „Anlegen“ legt eines an."
+            return "error", explain(exc)
+        return "ok", f"Verbindung in Ordnung, {count} Sicherungen."
+
+    async def init(self, name: str) -> None:
+        """Create the target's repository with the practice's password."""
+        self._need_password()
+        try:
+            await self._target_repository(self.target(name)).init()
+        except ResticFailure as exc:
+            raise BackupError(explain(exc)) from None
+
     async def snapshots(self, name: str) -> list[Snapshot]:
         self._need_password()
         return await self._target_repository(self.target(name)).snapshots()
@@ -402,8 +574,50 @@ class BackupService:
 
     # --- restore -------------------------------------------------------------------------------
 
+    async def restore_snapshots(self, url: str, key: RecoveryKey,
+                                credentials: Mapping[str, str] | None = None) -> list[Snapshot]:
+        """The snapshots a new box could restore from ``url`` with ``key``."""
+        with tempfile.TemporaryDirectory(dir=self._work_dir(), prefix="restore-") as work:
+            password = Path(work) / "password"
+            write_secret(password, repository_password(key))
+            repository = self.repository(url, credentials=credentials, password_file=password)
+            try:
+                return await repository.snapshots()
+            except ResticFailure as exc:
+                raise BackupError(_restore_failure(exc)) from None
+
+    def start_restore(self, url: str, key: RecoveryKey, *, snapshot_id: str | None,
+                      credentials: Mapping[str, str] | None = None) -> Activity:
+        """A restore in the background (the onboarding wizard of a new box)."""
+        if self._task is not None and not self._task.done():
+            raise BackupError("Es läuft schon eine Wiederherstellung.")
+        activity = self.activity = Activity(kind="restore", started=self._clock())
+
+        def progress(share: float, done: int) -> None:
+            activity.share = share
+            self._tell()
+
+        async def work() -> None:
+            try:
+                chosen = await self.restore(url, key, snapshot_id=snapshot_id,
+                                            credentials=credentials, progress=progress)
+                activity.ok, activity.detail = True, chosen.time
+            except BackupError as exc:
+                activity.ok, activity.detail = False, exc.detail
+            finally:
+                activity.finished = self._clock()
+                self._tell()
+
+        self._task = asyncio.get_running_loop().create_task(work())
+        return activity
+
+    def _work_dir(self) -> Path:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return self.directory
+
     async def restore(self, url: str, key: RecoveryKey, *, snapshot_id: str | None = None,
                       credentials_file: Path | None = None,
+                      credentials: Mapping[str, str] | None = None,
                       progress: Progress | None = None) -> Snapshot:
         """Restore a snapshot of ``url`` onto this box, which must have no vault yet.
 
@@ -416,21 +630,18 @@ class BackupService:
             raise BackupError(f"Auf dieser Box gibt es schon einen Tresor ({vault_dir}): Eine "
                               "Wiederherstellung überschreibt nichts. Verschieben Sie ihn "
                               "erst, wenn er wirklich ersetzt werden soll.")
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        work = Path(tempfile.mkdtemp(dir=self.directory, prefix="restore-"))
+        work = Path(tempfile.mkdtemp(dir=self._work_dir(), prefix="restore-"))
         try:
             password = work / "password"
             write_secret(password, repository_password(key))
-            repository = self.repository(url, credentials_file, password_file=password)
+            repository = self.repository(url, credentials_file, credentials=credentials,
+                                         password_file=password)
             try:
                 snapshots = await repository.snapshots()
                 chosen = _choose(snapshots, snapshot_id)
                 await repository.restore(chosen.id, work / "tree", progress=progress)
             except ResticFailure as exc:
-                if exc.kind is Failure.WRONG_PASSWORD:
-                    raise BackupError("Der Wiederherstellungsschlüssel passt nicht zu dieser "
-                                      "Sicherung. Prüfen Sie ihn auf dem Notfallblatt.") from None
-                raise BackupError(explain(exc)) from None
+                raise BackupError(_restore_failure(exc)) from None
             root = find_manifest(work / "tree")
             problems = await asyncio.to_thread(verify_tree, root) if root else ["kein Manifest"]
             if root is None or problems:
@@ -443,6 +654,13 @@ class BackupService:
             return chosen
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _restore_failure(exc: ResticFailure) -> str:
+    if exc.kind is Failure.WRONG_PASSWORD:
+        return ("Der Wiederherstellungsschlüssel passt nicht zu dieser Sicherung. Prüfen Sie ihn "
+                "auf dem Notfallblatt.")
+    return explain(exc)
 
 
 def _choose(snapshots: list[Snapshot], snapshot_id: str | None) -> Snapshot:

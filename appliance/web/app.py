@@ -26,6 +26,7 @@ from appliance.web.api import Handler, add_endpoints, openapi_document
 from appliance.web.assets import Body, StaticAssets, json_body
 from appliance.web.auth import access_middleware
 from appliance.web.context import (
+    BACKUP,
     BOX_LOCK,
     CODE_LIMIT,
     EVENTS,
@@ -96,6 +97,7 @@ def build_staff_app(box: Box) -> web.Application:
     app[SESSION_KEEPER] = box.session_keeper
     app[BOX_LOCK] = box.lock
     app[TLS] = box.tls
+    app[BACKUP] = box.backup
     app[LOGIN_LIMIT] = RateLimiter(*LOGIN_RATE)
     app[KNOWN_DEVICES] = box.known_devices
     app[PROPOSED_PUBLIC_URLS] = box.settings.web.public_urls
