@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -16,7 +17,12 @@ EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
 
 
-def add_commands(commands: argparse._SubParsersAction, read_secret) -> None:  # type: ignore[type-arg, no-untyped-def]
+#: reads a secret from a file, or asks for it: (path or None, prompt) -> the text
+ReadSecret = Callable[[Path | None, str], str]
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser],
+                 read_secret: ReadSecret) -> None:
     """The ``backup`` and ``restore`` commands; ``read_secret(path, prompt)`` reads a key."""
     backup = commands.add_parser(
         "backup", help="Datensicherung: sichern, auflisten, prüfen",
@@ -116,7 +122,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK if all(r.ok for r in results) else EXIT_ERROR
 
 
-def _key(args: argparse.Namespace, settings: Settings, read_secret) -> int:  # type: ignore[no-untyped-def]
+def _key(args: argparse.Namespace, settings: Settings, read_secret: ReadSecret) -> int:
     from appliance.backup.service import BackupError
 
     key = RecoveryKey.parse(read_secret(args.recovery_key_file, "Wiederherstellungsschlüssel: "))
@@ -128,7 +134,7 @@ def _key(args: argparse.Namespace, settings: Settings, read_secret) -> int:  # t
     return EXIT_OK
 
 
-def _restore(args: argparse.Namespace, settings: Settings, read_secret) -> int:  # type: ignore[no-untyped-def]
+def _restore(args: argparse.Namespace, settings: Settings, read_secret: ReadSecret) -> int:
     key = RecoveryKey.parse(read_secret(args.recovery_key_file, "Wiederherstellungsschlüssel: "))
     show = _progress("Wiederherstellung aus ")
     snapshot = asyncio.run(_service(settings, args).restore(
