@@ -538,6 +538,14 @@ def _uplinks(value: Any) -> tuple[TurnUplink, ...]:
     return tuple(uplinks)
 
 
+def _password_in_url(url: str) -> bool:
+    """Whether a ``rest:``/``s3:`` repository URL carries access data (user:password@)."""
+    scheme, _, rest = url.partition(":")
+    if scheme not in ("rest", "s3"):
+        return False
+    return "@" in urlsplit(rest if "://" in rest else f"//{rest}").netloc
+
+
 def _backup_targets(value: Any) -> tuple[BackupTarget, ...]:
     """``[[backup.targets]]`` tables with ``name`` and ``url`` (and ``credentials_file``)."""
     allowed = ("[[backup.targets]]-Abschnitte mit name und url (ein restic-Repository wie "
@@ -556,8 +564,8 @@ def _backup_targets(value: Any) -> tuple[BackupTarget, ...]:
         name, url = entry["name"], entry["url"]
         if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", name):
             raise ValueError(f"Ziel {number}, name: kurz, aus a-z, 0-9, - und _ (z. B. \"nas\")")
-        if not isinstance(url, str) or not url.strip() or not url.isprintable() or (
-                "@" in url.split(":", 1)[-1].split("/")[0] and url.startswith(("rest:", "s3:"))):
+        if not isinstance(url, str) or not url.strip() or not url.isprintable() or \
+                _password_in_url(url):
             raise ValueError(f"Ziel {number}, url: ein restic-Repository ohne Zugangsdaten (die "
                              "stehen in credentials_file)")
         try:

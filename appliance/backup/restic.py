@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -274,11 +274,13 @@ class Repository:
             raise ResticFailure(Failure.NO_RESTIC, "restic ist nicht installiert "
                                 "(apt-get install restic)")
         self._cache_dir.mkdir(parents=True, exist_ok=True)
-        environment = {
+        environment = {  # restic gets nothing of the box's own environment but PATH
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self._cache_dir),
-            "RESTIC_REPOSITORY": self.url, "RESTIC_PASSWORD_FILE": str(self._password_file),
+            "RESTIC_REPOSITORY": _with_rest_login(self.url, self._credentials),
+            "RESTIC_PASSWORD_FILE": str(self._password_file),
             "RESTIC_CACHE_DIR": str(self._cache_dir), "LC_ALL": "C.UTF-8",
-            **{k: v for k, v in self._credentials.items() if not k.startswith("SFTP_")},
+            **{k: v for k, v in self._credentials.items()
+               if not k.startswith(("SFTP_", "RESTIC_REST_"))},
         }
         sftp = _sftp_command(self.url, self._credentials)
         command = [executable, *(["-o", f"sftp.command={sftp}"] if sftp else []), *args]
@@ -324,6 +326,19 @@ class Repository:
 def _kill(process: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError):
         process.kill()
+
+
+def _with_rest_login(url: str, credentials: Mapping[str, str]) -> str:
+    """A ``rest:`` URL with the credentials file's user and password in it, for restic 0.14
+    (which takes them only in the URL; it masks the password in what it prints). The settings
+    and the state never hold this URL."""
+    user = credentials.get("RESTIC_REST_USERNAME")
+    if not url.startswith("rest:") or not user:
+        return url
+    parts = urlsplit(url[len("rest:"):])
+    login = quote(user, safe="") + ":" + quote(credentials.get("RESTIC_REST_PASSWORD", ""),
+                                               safe="")
+    return "rest:" + urlunsplit(parts._replace(netloc=f"{login}@{parts.netloc}"))
 
 
 def _sftp_command(url: str, credentials: Mapping[str, str]) -> str | None:
