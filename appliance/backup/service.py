@@ -576,7 +576,15 @@ class BackupService:
 
     async def restore_snapshots(self, url: str, key: RecoveryKey,
                                 credentials: Mapping[str, str] | None = None) -> list[Snapshot]:
-        """The snapshots a new box could restore from ``url`` with ``key``."""
+        """The snapshots a new box could restore from ``url`` with ``key`` (one asking at a
+        time: before onboarding anyone on the LAN may ask, and each costs restic a second)."""
+        if self._lock.locked():
+            raise BackupError("Die Box liest gerade schon eine Sicherung; bitte einen Moment.")
+        async with self._lock:
+            return await self._restore_snapshots(url, key, credentials)
+
+    async def _restore_snapshots(self, url: str, key: RecoveryKey,
+                                 credentials: Mapping[str, str] | None) -> list[Snapshot]:
         with tempfile.TemporaryDirectory(dir=self._work_dir(), prefix="restore-") as work:
             password = Path(work) / "password"
             write_secret(password, repository_password(key))

@@ -150,6 +150,7 @@ class Known:
             "appointment_id": [a.id for a in appointments],
             "guest_id": [a.guests[0].id for a in appointments],
             "token": [t for a in appointments for t in (a.link_token, a.guests[0].link_token)],
+            "target": ["usb", "cloud"],  # backup targets: the fuzzed box has none
         }
 
 

@@ -220,7 +220,7 @@ async def _add_backup_target(request: web.Request) -> web.Response:
 
 
 async def _remove_backup_target(request: web.Request) -> web.Response:
-    _service(request).remove_target(request.match_info["name"])
+    _service(request).remove_target(request.match_info["target"])
     return reply(OK)
 
 
@@ -302,7 +302,7 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
              access="admin", body=NewTarget,
              summary="Ein Ziel hinzufügen (Zugangsdaten bleiben auf der Box)", response=Ok,
              status=201),
-    Endpoint(method="DELETE", path="/api/backup/targets/{name}",
+    Endpoint(method="DELETE", path="/api/backup/targets/{target}",
              handler=_remove_backup_target, access="admin",
              summary="Ein in der Verwaltung hinzugefügtes Ziel entfernen", response=Ok),
     Endpoint(method="POST", path="/api/backup/key", handler=_backup_key, access="admin",
