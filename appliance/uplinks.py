@@ -155,6 +155,13 @@ class LineStatus:
         """Whether patients get TURN through this line: all but a line known to be down."""
         return self.state is not LineState.DOWN
 
+    @property
+    def by_loopback(self) -> bool:
+        """Whether the box probes the line by its own public address (no ``stun_target``): the
+        probe needs the router's NAT loopback, so a line without answers may be a router
+        without it."""
+        return self.target.rpartition(":")[0] == self.public_address
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name, "public_host": self.public_host,

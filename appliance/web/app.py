@@ -35,6 +35,7 @@ from appliance.web.context import (
     SESSION_KEEPER,
     STAFF_SESSIONS,
     TLS,
+    UPLINKS,
     Box,
 )
 from appliance.web.device_check import setup_device_check
@@ -93,6 +94,7 @@ def build_staff_app(box: Box) -> web.Application:
     app[SESSION_KEEPER] = box.session_keeper
     app[BOX_LOCK] = box.lock
     app[TLS] = box.tls
+    app[UPLINKS] = box.uplinks
     app[LOGIN_LIMIT] = RateLimiter(*LOGIN_RATE)
     app[KNOWN_DEVICES] = box.known_devices
     app[PROPOSED_PUBLIC_URLS] = box.settings.web.public_urls

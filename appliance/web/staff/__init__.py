@@ -10,7 +10,15 @@ from typing import Final
 
 from appliance.web import device_check, sockets
 from appliance.web.api import Endpoint
-from appliance.web.staff import accounts, appointments, audit, patients, practice, session
+from appliance.web.staff import (
+    accounts,
+    appointments,
+    audit,
+    patients,
+    practice,
+    session,
+    uplinks,
+)
 
 ENDPOINTS: Final[tuple[Endpoint, ...]] = (
     *session.ENDPOINTS,
@@ -22,6 +30,7 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
     device_check.STAFF_ICE_ENDPOINT,
     sockets.STAFF_ENDPOINT,
     *audit.ENDPOINTS,
+    *uplinks.ENDPOINTS,
 )
 
 __all__ = ["ENDPOINTS", "Endpoint"]
