@@ -69,8 +69,10 @@ def build_services(
     return services
 
 
-def build_box(settings: Settings, services: PracticeServices | None = None) -> Box:
-    """Every long-lived part of the box, wired once: what both sites take."""
+def build_box(settings: Settings, services: PracticeServices | None = None, *,
+              uplinks: UplinkMonitor | None = None) -> Box:
+    """Every long-lived part of the box, wired once: what both sites take. ``uplinks``: a
+    monitor of the settings' lines built elsewhere (tests probe with a faster pace)."""
     services = services or build_services(settings)
     relay = TurnRelay(settings.turn)
     events = EventHub()
@@ -89,8 +91,8 @@ def build_box(settings: Settings, services: PracticeServices | None = None) -> B
         hub.close_all()  # the doctors' sockets; no visitor is in when the box locks
 
     tls = BoxTls(settings, clock=services.clock)
-    uplinks = UplinkMonitor(settings.turn.uplinks, turn_port=settings.turn.port,
-                            history_file=settings.vault.resume_dir / HISTORY_FILE)
+    uplinks = uplinks or UplinkMonitor(settings.turn.uplinks, turn_port=settings.turn.port,
+                                       history_file=settings.vault.resume_dir / HISTORY_FILE)
     _follow_lines(uplinks, relay, hub, events)
     return Box(
         settings=settings, services=services, events=events, hub=hub, relay=relay,

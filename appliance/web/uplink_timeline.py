@@ -51,7 +51,9 @@ def render_timeline(lines: Sequence[LineStatus], *, now: float, tz: ZoneInfo,
         out.append(f'<text x="10" y="{TOP + 22}" {FONT} font-size="13" fill="#1a1a1a">'
                    f'{_text(translate("ui.uplinks.none_configured_short", lang))}</text>')
     for index, line in enumerate(lines):
+        out.append(f'<g class="line" id="line-{index + 1}">')
         out.extend(_band(line, TOP + index * BAND_STEP, start, now, tz, lang))
+        out.append("</g>")
     axis_y = TOP + max(len(lines), 1) * BAND_STEP - (BAND_STEP - BAND_H) + 4
     out.extend(_hour_ticks(start, now, tz, top=TOP, axis_y=axis_y, lang=lang))
     out.extend(_legend(axis_y + 36, lang))
@@ -76,6 +78,7 @@ def _band(line: LineStatus, y: int, start: float, now: float, tz: ZoneInfo,
           lang: str) -> Iterator[str]:
     """One line: its name and public host on the left, its minutes as runs of one colour, the
     round trip over them."""
+    yield f"<title>{_text(line.name)} ({_text(line.public_host)})</title>"
     yield (f'<text x="10" y="{y + 15}" {FONT} font-size="13" font-weight="bold" '
            f'fill="#1a1a1a">{_text(_shorten(line.name, 22))}</text>')
     yield (f'<text x="10" y="{y + 30}" {FONT} font-size="11" fill="#4a4a4a">'
