@@ -129,7 +129,7 @@ def _line_text(line: LineStatus, now: float, tz: ZoneInfo) -> list[str]:
     rows = [
         f"{line.name}  ({line.public_host}, {line.public_address})",
         f"  Zustand:        {state_text(line.state)} {since}",
-        f"  Umlaufzeit:     {'–' if line.rtt_ms is None else f'{line.rtt_ms:.0f} ms'}",
+        f"  Umlaufzeit:     {_rtt(line)}",
         f"  Verlust:        {line.loss * 100:.0f} % der letzten Prüfungen",
         *textwrap.wrap(f"  Geprüft wird:   {line.target} ({probe}), von {line.lan_address} "
                        "aus", WIDTH, subsequent_indent=" " * 18),
@@ -144,6 +144,13 @@ def _line_text(line: LineStatus, now: float, tz: ZoneInfo) -> list[str]:
     rows.append(f"  24 h:  |{timeline}|")
     rows.append(f"          {_axis(now, tz)}")
     return rows
+
+
+def _rtt(line: LineStatus) -> str:
+    """The round trip; none for a dead line (its last answers say nothing about it now)."""
+    if line.rtt_ms is None or line.state is LineState.DOWN:
+        return "–"
+    return f"{line.rtt_ms:.0f} ms"
 
 
 def _axis(now: float, tz: ZoneInfo) -> str:

@@ -40,7 +40,8 @@ def render_timeline(lines: Sequence[LineStatus], *, now: float, tz: ZoneInfo,
     """The SVG document of ``lines``' last 24 hours up to ``now`` (Unix time)."""
     start = now - WINDOW_S
     title = translate("ui.uplinks.timeline.title", lang)
-    height = TOP + max(len(lines), 1) * BAND_STEP + 70
+    axis_y = TOP + max(len(lines), 1) * BAND_STEP - (BAND_STEP - BAND_H) + 4
+    height = axis_y + 48
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
            f'viewBox="0 0 {WIDTH} {height}" role="img" aria-labelledby="timeline-title">',
            f'<title id="timeline-title">{_text(title)}</title>',
@@ -54,7 +55,6 @@ def render_timeline(lines: Sequence[LineStatus], *, now: float, tz: ZoneInfo,
         out.append(f'<g class="line" id="line-{index + 1}">')
         out.extend(_band(line, TOP + index * BAND_STEP, start, now, tz, lang))
         out.append("</g>")
-    axis_y = TOP + max(len(lines), 1) * BAND_STEP - (BAND_STEP - BAND_H) + 4
     out.extend(_hour_ticks(start, now, tz, top=TOP, axis_y=axis_y, lang=lang))
     out.extend(_legend(axis_y + 36, lang))
     out.append("</svg>")

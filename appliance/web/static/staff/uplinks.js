@@ -73,7 +73,8 @@ function lineCard(line, ctx) {
       h('span', { class: 'uplink-since muted', 'data-test': 'uplink-since' }, sinceText(line, ctx.timezone))),
     h('dl', { class: 'facts' },
       fact(t('ui.uplinks.public_host'), `${line.public_host} (${line.public_address})`, 'uplink-host'),
-      fact(t('ui.uplinks.rtt'), line.rtt_ms === null ? none
+      // a dead line's last round trips say nothing about it now
+      fact(t('ui.uplinks.rtt'), line.rtt_ms === null || line.state === 'down' ? none
         : t('ui.uplinks.rtt_value', { ms: Math.round(line.rtt_ms) }), 'uplink-rtt'),
       fact(t('ui.uplinks.loss'), t('ui.uplinks.loss_value', { percent: Math.round(line.loss * 100) }), 'uplink-loss'),
       fact(t('ui.uplinks.target'), t(line.by_loopback ? 'ui.uplinks.target_loopback' : 'ui.uplinks.target_external',
