@@ -142,7 +142,7 @@ async def test_every_member_sees_each_line_now(lines_box: LinesBox) -> None:
 
 async def test_who_may_see_the_lines_and_their_image(lines_box: LinesBox) -> None:
     """R9 (A01): nobody anonymous sees either; an assistant sees the lines, not the image; an
-    admin gets the image as SVG."""
+    admin gets the image as SVG, labelled in the request's language."""
     assert (await lines_box.staff.get("/api/uplinks")).status == 401
     assert (await lines_box.staff.get("/api/uplinks/timeline.svg")).status == 401
     await lines_box.login("mfa", ASSISTANT_PASSWORD)
@@ -155,7 +155,11 @@ async def test_who_may_see_the_lines_and_their_image(lines_box: LinesBox) -> Non
     assert image.headers["Content-Type"].startswith("image/svg+xml")
     assert image.headers["Cache-Control"] == "no-store"
     assert "img-src 'self'" in image.headers["Content-Security-Policy"]
+    assert "Internetleitungen der letzten 24 Stunden" in await image.text()
     ET.fromstring(await image.text())
+    english = await lines_box.staff.get("/api/uplinks/timeline.svg",
+                                        headers={"Accept-Language": "en-GB,en;q=0.9"})
+    assert "Internet lines over the last 24 hours" in await english.text()
 
 
 async def _next_uplinks_event(events: ClientResponse) -> list[dict[str, Any]]:
