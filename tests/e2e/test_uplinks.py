@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 expect = pytest.importorskip("playwright.async_api").expect
 
 ADMIN = ("verwaltung", "Petra Berger", "Kiesel Wolke Laterne 12")
+ASSISTANT = ("mfa", "Tom Weber", "Lampe Regen Fahrrad 34")
 TIMEOUT_MS = 20_000
 
 
@@ -76,6 +77,10 @@ async def test_a_dead_line_on_the_dashboard_and_the_status_page(tmp_path, browse
                                     data={"stored": True},
                                     headers={"X-CSRF-Token": session["csrf_token"]})
             assert answer.ok, await answer.text()
+            answer = await api.post(f"{box.staff_url}/api/staff", timeout=60_000, data={
+                "username": ASSISTANT[0], "display_name": ASSISTANT[1], "roles": ["assistant"],
+                "password": ASSISTANT[2]}, headers={"X-CSRF-Token": session["csrf_token"]})
+            assert answer.ok, await answer.text()
             await _until_states(api, box.staff_url, {"DSL": "up", "LTE": "up"})
 
             page = await context.new_page()
@@ -95,6 +100,22 @@ async def test_a_dead_line_on_the_dashboard_and_the_status_page(tmp_path, browse
                 r"Die Internetleitung „DSL“ ist seit \d\d:\d\d ausgefallen\. "
                 r"Videosprechstunden laufen über „LTE“\."))
             await screenshot(page, "uplinks-dashboard-warning")
+
+            # an assistant's dashboard, opened now, warns too (without the admin's link)
+            other = await browser.new_context(locale="de-DE")
+            other.set_default_timeout(TIMEOUT_MS)
+            answer = await other.request.post(f"{box.staff_url}/api/login", timeout=60_000, data={
+                "username": ASSISTANT[0], "password": ASSISTANT[2]})
+            assert answer.ok, await answer.text()
+            assistant = await other.new_page()
+            assistant.on("pageerror", lambda error: errors.append(str(error)))
+            await assistant.goto(box.staff_url)
+            assistant_warning = assistant.get_by_test_id("uplink-warning")
+            await expect(assistant_warning).to_contain_text(
+                "Videosprechstunden laufen über „LTE“.")
+            await expect(assistant_warning.get_by_role("link")).to_have_count(0)
+            await expect(assistant.get_by_role("link", name="Internetleitungen")).to_be_hidden()
+            await other.close()
 
             # --- the admin's page: the state of each line and what to do -----------------------
             await warning.get_by_role("link", name="Zu den Internetleitungen").click()
