@@ -183,6 +183,17 @@ def _parser() -> argparse.ArgumentParser:
         "status", help="jedes Zertifikat mit Namen, Ablauf und Fingerabdruck")
     tls_status.set_defaults(run=_tls_status)
 
+    uplinks = commands.add_parser(
+        "uplinks", help="die Internetleitungen der Praxis: Zustand und die letzten 24 Stunden",
+        description="Zeigt jede Internetleitung ([[turn.uplinks]]) so, wie die laufende Box sie "
+        "zuletzt geprüft hat: Zustand, seit wann, Umlaufzeit, Verlust, was geprüft wird, was "
+        "nicht stimmt, und die letzten 24 Stunden. Exit-Status 0, wenn jede Leitung antwortet "
+        "(in Ordnung oder gestört); 1, wenn eine ausgefallen ist oder der Zustand unbekannt "
+        "ist (Box läuft nicht, noch keine Antwort); 2 bei falschen Einstellungen.")
+    uplinks.add_argument("--json", action="store_true",
+                         help="als JSON ausgeben (für Überwachungswerkzeuge)")
+    uplinks.set_defaults(run=_uplinks)
+
     discover = commands.add_parser(
         "discover", help="die Boxen im Praxisnetz finden (mDNS)",
         description="Listet jede Box, die sich im Praxisnetz meldet: Name, Adressen, "
@@ -530,6 +541,28 @@ def _discover(args: argparse.Namespace, settings: Settings) -> int:
     if not boxes:
         print(f"keine Box gefunden ({args.timeout:g} s gelauscht)", file=sys.stderr)
     return EXIT_OK
+
+
+def _uplinks(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from appliance.practice.models import DEFAULT_TIMEZONE
+    from appliance.uplink_report import read_report, render_text, to_json
+    from appliance.uplinks import HISTORY_FILE, read_status
+
+    path = settings.vault.resume_dir / HISTORY_FILE
+    report = read_report(path, now=time.time(), configured=len(settings.turn.uplinks),
+                         found=read_status(path))
+    try:  # the practice's zone is in the sealed vault: the box's TZ, else the default
+        tz = ZoneInfo(os.environ.get("TZ", "").lstrip(":") or DEFAULT_TIMEZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = ZoneInfo(DEFAULT_TIMEZONE)
+    if args.json:
+        print(json.dumps(to_json(report, tz), ensure_ascii=False, indent=2))
+    else:
+        sys.stdout.write(render_text(report, tz))
+    return report.exit_status
 
 
 def _tls_ca(args: argparse.Namespace, settings: Settings) -> int:

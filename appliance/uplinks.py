@@ -148,6 +148,9 @@ class LineStatus:
     fault: Fault
     #: when the line last answered (Unix time), None: never
     last_answer: float | None
+    #: probed by its own public address (no ``stun_target``): the probe needs the router's NAT
+    #: loopback, so a line without answers may be a router without it
+    by_loopback: bool = False
     history: tuple[Minute, ...] = field(default=(), repr=False)
 
     @property
@@ -161,7 +164,7 @@ class LineStatus:
             "public_address": self.public_address, "lan_address": self.lan_address,
             "target": self.target, "state": self.state.value, "since": self.since,
             "rtt_ms": self.rtt_ms, "loss": self.loss, "fault": self.fault.value,
-            "last_answer": self.last_answer,
+            "last_answer": self.last_answer, "by_loopback": self.by_loopback,
             "history": [minute.to_json() for minute in self.history],
         }
 
@@ -174,6 +177,7 @@ class LineStatus:
             since=_optional_float(raw.get("since")), rtt_ms=_optional_float(raw.get("rtt_ms")),
             loss=float(raw.get("loss", 0.0)), fault=Fault(raw.get("fault", "")),
             last_answer=_optional_float(raw.get("last_answer")),
+            by_loopback=bool(raw.get("by_loopback", False)),
             history=tuple(Minute.from_json(m) for m in raw.get("history", ())),
         )
 
@@ -285,6 +289,7 @@ class LineWatch:
             public_address=self.line.public_address, lan_address=self.line.lan_address,
             target=self.target, state=self.state, since=self.since, rtt_ms=self.rtt_ms,
             loss=self.loss, fault=self.fault, last_answer=self.last_answer,
+            by_loopback=self.line.stun_target is None,
             history=tuple(Minute(m.start, m.sent, m.answered, m.rtt_ms_sum, m.worst)
                           for m in self.history))
 

@@ -1,15 +1,19 @@
-"""A real STUN server for the uplink tests: answers binding requests on a UDP address, can be
-silenced (a dead line) or made to drop every other request (a flapping line), and can report a
-fixed mapped address (an answer that came back through another line).
+"""A real STUN server for the uplink tests: it answers binding requests with the asker's address
+(XOR-MAPPED-ADDRESS) or a fixed one (an answer that came back through another line), and can
+fall silent — for everyone (a dead line), towards named source addresses (one of two lines), or
+for every other request (a line losing half its packets).
 
-Run in this process (``async with StunResponder(host) as stun``) or in a namespace as a program:
-``python -m tests.stun_responder HOST [HOST …]`` answers on port 3478 of each until killed.
+In this process: ``async with StunResponder() as stun`` (or ``stun_responder()``); in a
+namespace as a program: ``python -m tests.stun_responder HOST [HOST …]`` answers on port 3478 of
+each until killed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,16 +22,19 @@ from aioice import stun
 
 @dataclass
 class StunResponder(asyncio.DatagramProtocol):
-    """Binding responses with XOR-MAPPED-ADDRESS: the sender's address, or ``mapped``."""
+    """Binding responses on ``host:port`` (port 0: a free one)."""
 
     host: str = "127.0.0.1"
     port: int = 0
     #: answer nothing (a dead line)
     silent: bool = False
-    #: answer only every other request (a line losing half its packets)
+    #: answer nothing to these source addresses (that line died)
+    silenced: set[str] = field(default_factory=set)
+    #: answer only every other request
     every_other: bool = False
-    #: report this address instead of the sender's
+    #: report this address instead of the asker's
     mapped: str | None = None
+    #: binding requests received
     requests: int = 0
     transport: asyncio.DatagramTransport | None = field(default=None, repr=False)
 
@@ -52,8 +59,11 @@ class StunResponder(asyncio.DatagramProtocol):
             request = stun.parse_message(data)
         except ValueError:
             return
+        if request.message_method is not stun.Method.BINDING:
+            return
         self.requests += 1
-        if self.silent or (self.every_other and self.requests % 2 == 0):
+        if self.silent or addr[0] in self.silenced or (
+                self.every_other and self.requests % 2 == 0):
             return
         response = stun.Message(message_method=stun.Method.BINDING,
                                 message_class=stun.Class.RESPONSE,
@@ -61,6 +71,13 @@ class StunResponder(asyncio.DatagramProtocol):
         response.attributes["XOR-MAPPED-ADDRESS"] = (self.mapped or addr[0], addr[1])
         assert self.transport is not None
         self.transport.sendto(bytes(response), addr)
+
+
+@contextlib.asynccontextmanager
+async def stun_responder() -> AsyncIterator[StunResponder]:
+    """A responder on 127.0.0.1 and a free port, for the duration of the block."""
+    async with StunResponder() as responder:
+        yield responder
 
 
 async def _serve(hosts: list[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,7 +56,8 @@ def test_version(tmp_path: Path) -> None:
     assert __version__ in result.stdout
 
 
-@pytest.mark.parametrize("args", [(), ("user",), ("vault",), ("init",), ("serve",)])
+@pytest.mark.parametrize("args", [(), ("user",), ("vault",), ("init",), ("serve",),
+                                  ("uplinks",)])
 def test_help_everywhere_in_german(tmp_path: Path, args: tuple[str, ...]) -> None:
     """Every command has --help, written for German-speaking practice admins."""
     result = _run(*args, "--help", cwd=tmp_path)
@@ -372,3 +375,147 @@ def test_user_add_refuses_a_weak_password(tmp_path: Path, password: str, why: st
     assert why in refused.stderr, refused.stderr
     new_password.write_text("Kiesel Wolke Laterne 12\n")
     assert _run(*command, cwd=tmp_path).returncode == 0
+
+
+# --- sprechzimmer uplinks ---------------------------------------------------------------------
+
+LINES_TOML = """
+[[turn.uplinks]]
+name = "DSL"
+public_host = "videosprechstunde.praxis-beispiel.de"
+public_address = "203.0.113.1"
+lan_address = "192.168.50.10"
+stun_target = "stun.provider-beispiel.de:3478"
+[[turn.uplinks]]
+name = "LTE"
+public_host = "lte.praxis-beispiel.de"
+public_address = "198.51.100.7"
+lan_address = "192.168.50.11"
+"""
+BERLIN_TZ = {"TZ": "Europe/Berlin"}
+
+
+def _lines_config(tmp_path: Path, lines: str = LINES_TOML) -> Path:
+    config = _config(tmp_path)
+    config.write_text(config.read_text("utf-8") + lines, "utf-8")
+    return config
+
+
+def _day(now: float, *, down: range = range(0), degraded: range = range(0),
+         missing: range = range(0)) -> tuple[Any, ...]:
+    """24 h of minutes before ``now`` as the monitor keeps them: 30 probes each, up unless the
+    minutes ago are named down, degraded or missing (the box was off)."""
+    from appliance.uplinks import LineState, Minute
+
+    minutes = []
+    for ago in range(24 * 60, 0, -1):
+        if ago in missing:
+            continue
+        state = (LineState.DOWN if ago in down else
+                 LineState.DEGRADED if ago in degraded else LineState.UP)
+        answered = 0 if state is LineState.DOWN else 30 - 5 * (state is LineState.DEGRADED)
+        rtt = 280.0 if state is LineState.DEGRADED else 18.5
+        minutes.append(Minute(start=int(now) // 60 * 60 - ago * 60, sent=30, answered=answered,
+                              rtt_ms_sum=answered * rtt, worst=state))
+    return tuple(minutes)
+
+
+def _write_lines(tmp_path: Path, *, dsl_down: bool, written_ago_s: float = 5.0) -> float:
+    """The history file as the running box writes it: DSL (with a stun_target) down for three
+    minutes or degraded, LTE (probed by NAT loopback) up since three hours, absent before."""
+    from appliance.uplinks import HISTORY_FILE, Fault, LineState, LineStatus, write_status
+
+    now = time.time()
+    dsl = LineStatus(
+        name="DSL", public_host="videosprechstunde.praxis-beispiel.de",
+        public_address="203.0.113.1", lan_address="192.168.50.10",
+        target="stun.provider-beispiel.de:3478",
+        state=LineState.DOWN if dsl_down else LineState.DEGRADED, since=now - 185,
+        rtt_ms=None if dsl_down else 281.0, loss=1.0 if dsl_down else 0.2,
+        fault=Fault.NO_ANSWER if dsl_down else Fault.NONE, last_answer=now - 190,
+        history=_day(now, down=range(0, 4) if dsl_down else range(0),
+                     degraded=range(600, 640) if dsl_down else range(0, 4)))
+    lte = LineStatus(
+        name="LTE", public_host="lte.praxis-beispiel.de", public_address="198.51.100.7",
+        lan_address="192.168.50.11", target="198.51.100.7:3478", state=LineState.UP,
+        since=now - 3 * 3600, rtt_ms=41.0, loss=0.05, fault=Fault.NONE, last_answer=now - 1,
+        by_loopback=True, history=_day(now, missing=range(900, 24 * 60 + 1)))
+    write_status(tmp_path / "run" / HISTORY_FILE, [dsl, lte], written_at=now - written_ago_s)
+    return now
+
+
+def test_uplinks_shows_a_dead_line_and_the_day(tmp_path: Path) -> None:
+    """R4: ``sprechzimmer uplinks`` reads the running box's file: DSL "ausgefallen" with the
+    fault explained, LTE "in Ordnung" probed by NAT loopback, 48 half hours each (the last of
+    DSL down, LTE without data before it came), a legend; a line down is exit status 1."""
+    config = _lines_config(tmp_path)
+    _write_lines(tmp_path, dsl_down=True)
+    result = _run("--config", str(config), "uplinks", cwd=tmp_path, env=BERLIN_TZ)
+    assert result.returncode == 1, result.stderr
+    out = result.stdout
+    dsl, lte = out.split("\nDSL  ")[1].split("\nLTE  ")
+    assert "Zustand:        ausgefallen seit " in dsl and "Umlaufzeit:     –" in dsl
+    assert "Verlust:        100 %" in dsl
+    assert "stun.provider-beispiel.de:3478 (STUN-Server im Internet)" in dsl
+    assert "Was nicht stimmt: Der STUN-Server stun.provider-beispiel.de:3478 antwortet" in dsl
+    assert "Zustand:        in Ordnung seit " in lte and "Umlaufzeit:     41 ms" in lte
+    assert "NAT-Loopback" in lte and "Was nicht stimmt" not in lte
+    timelines = re.findall(r"24 h:  \|(.{48})\|", out)
+    assert len(timelines) == 2
+    assert timelines[0].endswith("X") and "~" in timelines[0] and "." not in timelines[0]
+    assert timelines[1].startswith("....") and timelines[1].endswith("====")
+    assert "= in Ordnung  ~ gestört  X ausgefallen  . keine Daten" in out
+    assert "Zeitzone Europe/Berlin" in out and "ACHTUNG" not in out
+
+
+def test_uplinks_every_line_answering_is_0_also_as_json(tmp_path: Path) -> None:
+    """A degraded line still answers: exit status 0; ``--json`` carries the same facts without
+    the history."""
+    config = _lines_config(tmp_path)
+    _write_lines(tmp_path, dsl_down=False)
+    text = _run("--config", str(config), "uplinks", cwd=tmp_path, env=BERLIN_TZ)
+    assert text.returncode == 0, text.stdout + text.stderr
+    assert "Zustand:        gestört seit" in text.stdout
+    result = _run("--config", str(config), "uplinks", "--json", cwd=tmp_path, env=BERLIN_TZ)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["stale"] is False and data["exit_status"] == 0 and data["configured"] == 2
+    dsl, lte = data["lines"]
+    assert dsl["state"] == "degraded" and dsl["state_text"] == "gestört"
+    assert dsl["since"].endswith(("+01:00", "+02:00")) and "history" not in dsl
+    assert lte["by_loopback"] is True and lte["fault_text"] == ""
+    assert len(dsl["timeline"]) == 48 and dsl["timeline"].endswith("~")
+
+
+def test_uplinks_from_a_stale_file_is_unknown(tmp_path: Path) -> None:
+    """A file written ten minutes ago: the box is probably not running; exit status 1 even
+    though every line answered then."""
+    config = _lines_config(tmp_path)
+    _write_lines(tmp_path, dsl_down=False, written_ago_s=600)
+    result = _run("--config", str(config), "uplinks", cwd=tmp_path, env=BERLIN_TZ)
+    assert result.returncode == 1
+    assert "ACHTUNG" in result.stdout and "läuft vermutlich nicht" in result.stdout
+    assert "vor 10 min" in result.stdout
+
+
+def test_uplinks_without_file_or_without_lines(tmp_path: Path) -> None:
+    """No file yet: the box is not running (exit 1); no lines configured: says so and how to
+    configure one (exit 1: nothing is known about the practice's internet)."""
+    config = _lines_config(tmp_path)
+    missing = _run("--config", str(config), "uplinks", cwd=tmp_path)
+    assert missing.returncode == 1
+    assert "Keine Leitungsdaten" in missing.stdout and "läuft noch nicht" in missing.stdout
+    assert "2 Leitung(en)" in missing.stdout
+    bare = _run("--config", str(_config(tmp_path)), "uplinks", cwd=tmp_path)
+    assert bare.returncode == 1
+    assert "Keine Internetleitung eingerichtet" in bare.stdout
+    assert "[[turn.uplinks]]" in bare.stdout
+
+
+def test_uplinks_with_bad_settings_is_2(tmp_path: Path) -> None:
+    """A line without its LAN address is a settings error: exit status 2, the setting named."""
+    config = _lines_config(tmp_path, LINES_TOML.replace('lan_address = "192.168.50.11"\n', ""))
+    result = _run("--config", str(config), "uplinks", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "turn.uplinks" in result.stderr and "lan_address" in result.stderr
+    assert "Traceback" not in result.stderr

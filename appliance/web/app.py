@@ -39,6 +39,7 @@ from appliance.web.context import (
     SESSION_KEEPER,
     STAFF_SESSIONS,
     TLS,
+    UPLINKS,
     Box,
 )
 from appliance.web.device_check import setup_device_check
@@ -98,6 +99,7 @@ def build_staff_app(box: Box) -> web.Application:
     app[BOX_LOCK] = box.lock
     app[TLS] = box.tls
     app[BACKUP] = box.backup
+    app[UPLINKS] = box.uplinks
     app[LOGIN_LIMIT] = RateLimiter(*LOGIN_RATE)
     app[KNOWN_DEVICES] = box.known_devices
     app[PROPOSED_PUBLIC_URLS] = box.settings.web.public_urls

@@ -77,8 +77,9 @@ class RunningBox:
 
 
 @contextmanager
-def running_box(tmp_path: Path) -> Iterator[RunningBox]:
-    """The real box as a subprocess on two free loopback ports, with a fresh vault."""
+def running_box(tmp_path: Path, extra: str = "") -> Iterator[RunningBox]:
+    """The real box as a subprocess on two free loopback ports, with a fresh vault; ``extra``:
+    further settings (TOML appended to the file)."""
     staff_port, public_port = _free_port(), _free_port()
     while public_port == staff_port:
         public_port = _free_port()
@@ -94,7 +95,7 @@ def running_box(tmp_path: Path) -> Iterator[RunningBox]:
         "[vault]\n"
         f'path = "{tmp_path / "vault"}"\n'
         # a test running past 22:00 must not find its box locked (tests/web/test_box_lock.py)
-        'lock_hours = ""\n',
+        'lock_hours = ""\n' + extra,
         "utf-8",
     )
     running = RunningBox(f"http://127.0.0.1:{staff_port}", public_url, tmp_path / "box.log",

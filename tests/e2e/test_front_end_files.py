@@ -23,6 +23,9 @@ DYNAMIC = {
     "ui.visit": [f"{state}_{part}"
                  for state in ("ended", "cancelled", "no_show", "left_call", "removed", "elsewhere")
                  for part in ("title", "text")],
+    "ui.uplinks.state": ["up", "degraded", "down", "unknown"],
+    "ui.uplinks.fault": ["no_answer", "no_answer_loopback", "other_line", "no_address",
+                         "no_target"],
 }
 
 

@@ -5,6 +5,7 @@ new box restored in the onboarding wizard, its staff logging in with their old p
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -84,6 +85,26 @@ async def test_admin_tests_inits_runs_and_sees_the_copy(practice: Box) -> None:
     assert len(target["sizes"]) == 1 and target["sizes"][0][1] > 0
     assert status["warnings"] == [] and status["password_known"] is True
     assert status["schedule"] == "02:30" and status["next_run"] is not None
+
+
+async def test_a_run_reaches_the_open_dashboards(practice: Box) -> None:
+    """A run started from the admin page is told on every open staff event stream as
+    ``backup`` with the dashboard's warnings (none once the copy is there), and the stream
+    lives on from the start to the end of the run."""
+    headers = await practice.login("admin", ADMIN_PASSWORD)
+    events = await practice.staff.get("/api/events")
+    assert events.status == 200
+    assert (await practice.staff.post("/api/backup/run", json={}, headers=headers)).status == 202
+    seen: list[Any] = []
+    async with asyncio.timeout(60):
+        while not seen or seen[-1]["warnings"]:
+            line = (await events.content.readline()).decode().rstrip("\n")
+            if line == "event: backup":
+                data = (await events.content.readline()).decode()
+                seen.append(json.loads(data.removeprefix("data: ")))
+    assert seen[0]["warnings"] == ["Auf „usb“ gibt es noch keine Sicherung."]
+    assert len(seen) >= 2  # the start, then the end: the stream lived through both
+    events.close()
 
 
 async def test_targets_added_in_the_ui_keep_their_secrets_on_the_box(practice: Box,

@@ -18,6 +18,7 @@ from appliance.web.staff import (
     patients,
     practice,
     session,
+    uplinks,
 )
 
 ENDPOINTS: Final[tuple[Endpoint, ...]] = (
@@ -31,6 +32,7 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
     sockets.STAFF_ENDPOINT,
     *audit.ENDPOINTS,
     *backup.ENDPOINTS,
+    *uplinks.ENDPOINTS,
 )
 
 __all__ = ["ENDPOINTS", "Endpoint"]

@@ -15,6 +15,7 @@ from appliance.web.auth import current_staff, staff_member
 from appliance.web.context import EVENTS, HUB
 from appliance.web.events import stream_events
 from appliance.web.schema import NOT_BLANK, OK, Form, LocalTime, Ok
+from appliance.web.staff.backup import backup_warnings
 from appliance.web.staff.common import (
     AppointmentView,
     GuestView,
@@ -27,6 +28,7 @@ from appliance.web.staff.common import (
     publish,
     services_of,
 )
+from appliance.web.staff.uplinks import uplinks_view
 
 Doctor = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=NOT_BLANK)]
 Minutes = Annotated[int, msgspec.Meta(ge=5, le=180)]
@@ -187,6 +189,10 @@ async def _events(request: web.Request) -> web.StreamResponse:
     def render(event: dict[str, Any]) -> Any:
         if event["type"] == "box-lock":
             return box_lock_state(request)
+        if event["type"] == "uplinks":
+            return uplinks_view(request)
+        if event["type"] == "backup":
+            return backup_warnings(request)
         appt = None if services.vault.sealed else maybe(services.appointments.get, event["id"])
         if appt is None:
             return {"id": event["id"], "removed": True}
@@ -244,6 +250,7 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
              handler=_remove_guest, response=Ok,
              summary="Weitere Person ausladen: ihr Link gilt sofort nicht mehr, auch im Gespräch"),
     Endpoint(method="GET", path="/api/events", handler=_events,
-             summary="Live-Änderungen der Termine (Server-Sent Events)",
+             summary="Live-Änderungen der Termine, der Sperre der Box und der Internetleitungen "
+                     "(Server-Sent Events)",
              content_type="text/event-stream", response=str),
 )

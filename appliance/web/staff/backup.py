@@ -183,9 +183,14 @@ async def _backup_status(request: web.Request) -> web.Response:
         activity=_activity(service.activity), warnings=service.warnings()))
 
 
+def backup_warnings(request: web.Request) -> WarningsView:
+    """The dashboard's warnings (also on the live event ``backup``)."""
+    return WarningsView(warnings=_service(request).warnings())
+
+
 async def _backup_warnings(request: web.Request) -> web.Response:
     current_staff(request)
-    return reply(WarningsView(warnings=_service(request).warnings()))
+    return reply(backup_warnings(request))
 
 
 def _start(kind: str) -> Any:

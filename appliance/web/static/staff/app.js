@@ -10,6 +10,7 @@ import * as newAppointment from './appointment-new.js';
 import * as patients from './patients.js';
 import * as users from './users.js';
 import * as settings from './settings.js';
+import * as uplinks from './uplinks.js';
 import * as account from './account.js';
 import * as callView from './call.js';
 
@@ -19,6 +20,7 @@ const ROUTES = {
   patienten: { view: patients, title: 'ui.nav.patients' },
   benutzer: { view: users, title: 'ui.nav.users', admin: true },
   einstellungen: { view: settings, title: 'ui.nav.settings', admin: true },
+  leitungen: { view: uplinks, title: 'ui.uplinks.title', admin: true },
   konto: { view: account, title: 'ui.nav.account' },
   call: { view: callView, title: 'ui.call.title' },
 };

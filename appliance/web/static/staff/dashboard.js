@@ -1,6 +1,6 @@
 // The day's video appointments, grouped by doctor, updated live from /api/events (O4). The
-// list of appointments and the live connection are components of their own; this module holds
-// the day shown, loads it and wires both together.
+// list of appointments, the live connection and the warning of a failed internet line are
+// components of their own; this module holds the day shown, loads it and wires them together.
 
 import { api } from '/static/common/api.js';
 import { h } from '/static/common/dom.js';
@@ -8,6 +8,7 @@ import { t, addDays, formatLongDate, nowIn } from '/static/common/i18n.js';
 import { appointmentList } from './appointment-list.js';
 import { liveEvents } from './live-events.js';
 import { WaitingAlerts } from './alerts.js';
+import { uplinkWarning } from './uplink-warning.js';
 import { register } from '/static/call/debug.js';
 
 const TICK_MS = 15000;
@@ -16,6 +17,7 @@ export async function render(root, ctx) {
   const today = nowIn(ctx.timezone).date;
   let day = ctx.memory.dashboardDay || today;
   const alerts = new WaitingAlerts(ctx);
+  const lineWarning = uplinkWarning(ctx);
   register('alerts', alerts);
   const appointments = appointmentList({
     ctx, day: () => day, onArrived: (appt, all) => alerts.arrived(appt, all),
@@ -23,9 +25,11 @@ export async function render(root, ctx) {
   const live = liveEvents({
     onAppointment: (appt) => appointments.upsert(appt),
     onRemoved: (id) => appointments.remove(id),
-    onReconnected: () => load(), // catch up on what happened while disconnected
+    onReconnected: () => { load(); loadLines(); }, // catch up on what happened while disconnected
     // an admin asked to lock the box, or called it off: the banner follows
     onBoxLock: () => ctx.refreshSession().catch(() => {}),
+    // an internet line failed or came back: the warning follows
+    onUplinks: (lines) => lineWarning.show(lines),
   });
 
   const heading = h('h1', { tabindex: '-1' }, t('ui.dashboard.title'));
@@ -34,6 +38,7 @@ export async function render(root, ctx) {
   const loadError = h('p', { class: 'form-error', role: 'alert', hidden: true });
 
   root.append(
+    lineWarning.element,
     h('div', { class: 'view-head' },
       h('div', {}, heading, dayLabel),
       h('a', { class: 'button primary', href: '#/neuer-termin' }, t('ui.nav.new_appointment'))),
@@ -67,12 +72,21 @@ export async function render(root, ctx) {
     }
   }
 
-  await load();
+  async function loadLines() {
+    try {
+      lineWarning.show((await api('/api/uplinks')).lines);
+    } catch {
+      // the appointments' own error says that the box is not reachable
+    }
+  }
+
+  await Promise.all([load(), loadLines()]);
   live.connect();
   const ticker = setInterval(() => appointments.tick(), TICK_MS);
 
   return () => {
     appointments.destroy();
+    lineWarning.destroy();
     alerts.close();
     clearInterval(ticker);
     live.close();

@@ -1,5 +1,5 @@
-// The dashboard's live connection to /api/events (server-sent events): appointments as they
-// change, the box lock's banner, and a status line that says whether the page is live. A
+// The staff pages' live connection to /api/events (server-sent events): appointments as they
+// change, the box lock's banner, the internet lines, and a status line that says whether the page is live. A
 // stream the box closed is tried again once the session is known to be still there.
 
 import { api } from '/static/common/api.js';
@@ -11,9 +11,13 @@ const RECONNECT_MS = 5000;
 /**
  * The connection, opened by connect(). `onAppointment(appt)` and `onRemoved(id)` hear the
  * appointments, `onReconnected()` that the stream is back after a break (time to catch up),
- * `onBoxLock()` that the box's lock changed.
+ * `onBoxLock()` that the box's lock changed, `onUplinks(lines)` every change of an internet line
+ * (each line now). A page passes only what it follows.
  */
-export function liveEvents({ onAppointment, onRemoved, onReconnected, onBoxLock }) {
+export function liveEvents({
+  onAppointment = () => {}, onRemoved = () => {}, onReconnected = () => {}, onBoxLock = () => {},
+  onUplinks = () => {},
+} = {}) {
   let source = null;
   let reconnectTimer = null;
   let connectedOnce = false;
@@ -40,6 +44,13 @@ export function liveEvents({ onAppointment, onRemoved, onReconnected, onBoxLock 
       else onAppointment(data);
     });
     source.addEventListener('box-lock', () => onBoxLock());
+    source.addEventListener('uplinks', (event) => {
+      try {
+        onUplinks(JSON.parse(event.data).lines);
+      } catch {
+        // a torn event: the next one, or the page's own load, brings the lines
+      }
+    });
     source.addEventListener('error', () => {
       if (stopped) return;
       status.textContent = t('ui.dashboard.reconnecting');
