@@ -164,14 +164,17 @@ def missing_tools() -> str | None:
 def turn_settings(*, doctor_relay_only: bool = False, lines: int = 1) -> TurnSettings:
     """Design C with one uplink: coturn on the box's LAN address, the router's public address.
 
-    ``lines=2``: UPLINKS.md's two lines, each with its public host name, its own LAN address of
-    the box, a name and the lab's STUN server on its WAN subnet as the probe target."""
+    ``lines=2``: UPLINKS.md's two lines, each with its own LAN address of the box, a name and
+    the lab's STUN server on its WAN subnet as the probe target. The TURN URLs name the public
+    addresses, not the host names: Chromium resolves a TURN server's name with the system's
+    resolver (``--host-resolver-rules`` does not reach it; measured: no relay candidate), and the
+    lab has no DNS. The public sites keep their names (``public_urls``)."""
     uplinks = (TurnUplink(public_host=WAN_PUBLIC, public_address=WAN_PUBLIC, lan_address=BOX),)
     if lines > 1:
         uplinks = (
-            TurnUplink(public_host=PUBLIC_NAME, public_address=WAN_PUBLIC, lan_address=BOX,
+            TurnUplink(public_host=WAN_PUBLIC, public_address=WAN_PUBLIC, lan_address=BOX,
                        name=LINE_NAMES["a"], stun_target=(INTERNET_HOST, STUN_PORT)),
-            TurnUplink(public_host=PUBLIC_NAME_B, public_address=WAN_PUBLIC_B, lan_address=BOX_B,
+            TurnUplink(public_host=WAN_PUBLIC_B, public_address=WAN_PUBLIC_B, lan_address=BOX_B,
                        name=LINE_NAMES["b"], stun_target=(STUN_HOST_B, STUN_PORT)),
         )
     return TurnSettings(
@@ -287,7 +290,7 @@ def public_certificate(directory: Path, names: tuple[str, ...] = (PUBLIC_NAME,)
     from appliance.tls.authority import create_ca, write_atomically, write_private
 
     now = datetime.now(UTC)
-    public_ca = create_ca(practice="Internet-Test-CA", names=[names[0]], networks=[],
+    public_ca = create_ca(practice="Internet-Test-CA", names=list(names), networks=[],
                           now=now)
     leaf, key = public_ca.issue(names=list(names), addresses=[], now=now)
     paths = directory / "public-ca.pem", directory / "public.pem", directory / "public.key"
