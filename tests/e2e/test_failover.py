@@ -139,6 +139,7 @@ async def test_call_moves_to_the_other_line(
         lab.restore_line("a")
         restored_at = time.time()
         state, _ = await until_line(doctor, lab, DSL, healthy=True)
+        back_in_status_s = time.time() - restored_at
         # a direct path moves once more (the LAN's route goes back to line A): give it the same
         # deadline, then video must go on on both sides
         for page in (doctor, visit):
@@ -173,8 +174,8 @@ async def test_call_moves_to_the_other_line(
               f"{shown(times[1])}); new connection {rebuilt:.2f} s after the cut; the box's "
               f"push {', '.join(shown(p) for p in push)} s (doctor, patient); line A down in "
               f"the status {shown((down_since or cut_at) - cut_at)} s; path {describe(before)}"
-              f" -> {describe(after)} -> after restore ({state.value} "
-              f"{time.time() - restored_at:.1f} s later) {describe(back)}"
+              f" -> {describe(after)} -> after restore (line A "
+              f"{state.value} in the status {back_in_status_s:.1f} s later) {describe(back)}"
               f"\n  {variant}: chromium alone {shown(both(alone))} s (doctor {shown(alone[0])},"
               f" patient {shown(alone[1])}); path {describe(bare_before)} -> "
               f"{describe(bare_after)}")
