@@ -309,3 +309,55 @@ async def bare_call_on_line_a(lab: CallLab, doctor_browser: Any, patient_browser
         await doctor.context.close()
         await patient.context.close()
     raise AssertionError(f"Chromium alone never ran over line A: {describe(pairs)}")
+
+
+# --- our call, on line A ----------------------------------------------------------------------
+
+#: when the box's push (line down) last reached the page, and when the leader built its newest
+#: connection (the watchdog's or the push's recovery); Unix time in milliseconds
+PAGE_EVENTS = """() => {
+  const call = window.__sz.call;
+  const peer = [...call.peers.values()][0];
+  return {push: call.lineFailoverAt || null,
+          newest: peer && peer.current ? peer.current.createdAt : null};
+}"""
+#: the leader builds a new connection now (as its watchdog would)
+REBUILD = "() => { for (const peer of window.__sz.call.peers.values()) peer.recover('test'); }"
+NEWEST_ID = """() => Math.max(0, ...[...window.__sz.call.peers.values()].flatMap(
+  (p) => p.connections.map((c) => c.id)))"""
+
+
+def newer_connected(than: int) -> str:
+    """A page expression: the page's current connection is newer than ``than`` and connected."""
+    return f"""() => [...window.__sz.call.peers.values()].some(
+        (p) => p.current && p.current.id > {than}
+               && p.current.pc.connectionState === 'connected')"""
+
+
+async def until(page: Any, expression: str, timeout_s: float = 15.0) -> Any:
+    """Poll ``expression`` in ``page`` until it is truthy (the pages' CSP forbids
+    ``wait_for_function``); its value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout_s} s: {expression}")
+        await page.wait_for_timeout(100)
+
+
+async def on_line_a(doctor: Any, visit: Any, tries: int = 4) -> list[dict[str, str]]:
+    """Our call's media made to cross line A: a relay-only patient may have nominated the relay
+    on line B (both are offered); the doctor then builds new connections until the path is on
+    A. Both sides' selected pairs."""
+    pairs: list[dict[str, str]] = []
+    for _ in range(tries):
+        line, pairs = await paths(doctor, visit)
+        if line == "a":
+            return pairs
+        old = await doctor.evaluate(NEWEST_ID)
+        await doctor.evaluate(REBUILD)
+        await until(visit, newer_connected(old), timeout_s=20)
+        await until(doctor, newer_connected(old), timeout_s=20)
+    raise AssertionError(f"the call never ran over line A: {describe(pairs)}")

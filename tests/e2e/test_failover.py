@@ -22,10 +22,12 @@ import pytest
 from appliance.uplinks import LineState
 
 from .failover import (
+    PAGE_EVENTS,
     SELECTED_PATHS,
     bare_call_on_line_a,
     both,
     describe,
+    on_line_a,
     paths,
     recovered,
     shown,
@@ -33,7 +35,7 @@ from .failover import (
     until_line,
 )
 from .netlab import LINE_NAMES, CallLab, call_lab, missing_tools
-from .test_call import CONNECTION_IDS, _frames, _until, _until_frames
+from .test_call import CONNECTION_IDS, _frames, _until_frames
 from .test_call_namespaces import _browsers, _into_call
 
 pytestmark = [
@@ -49,17 +51,6 @@ RECOVERY_DEADLINE_S = 30.0
 ALONE_DEADLINE_S = 20.0
 DSL, LTE = LINE_NAMES["a"], LINE_NAMES["b"]
 
-#: when the box's push (line down) reached the page, and when the leader built its newest
-#: connection (the watchdog's or the push's recovery), both as Unix time in milliseconds
-PAGE_EVENTS = """() => {
-  const call = window.__sz.call;
-  const peer = [...call.peers.values()][0];
-  return {push: call.lineFailoverAt || null,
-          newest: peer && peer.current ? peer.current.createdAt : null};
-}"""
-REBUILD = "() => { for (const peer of window.__sz.call.peers.values()) peer.recover('test'); }"
-
-
 @pytest.fixture(params=["direct", "relay"])
 def two_lines(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CallLab]:
     """The two-line lab, the patient unrestricted (direct path through the practice's NAT) or
@@ -73,24 +64,6 @@ async def playwright() -> AsyncIterator[Any]:
     async with async_api.async_playwright() as running:
         running.selectors.set_test_id_attribute("data-test")
         yield running
-
-
-async def _on_line_a(doctor: Any, visit: Any) -> list[dict[str, str]]:
-    """The patient's path, made to run over line A: a relay-only patient may have nominated
-    the relay on line B (both are offered); the doctor then builds new connections until the
-    path is on A (a few tries). Both sides' selected pairs."""
-    for _ in range(4):
-        line, pairs = await paths(doctor, visit)
-        if line == "a":
-            return pairs
-        old = max(cid for cid, _ in await doctor.evaluate(CONNECTION_IDS))
-        await doctor.evaluate(REBUILD)
-        newer = f"""() => [...window.__sz.call.peers.values()].some(
-            (p) => p.current && p.current.id > {old}
-                   && p.current.pc.connectionState === 'connected')"""
-        await _until(visit, newer, timeout_s=20)
-        await _until_frames(visit, await _frames(visit))
-    raise AssertionError(f"the call never ran over line A: {describe(pairs)}")
 
 
 async def test_call_moves_to_the_other_line(
@@ -116,7 +89,7 @@ async def test_call_moves_to_the_other_line(
         doctor, visit = await _into_call(lab, doctor_browser, patient_browser, errors)
         await until_line(doctor, lab, DSL, healthy=True)
         await until_line(doctor, lab, LTE, healthy=True)
-        before = await _on_line_a(doctor, visit)
+        before = await on_line_a(doctor, visit)
         if lab.patient_restricted:
             assert before[-1]["local"] == "relay", before  # the patient really relays
         old_ids = {cid for cid, _ in await doctor.evaluate(CONNECTION_IDS)}
