@@ -1,4 +1,8 @@
-"""Run every benchmark in bench/ and write bench/RESULTS.md with the machine's description."""
+"""Run every benchmark in bench/ and write bench/RESULTS.md with the machine's description.
+
+A module has a docstring (the method), ``run()`` returning table rows, and optionally
+``summary(rows) -> str``: one line printed after its table (its last line) and kept in
+RESULTS.md."""
 
 from __future__ import annotations
 
@@ -53,8 +57,13 @@ def main(names: list[str]) -> int:
         rows = module.run()
         took = time.perf_counter() - started
         doc = (module.__doc__ or "").strip()
-        sections.append(f"## {name}\n\n{doc}\n\n{_table(rows)}\n_took {took:.0f} s_\n")
+        # a module may end its output with one summary line of its own (``summary(rows)``)
+        last = module.summary(rows) if hasattr(module, "summary") else ""
+        sections.append(f"## {name}\n\n{doc}\n\n{_table(rows)}\n"
+                        + (f"{last}\n\n" if last else "") + f"_took {took:.0f} s_\n")
         print(_table(rows), flush=True)
+        if last:
+            print(last, flush=True)
     header = (f"# Benchmark results\n\nWritten by `make bench` on "
               f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC.\nMachine: {_machine()}.\n"
               "Figures are medians; ratios compare against baselines measured in the same run.\n")

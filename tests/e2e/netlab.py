@@ -19,6 +19,13 @@ Playwright talks to it over pipes, so the browser needs no route to the test pro
 own HTTP client (``context.request``) runs in the driver process outside the namespaces, so
 :class:`PageApi` sends the test's API calls as ``fetch()`` from a page instead.
 
+With ``lines=2`` (issue 12) the practice has UPLINKS.md's second line: router B forwards the
+public site and TURN to the box's second LAN address, the public site listens on both, each line
+has its own public host name (both in the certificate, both in the practice's ``public_urls``, so
+the patient's page keeps a signaling socket on each), coturn runs one instance per relay address,
+and a real STUN server on the "internet" answers the box's probes of each line
+(:func:`running_stun`). :meth:`CallLab.cut_line` kills a line as a dead DSL line dies.
+
 Only TURN.md's lab addresses exist here, inside namespaces the test creates and always removes.
 """
 
@@ -45,13 +52,19 @@ from appliance.rtc.turn import nft_rules
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_FLAGS, START_TIMEOUT_S, RunningBox
 from tests.rtc.turn_fixtures import (
     BOX,
+    BOX_B,
+    INTERNET_HOST,
     REALM,
+    ROUTER_LAN,
+    ROUTER_LAN_B,
     SECRET,
     WAN_PUBLIC,
+    WAN_PUBLIC_B,
     Coturn,
     practice_lan,
     run_in,
     running_coturn,
+    running_relays,
 )
 
 STAFF_PORT = 8080
@@ -64,6 +77,16 @@ PUBLIC_NAME = "videosprechstunde.praxis-beispiel.test"
 STAFF_URL = f"https://{STAFF_NAME}:{STAFF_PORT}"
 PUBLIC_URL = f"https://{PUBLIC_NAME}:{PUBLIC_PORT}"
 RESOLVER_RULES = f"--host-resolver-rules=MAP {STAFF_NAME} {BOX},MAP {PUBLIC_NAME} {WAN_PUBLIC}"
+#: line B's public host name (``lines=2``): patients reach the practice by it when line A is dead
+PUBLIC_NAME_B = "leitung-b.praxis-beispiel.test"
+PUBLIC_URL_B = f"https://{PUBLIC_NAME_B}:{PUBLIC_PORT}"
+RESOLVER_RULES_2 = f"{RESOLVER_RULES},MAP {PUBLIC_NAME_B} {WAN_PUBLIC_B}"
+#: the STUN server on the internet the box probes each line against (``lines=2``): on each WAN
+#: subnet, as the routers have no default route
+STUN_HOST_B = "192.0.2.99"
+STUN_PORT = 3478
+#: the lines as the staff calls them
+LINE_NAMES = {"a": "DSL", "b": "LTE"}
 
 #: a restrictive patient network (a strict company or hotel firewall): the web page and UDP to
 #: the TURN port of the practice's public address, nothing else — no direct path can exist
@@ -82,6 +105,33 @@ table inet sz_patient_firewall {{
 \t}}
 }}
 """
+
+
+
+def patient_firewall(publics: tuple[str, ...], stun_hosts: tuple[str, ...] = ()) -> str:
+    """:data:`PATIENT_FIREWALL` for every public address of the practice; the lab's STUN server
+    (``stun_hosts``, which shares the internet namespace) keeps answering the box's probes."""
+    addresses = "{ " + ", ".join(publics) + " }"
+    stun = "" if not stun_hosts else (
+        f"\t\tip saddr {{ {', '.join(stun_hosts)} }} udp sport {STUN_PORT} accept\n")
+    stun_in = "" if not stun_hosts else (
+        f"\t\tip daddr {{ {', '.join(stun_hosts)} }} udp dport {STUN_PORT} accept\n")
+    return f"""
+table inet sz_patient_firewall {{
+\tchain output {{
+\t\ttype filter hook output priority filter; policy drop;
+\t\toifname "lo" accept
+\t\tip daddr {addresses} tcp dport {PUBLIC_PORT} accept
+\t\tip daddr {addresses} udp dport {TURN_PORT} accept
+{stun}\t}}
+\tchain input {{
+\t\ttype filter hook input priority filter; policy drop;
+\t\tiifname "lo" accept
+\t\tct state established,related accept
+{stun_in}\t}}
+}}
+"""
+
 
 #: the patient's uplink goes dead in the router: every packet from and to the internet side is
 #: silently lost (no ICMP, no reset), as on a dead DSL line (UPLINKS.md)
@@ -111,13 +161,33 @@ def missing_tools() -> str | None:
     return None
 
 
-def turn_settings(*, doctor_relay_only: bool = False) -> TurnSettings:
-    """Design C with one uplink: coturn on the box's LAN address, the router's public address."""
+def turn_settings(*, doctor_relay_only: bool = False, lines: int = 1) -> TurnSettings:
+    """Design C with one uplink: coturn on the box's LAN address, the router's public address.
+
+    ``lines=2``: UPLINKS.md's two lines, each with its own LAN address of the box, a name and
+    the lab's STUN server on its WAN subnet as the probe target. The TURN URLs name the public
+    addresses, not the host names: Chromium resolves a TURN server's name with the system's
+    resolver (``--host-resolver-rules`` does not reach it; measured: no relay candidate), and the
+    lab has no DNS. The public sites keep their names (``public_urls``)."""
+    uplinks = (TurnUplink(public_host=WAN_PUBLIC, public_address=WAN_PUBLIC, lan_address=BOX),)
+    if lines > 1:
+        uplinks = (
+            TurnUplink(public_host=WAN_PUBLIC, public_address=WAN_PUBLIC, lan_address=BOX,
+                       name=LINE_NAMES["a"], stun_target=(INTERNET_HOST, STUN_PORT)),
+            TurnUplink(public_host=WAN_PUBLIC_B, public_address=WAN_PUBLIC_B, lan_address=BOX_B,
+                       name=LINE_NAMES["b"], stun_target=(STUN_HOST_B, STUN_PORT)),
+        )
     return TurnSettings(
         enabled=True, secret=SECRET, realm=REALM, lan_address=BOX, port=TURN_PORT,
-        doctor_relay_only=doctor_relay_only,
-        uplinks=(TurnUplink(public_host=WAN_PUBLIC, public_address=WAN_PUBLIC, lan_address=BOX),),
+        doctor_relay_only=doctor_relay_only, uplinks=uplinks,
     )
+
+
+#: each line: its router's namespace, and the router the LAN falls back to when it dies
+_LINES = {"a": ("router", ROUTER_LAN_B), "b": ("router_b", ROUTER_LAN)}
+#: the hosts whose default route the practice's failover router moves (not the box: each of
+#: its LAN addresses belongs to one line, by source routing)
+_LAN_PCS = ("doctor", "other")
 
 
 @dataclass
@@ -132,12 +202,53 @@ class CallLab:
     patient_restricted: bool
     #: a HOME whose NSS database trusts the practice CA and the public CA
     browser_home: Path
+    #: the practice's internet lines (1 or 2)
+    lines: int = 1
+    #: every coturn instance of the box (one per relay address)
+    relays: tuple[Coturn, ...] = ()
+    #: the practice's public sites, as onboarding should list them (``public_urls``)
+    public_urls: tuple[str, ...] = (PUBLIC_URL,)
+    #: the TURN settings the box runs with
+    settings: TurnSettings | None = None
 
     def launch_options(self, host: str) -> dict[str, Any]:
         """Playwright ``launch()`` arguments for a Chromium in ``host``'s namespace, trusting
         the lab's two CAs: HTTPS with the certificates checked (no error is ignored)."""
-        return chromium_in(self.directory, self.netns[host], self.browser_home)
+        return chromium_in(self.directory, self.netns[host], self.browser_home,
+                           RESOLVER_RULES_2 if self.lines > 1 else RESOLVER_RULES)
 
+    @property
+    def uplinks_file(self) -> Path:
+        """The uplink monitor's history file (``uplinks.json`` in the box's runtime dir)."""
+        return self.box.config.parent / "run" / "uplinks.json"
+
+    def cut_line(self, line: str) -> None:
+        """Line ``line`` ("a" or "b", ``lines=2``) dies, as a dead DSL line does.
+
+        Every packet on the line's router's WAN is silently dropped (nft, as
+        :data:`UPLINK_CUT`: no ICMP, no reset), and the LAN PCs' default route moves to the other
+        line's router, as a practice's failover router moves them. The issue said "link down on
+        its router"; a silent drop is the truer model here: the WAN veth's peer is the
+        "internet" namespace where the patient's Chromium runs, and a link going down there
+        would be a network change on the patient's own machine (Chromium re-gathers, may even
+        abort page loads with ERR_NETWORK_CHANGED), which no real patient sees when the
+        practice's DSL dies. A dead line gives no signal at all; packets just vanish.
+        """
+        router, fallback = _LINES[line]
+        run_in(self.netns[router], "nft", "-f", "-", stdin=UPLINK_CUT)
+        for host in _LAN_PCS:
+            run_in(self.netns[host], "ip", "route", "replace", "default", "via", fallback)
+
+    def restore_line(self, line: str) -> int:
+        """Line ``line`` is back and the LAN PCs route through line A again; returns how many
+        packets the cut dropped."""
+        router, _ = _LINES[line]
+        for host in _LAN_PCS:
+            run_in(self.netns[host], "ip", "route", "replace", "default", "via", ROUTER_LAN)
+        counters = run_in(self.netns[router], "nft", "list", "table", "inet", "sz_uplink_cut")
+        run_in(self.netns[router], "nft", "delete", "table", "inet", "sz_uplink_cut")
+        return sum(int(line.split("packets", 1)[1].split()[0])
+                   for line in counters.splitlines() if "counter packets" in line)
 
     def cut_patient_uplink(self) -> None:
         """From now on, nothing passes between the internet (the patient) and the practice."""
@@ -151,15 +262,16 @@ class CallLab:
                    for line in counters.splitlines() if "counter packets" in line)
 
 
-def chromium_in(directory: Path, netns: str, home: Path) -> dict[str, Any]:
+def chromium_in(directory: Path, netns: str, home: Path,
+                rules: str = RESOLVER_RULES) -> dict[str, Any]:
     """Playwright ``launch()`` arguments for Debian Chromium inside ``netns`` with ``home``'s
-    NSS database, finding the lab's names by rule (a wrapper script in ``directory``)."""
+    NSS database, finding the lab's names by ``rules`` (a wrapper script in ``directory``)."""
     wrapper = directory / f"chromium-{netns}-{home.name}"
     wrapper.write_text(f'#!/bin/sh\nexport HOME={home}\n'
                        f'exec ip netns exec {netns} {CHROMIUM} "$@"\n', "utf-8")
     wrapper.chmod(0o755)
     return {"executable_path": str(wrapper), "headless": True,
-            "args": [*CHROMIUM_FLAGS, RESOLVER_RULES]}
+            "args": [*CHROMIUM_FLAGS, rules]}
 
 def _listening(pid: int, address: str, port: int) -> bool:
     """Whether the process's namespace has a TCP socket listening on ``address:port``."""
@@ -171,14 +283,16 @@ def _listening(pid: int, address: str, port: int) -> bool:
     return any(line.split()[1] == wanted and line.split()[3] == "0A" for line in lines)
 
 
-def public_certificate(directory: Path) -> tuple[Path, Path, Path]:
-    """A stand-in for a public CA and its certificate for ``PUBLIC_NAME``: (CA, chain, key)."""
+def public_certificate(directory: Path, names: tuple[str, ...] = (PUBLIC_NAME,)
+                       ) -> tuple[Path, Path, Path]:
+    """A stand-in for a public CA and its certificate for ``names`` (the practice's public
+    host names, ``PUBLIC_NAME`` first): (CA, chain, key)."""
     from appliance.tls.authority import create_ca, write_atomically, write_private
 
     now = datetime.now(UTC)
-    public_ca = create_ca(practice="Internet-Test-CA", names=[PUBLIC_NAME], networks=[],
+    public_ca = create_ca(practice="Internet-Test-CA", names=list(names), networks=[],
                           now=now)
-    leaf, key = public_ca.issue(names=[PUBLIC_NAME], addresses=[], now=now)
+    leaf, key = public_ca.issue(names=list(names), addresses=[], now=now)
     paths = directory / "public-ca.pem", directory / "public.pem", directory / "public.key"
     write_atomically(paths[0], public_ca.pem, mode=0o644)
     write_atomically(paths[1], leaf.public_bytes(serialization.Encoding.PEM) + public_ca.pem,
@@ -213,11 +327,13 @@ def export_practice_ca(netns: str, box: RunningBox, output: Path) -> str:
 
 @contextmanager
 def running_lan_box(netns: str, directory: Path, settings: TurnSettings | None,
-                    public_tls: tuple[Path, Path] | None = None, tls: str = ""
-                    ) -> Iterator[RunningBox]:
+                    public_tls: tuple[Path, Path] | None = None, tls: str = "",
+                    public_urls: tuple[str, ...] = (PUBLIC_URL,)) -> Iterator[RunningBox]:
     """``python -m appliance serve`` in the box namespace with a fresh vault: HTTPS on the
     box's LAN address; TURN on with ``settings``; the public site's certificate from
-    ``public_tls`` (chain, key) if given; ``tls``: more lines of ``[tls]``."""
+    ``public_tls`` (chain, key) if given; ``tls``: more lines of ``[tls]``. The public site
+    listens on the box's LAN address of every line of ``settings``; ``public_urls`` is what
+    onboarding proposes."""
     config = directory / "sprechzimmer.toml"
     tls = "[tls]\n" + tls + ("" if public_tls is None else (
         f'public_certificate = "{public_tls[0]}"\n'
@@ -233,14 +349,20 @@ def running_lan_box(netns: str, directory: Path, settings: TurnSettings | None,
         + "".join("[[turn.uplinks]]\n"
                   f'public_host = "{uplink.public_host}"\n'
                   f'public_address = "{uplink.public_address}"\n'
-                  f'lan_address = "{uplink.lan_address}"\n' for uplink in settings.uplinks))
+                  f'lan_address = "{uplink.lan_address}"\n'
+                  + (f'name = "{uplink.name}"\n' if uplink.name else "")
+                  + ("" if uplink.stun_target is None else
+                     f'stun_target = "{uplink.stun_target[0]}:{uplink.stun_target[1]}"\n')
+                  for uplink in settings.uplinks))
+    public_hosts = [BOX] if settings is None else list(dict.fromkeys(
+        [BOX, *(uplink.lan_address for uplink in settings.uplinks)]))
     config.write_text(
         "[web]\n"
         f'staff_host = "{BOX}"\n'
         f"staff_port = {STAFF_PORT}\n"
-        f'public_host = "{BOX}"\n'
+        f"public_host = {json.dumps(public_hosts)}\n"
         f"public_port = {PUBLIC_PORT}\n"
-        f'public_urls = ["{PUBLIC_URL}"]\n'
+        f"public_urls = {json.dumps(list(public_urls))}\n"
         "[vault]\n"
         f'path = "{directory / "vault"}"\n'
         # a test running past 22:00 must not find its box locked (tests/web/test_box_lock.py)
@@ -258,7 +380,7 @@ def running_lan_box(netns: str, directory: Path, settings: TurnSettings | None,
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not (_listening(process.pid, BOX, STAFF_PORT)
-                   and _listening(process.pid, BOX, PUBLIC_PORT)):
+                   and all(_listening(process.pid, host, PUBLIC_PORT) for host in public_hosts)):
             if process.poll() is not None:
                 raise RuntimeError(f"the box exited with {process.returncode}:\n"
                                    f"{running.log_text()}")
@@ -272,36 +394,92 @@ def running_lan_box(netns: str, directory: Path, settings: TurnSettings | None,
 
 
 @contextmanager
+def running_stun(netns: str, directory: Path, addresses: tuple[str, ...]) -> Iterator[Coturn]:
+    """A real STUN server (coturn, ``stun-only``, ``no-auth``) on ``addresses``, port 3478, in
+    ``netns``: the "internet" host the box's uplink monitor probes each line against. Its answer
+    names the address a probe came from, the line's public address behind the router's NAT."""
+    log = directory / "stun.log"
+    lines = ["stun-only", "no-auth", "no-cli", "no-tls", "no-dtls", "no-software-attribute",
+             f"listening-port={STUN_PORT}", *(f"listening-ip={a}" for a in addresses),
+             f"pidfile={directory / 'stun.pid'}", f"log-file={log}", "simple-log",
+             "no-stdout-log", f"userdb={directory / 'stun.db'}", ""]
+    config = directory / "stun.conf"
+    config.write_text("\n".join(lines), "utf-8")
+    process = subprocess.Popen(["ip", "netns", "exec", netns, "turnserver", "-c", str(config)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = Coturn(process=process, port=STUN_PORT, log=log)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while "Total General servers" not in server.log_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the STUN server did not start:\n" + server.log_text()[-3000:])
+            time.sleep(0.05)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
 def call_lab(directory: Path, *, restrict_patient: bool,
-             doctor_relay_only: bool = False) -> Iterator[CallLab]:
+             doctor_relay_only: bool = False, lines: int = 1) -> Iterator[CallLab]:
     """TURN.md's topology with coturn (design C) and the box running; the patient's network
     restricted to the web page and TURN when ``restrict_patient``; the doctor's page offering
-    relay candidates only with ``doctor_relay_only``. Removed afterwards."""
-    settings = turn_settings(doctor_relay_only=doctor_relay_only)
+    relay candidates only with ``doctor_relay_only``. Removed afterwards.
+
+    ``lines=2``: UPLINKS.md's two lines (see the module's docstring): router B forwards the
+    public site to ``BOX_B``, coturn runs per relay address, the box watches both lines against
+    the lab's STUN server (``INTERNET_HOST`` for A, ``STUN_HOST_B`` for B), and the restricted
+    patient may reach the web port and the TURN port of both public addresses."""
+    settings = turn_settings(doctor_relay_only=doctor_relay_only, lines=lines)
     with ExitStack() as stack:
         try:
-            netns = stack.enter_context(practice_lan())
+            netns = stack.enter_context(practice_lan(lines=lines))
         except RuntimeError as exc:  # as tests/rtc/test_turn_lan.py
             pytest.skip(f"cannot build the namespace topology here: {exc}")
         # the router forwards the public site to the box, as ROUTER_NFT does for UDP 3478
         run_in(netns["router"], "nft", "add", "rule", "ip", "nat", "prerouting",
                "iifname", "wan", "tcp", "dport", str(PUBLIC_PORT), "dnat", "to", BOX)
+        if lines > 1:
+            run_in(netns["router_b"], "nft", "add", "rule", "ip", "nat", "prerouting",
+                   "iifname", "wan", "tcp", "dport", str(PUBLIC_PORT), "dnat", "to", BOX_B)
         run_in(netns["box"], "nft", "-f", "-", stdin=nft_rules(settings))
         turn_dir = directory / "coturn"
         turn_dir.mkdir()
-        coturn = stack.enter_context(running_coturn(settings, turn_dir, netns=netns["box"]))
+        if lines > 1:
+            relays = tuple(stack.enter_context(
+                running_relays(settings, turn_dir, netns=netns["box"])))
+            coturn = relays[0]
+            # the internet's STUN server, on each WAN subnet (INTERNET_HOST is on line A's)
+            run_in(netns["inet"], "ip", "addr", "add", f"{STUN_HOST_B}/24", "dev", "eth1")
+            stack.enter_context(running_stun(netns["inet"], turn_dir,
+                                             (INTERNET_HOST, STUN_HOST_B)))
+            public_urls: tuple[str, ...] = (PUBLIC_URL, PUBLIC_URL_B)
+            names: tuple[str, ...] = (PUBLIC_NAME, PUBLIC_NAME_B)
+        else:
+            coturn = stack.enter_context(running_coturn(settings, turn_dir, netns=netns["box"]))
+            relays = (coturn,)
+            public_urls, names = (PUBLIC_URL,), (PUBLIC_NAME,)
         box_dir = directory / "box"
         box_dir.mkdir()
-        public_ca, chain, key = public_certificate(directory)
-        box = stack.enter_context(running_lan_box(netns["box"], box_dir, settings, (chain, key)))
+        public_ca, chain, key = public_certificate(directory, names)
+        box = stack.enter_context(running_lan_box(netns["box"], box_dir, settings, (chain, key),
+                                                  public_urls=public_urls))
         practice_ca = directory / "praxis-ca.pem"
         export_practice_ca(netns["box"], box, practice_ca)
         home = trusting_home(directory / "browser-home",
                              {"praxis-ca": practice_ca, "public-ca": public_ca})
         if restrict_patient:
-            run_in(netns["inet"], "nft", "-f", "-", stdin=PATIENT_FIREWALL)
+            firewall = PATIENT_FIREWALL if lines == 1 else patient_firewall(
+                (WAN_PUBLIC, WAN_PUBLIC_B), (INTERNET_HOST, STUN_HOST_B))
+            run_in(netns["inet"], "nft", "-f", "-", stdin=firewall)
         yield CallLab(netns=netns, box=box, coturn=coturn, directory=directory,
-                      patient_restricted=restrict_patient, browser_home=home)
+                      patient_restricted=restrict_patient, browser_home=home, lines=lines,
+                      relays=relays, public_urls=public_urls, settings=settings)
 
 
 # --- the test's API calls, sent from a page inside the namespaces ------------------------------

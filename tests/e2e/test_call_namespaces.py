@@ -138,7 +138,7 @@ async def _into_call(lab: CallLab, doctor_browser: Any, patient_browser: Any,
     _watch(doctor, errors)
     await doctor.goto(STAFF_URL)
     assert await doctor.evaluate("window.isSecureContext"), "the staff site is no secure context"
-    appt = await _practice(PageContext(doctor), lab.box)
+    appt = await _practice(PageContext(doctor), lab.box, list(lab.public_urls))
     if notes is not None:
         notes["appointment"] = appt
     assert appt["link"].startswith(f"{PUBLIC_URL}/v/"), appt["link"]
