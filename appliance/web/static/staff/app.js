@@ -11,6 +11,7 @@ import * as patients from './patients.js';
 import * as users from './users.js';
 import * as settings from './settings.js';
 import * as uplinks from './uplinks.js';
+import * as backup from './backup.js';
 import * as account from './account.js';
 import * as callView from './call.js';
 
@@ -21,6 +22,7 @@ const ROUTES = {
   benutzer: { view: users, title: 'ui.nav.users', admin: true },
   einstellungen: { view: settings, title: 'ui.nav.settings', admin: true },
   leitungen: { view: uplinks, title: 'ui.uplinks.title', admin: true },
+  datensicherung: { view: backup, title: 'ui.backup.title', admin: true },
   konto: { view: account, title: 'ui.nav.account' },
   call: { view: callView, title: 'ui.call.title' },
 };
