@@ -80,12 +80,22 @@ async function boot() {
   });
   if (!status.initialized) {
     showScreen('ui.onboarding.title');
-    renderOnboarding(main, { onDone: enterApp, proposedUrls: status.public_urls || [] });
+    renderOnboarding(main, { onDone: enterApp, onRestored: restored, proposedUrls: status.public_urls || [] });
   } else if (!status.logged_in) {
     showLogin();
   } else {
     await enterApp();
   }
+}
+
+/** A new box restored from a backup: the staff log in as before. */
+async function restored() {
+  try {
+    ctx.status = await api('/api/status');
+  } catch {
+    // the login page works without it
+  }
+  showLogin(t('ui.restore.done'));
 }
 
 function showScreen(titleKey) {

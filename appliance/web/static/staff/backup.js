@@ -13,17 +13,9 @@ import {
 } from './forms.js';
 import { liveEvents } from './live-events.js';
 import { ageText, momentText, percentText, sizeText } from './backup-texts.js';
+import { credentialFields } from './backup-credentials.js';
 
 const GROWTH = '/api/backup/growth.svg';
-// the access data the form offers, per kind of target (restic's environment names)
-const CREDENTIAL_KINDS = {
-  none: [],
-  s3: [['AWS_ACCESS_KEY_ID', 'ui.backup.add.s3_key_id', 'text'],
-    ['AWS_SECRET_ACCESS_KEY', 'ui.backup.add.s3_secret', 'password']],
-  rest: [['RESTIC_REST_USERNAME', 'ui.backup.add.rest_user', 'text'],
-    ['RESTIC_REST_PASSWORD', 'ui.backup.add.rest_password', 'password']],
-};
-
 export async function render(root, ctx) {
   const loadError = h('p', { class: 'form-error', role: 'alert', hidden: true });
   const keyPanel = h('div', {});
@@ -256,7 +248,7 @@ async function removeTarget(button, target, answer, reload) {
 
 /** A new target: name, where, and its access data (which stay on the box). */
 function addTargetForm(reload) {
-  const secrets = h('div', { class: 'backup-credentials' });
+  const access = credentialFields();
   const form = h('form', { novalidate: true, 'data-test': 'backup-add' },
     h('p', { class: 'muted' }, t('ui.backup.add.intro')),
     field({ label: t('ui.backup.add.name'), name: 'name', required: true, narrow: true,
@@ -265,35 +257,21 @@ function addTargetForm(reload) {
     field({ label: t('ui.backup.add.url'), name: 'url', required: true,
       hint: t('ui.backup.add.url_hint'),
       attrs: { autocapitalize: 'off', spellcheck: 'false', maxlength: 500, autocomplete: 'off' } }),
-    field({ label: t('ui.backup.add.kind'), name: 'kind', type: 'select', value: 'none', options: [
-      { value: 'none', label: t('ui.backup.add.kind_none') },
-      { value: 's3', label: t('ui.backup.add.kind_s3') },
-      { value: 'rest', label: t('ui.backup.add.kind_rest') }] }),
-    secrets,
+    access.element,
     h('p', { class: 'hint' }, t('ui.backup.add.secrets_stay')),
     h('div', { class: 'actions' },
       h('button', { type: 'submit', class: 'primary' }, t('ui.backup.add.submit'))));
-  const kind = form.elements.namedItem('kind');
-  function showSecrets() {
-    clear(secrets);
-    for (const [key, label, type] of CREDENTIAL_KINDS[kind.value] || []) {
-      secrets.append(field({ label: t(label), name: key, type, required: true,
-        fields: ['credentials', key], attrs: { autocomplete: 'off', spellcheck: 'false' } }));
-    }
-  }
-  kind.addEventListener('change', showSecrets);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     clearErrors(form);
     const el = (name) => form.elements.namedItem(name);
-    const keys = (CREDENTIAL_KINDS[kind.value] || []).map(([key]) => key);
     const rules = [
       [el('name'), (v) => /^[a-z0-9][a-z0-9_-]{0,31}$/.test(v), t('ui.backup.add.name_rule')],
       [el('url'), filled, t('ui.validation.required')],
-      ...keys.map((key) => [el(key), filled, t('ui.validation.required')]),
+      ...access.controls().map((input) => [input, filled, t('ui.validation.required')]),
     ];
     if (!checkRules(form, rules)) return;
-    const credentials = Object.fromEntries(keys.map((key) => [key, el(key).value]));
+    const credentials = access.values();
     const submit = form.querySelector('[type=submit]');
     try {
       await busy(submit, null, () => api('/api/backup/targets', { method: 'POST', body: {
@@ -303,11 +281,10 @@ function addTargetForm(reload) {
       showApiError(form, error);
       return;
     } finally {
-      // access data do not stay in the page
-      for (const key of keys) el(key).value = '';
+      access.clear();
     }
     form.reset();
-    showSecrets();
+    access.reset();
     await reload();
   });
   return h('section', { class: 'panel', 'aria-labelledby': 'backup-add-heading' },
