@@ -32,6 +32,8 @@ LEGEND_STEP: Final = 20
 FONT: Final = 'font-family="sans-serif"'
 #: the shortest span shown (a single run still gets an axis)
 MIN_SPAN: Final = timedelta(days=1)
+#: up to this span the dates along the bottom carry the time too
+SHORT_SPAN: Final = timedelta(days=3)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,7 +112,9 @@ def size_text(size: float, lang: str) -> str:
     return "0" if size == 0 else f"{size:.0f} B"
 
 
-def _date_text(moment: datetime, lang: str) -> str:
+def _date_text(moment: datetime, lang: str, *, with_time: bool) -> str:
+    if with_time:  # a few days only: the dates alone would repeat
+        return moment.strftime("%d.%m. %H:%M" if lang == "de" else "%m-%d %H:%M")
     return moment.strftime("%d.%m.%Y" if lang == "de" else "%Y-%m-%d")
 
 
@@ -127,6 +131,7 @@ def _size_axis(scale: list[float], lang: str) -> Iterator[str]:
 def _date_axis(start: datetime, end: datetime, tz: ZoneInfo, lang: str) -> Iterator[str]:
     """Five dates along the bottom on the practice's clock, and which clock that is."""
     axis_y = TOP + PLOT_H
+    with_time = end - start <= SHORT_SPAN
     for index in range(5):
         moment = start + (end - start) * index / 4
         x = _x(moment, start, end)
@@ -135,7 +140,7 @@ def _date_axis(start: datetime, end: datetime, tz: ZoneInfo, lang: str) -> Itera
         anchor = "start" if index == 0 else "end" if index == 4 else "middle"
         yield (f'<text x="{x:.1f}" y="{axis_y + 19}" {FONT} font-size="11" '
                f'text-anchor="{anchor}" fill="#1a1a1a">'
-               f'{_text(_date_text(moment.astimezone(tz), lang))}</text>')
+               f'{_text(_date_text(moment.astimezone(tz), lang, with_time=with_time))}</text>')
     zone = translate("ui.backup.chart.zone", lang, zone=str(tz))
     yield (f'<text x="{PLOT_X}" y="{axis_y + 36}" {FONT} font-size="11" fill="#4a4a4a">'
            f'{_text(zone)}</text>')

@@ -115,7 +115,7 @@ def test_sizes_in_german_and_dates_on_the_practice_clock() -> None:
     assert size_text(850_000, "de") == "850 kB"
     new_year = datetime(2025, 12, 31, 23, 30, tzinfo=UTC)
     svg = ET.fromstring(render_growth([
-        Series(name="usb", url="/media/usb", sizes=[(new_year - timedelta(days=3), 800_000_000),
+        Series(name="usb", url="/media/usb", sizes=[(new_year - timedelta(days=10), 800_000_000),
                                                      (new_year, 1_200_000_000)]),
         Series(name="cloud", url="s3:https://s3.example.test/praxis", sizes=[]),
     ], tz=BERLIN))
@@ -123,7 +123,7 @@ def test_sizes_in_german_and_dates_on_the_practice_clock() -> None:
     usb, cloud = svg.findall(f"{SVG_NS}g[@class='series']")
     assert usb.find(f"{SVG_NS}polyline").get("stroke") == COLOURS[0]
     dots = [c.findtext(f"{SVG_NS}title") for c in usb.findall(f"{SVG_NS}circle")]
-    assert dots == ["29.12.2025 00:30: 800 MB", "01.01.2026 00:30: 1,2 GB"]
+    assert dots == ["22.12.2025 00:30: 800 MB", "01.01.2026 00:30: 1,2 GB"]
     labels = _texts(svg)
     assert "01.01.2026" in labels and "Datum: Europe/Berlin" in labels
     assert any(label.startswith("usb /media/usb – 1,2 GB") for label in labels)
@@ -131,3 +131,6 @@ def test_sizes_in_german_and_dates_on_the_practice_clock() -> None:
     assert cloud.find(f"{SVG_NS}circle") is None
     empty = ET.fromstring(render_growth([], tz=BERLIN))
     assert any(label.startswith("Noch keine Sicherung") for label in _texts(empty))
+    one_night = ET.fromstring(render_growth([Series(name="usb", url="/media/usb", sizes=[
+        (new_year, 5_800)])], tz=BERLIN))
+    assert "01.01. 00:30" in _texts(one_night)  # a single run: its time, not one date 5 times
