@@ -71,19 +71,47 @@ async def _page(context: Any, errors: list[str]) -> Any:  # noqa: ANN401 - Playw
 
 
 async def test_the_admin_backs_up_from_the_page_and_the_warning_goes(tmp_path, browser) -> None:  # noqa: ANN001
-    """Issue 13: a target without a copy is a warning on every dashboard (the admin's with a
-    link to "Datensicherung", the assistant's without, and no menu entry for the assistant).
-    The admin runs "Jetzt sichern" on the page; the run ends with the target's last good copy
-    (age in words, size, files) and the growth image, and the assistant's open dashboard drops
-    the warning without a reload."""
+    """Issue 13: a box that does not know its backups' password warns on the dashboard, and the
+    admin's page asks once for the recovery key (the field does not keep it). Then a target
+    without a copy is a warning on every dashboard (the admin's with a link to
+    "Datensicherung", the assistant's without, and no menu entry for the assistant). The admin
+    runs "Jetzt sichern" on the page; the run ends with the target's last good copy (age in
+    words, size, files) and the growth image, and the assistant's open dashboard drops the
+    warning without a reload."""
     expect.set_options(timeout=TIMEOUT_MS)
     with running_box(tmp_path, _target(tmp_path / "usb-repo")) as box:
         context = await browser.new_context(locale="de-DE", viewport={"width": 1280, "height": 900})
         context.set_default_timeout(TIMEOUT_MS)
         requests: list[str] = []
         context.on("request", lambda request: requests.append(request.url))
-        await _onboard(context.request, box)
+        recovery_key = await _onboard(context.request, box)
+        # as on a box set up before backups existed: no password yet
+        (tmp_path / "backup" / "password").unlink()
         errors: list[str] = []
+
+        page = await _page(context, errors)
+        await page.goto(box.staff_url)
+        warning = page.get_by_test_id("backup-warning")
+        await expect(warning).to_contain_text("Die Box kennt ihr Passwort noch nicht")
+        await warning.get_by_role("link", name="Zur Datensicherung").click()
+        await expect(page.get_by_role("heading", name="Datensicherung", exact=True)).to_be_visible()
+        await expect(page.get_by_role("navigation").get_by_role(
+            "link", name="Datensicherung")).to_have_attribute("aria-current", "page")
+        await expect(page.get_by_role("button", name="Jetzt sichern")).to_be_disabled()
+        key_form = page.get_by_test_id("backup-key")
+        key_field = key_form.get_by_label("Wiederherstellungsschlüssel (vom Notfallblatt)")
+        await key_field.fill(_other_key(recovery_key))
+        await key_form.get_by_role("button", name="Schlüssel übernehmen").click()
+        await expect(key_form).to_contain_text("gehört nicht zu diesem Tresor")
+        await expect(key_field).to_have_value("")
+        await key_field.fill(recovery_key)
+        await key_form.get_by_role("button", name="Schlüssel übernehmen").click()
+        await expect(key_form).to_have_count(0)
+        assert (tmp_path / "backup" / "password").is_file()
+        await expect(page.get_by_test_id("live-status")).to_have_text("Live")
+        usb = page.get_by_test_id("backup-target").filter(has_text="usb")
+        await expect(usb.get_by_test_id("backup-url")).to_have_text(str(tmp_path / "usb-repo"))
+        await expect(usb.get_by_test_id("backup-last-success")).to_have_text("noch keine")
 
         other = await browser.new_context(locale="de-DE")
         other.set_default_timeout(TIMEOUT_MS)
@@ -98,21 +126,7 @@ async def test_the_admin_backs_up_from_the_page_and_the_warning_goes(tmp_path, b
         await expect(assistant_warning.get_by_role("link")).to_have_count(0)
         await expect(assistant.get_by_role("link", name="Datensicherung")).to_be_hidden()
         await expect(assistant.get_by_test_id("live-status")).to_have_text("Live")
-
-        page = await _page(context, errors)
-        await page.goto(box.staff_url)
-        warning = page.get_by_test_id("backup-warning")
-        await expect(warning).to_contain_text(NO_COPY)
-        await screenshot(page, "backup-dashboard-warning")
-        await warning.get_by_role("link", name="Zur Datensicherung").click()
-        await expect(page.get_by_role("heading", name="Datensicherung", exact=True)).to_be_visible()
-        await expect(page.get_by_role("navigation").get_by_role(
-            "link", name="Datensicherung")).to_have_attribute("aria-current", "page")
-        await expect(page.get_by_test_id("live-status")).to_have_text("Live")
-        usb = page.get_by_test_id("backup-target").filter(has_text="usb")
-        await expect(usb.get_by_test_id("backup-url")).to_have_text(str(tmp_path / "usb-repo"))
-        await expect(usb.get_by_test_id("backup-last-success")).to_have_text("noch keine")
-        await expect(page.get_by_test_id("backup-key")).to_have_count(0)  # the box knows it
+        await screenshot(assistant, "backup-dashboard-warning")
 
         await page.get_by_role("button", name="Jetzt sichern").click()
         activity = page.get_by_test_id("backup-activity")
@@ -136,6 +150,7 @@ async def test_the_admin_backs_up_from_the_page_and_the_warning_goes(tmp_path, b
         await expect(warning).to_be_hidden()
         assert errors == []
         assert all(url.startswith(box.staff_url) for url in requests), requests
+        assert recovery_key not in box.log_text()
         await other.close()
         await context.close()
 
