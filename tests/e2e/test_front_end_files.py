@@ -26,6 +26,9 @@ DYNAMIC = {
     "ui.uplinks.state": ["up", "degraded", "down", "unknown"],
     "ui.uplinks.fault": ["no_answer", "no_answer_loopback", "other_line", "no_address",
                          "no_target"],
+    "ui.backup.activity": ["run", "verify", "restore"],
+    "ui.backup.source": ["settings", "box"],
+    "ui.backup.test_state": ["ok", "empty", "error"],
 }
 
 

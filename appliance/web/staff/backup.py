@@ -14,13 +14,16 @@ from appliance.errors import Conflict, InvalidInput
 from appliance.vault import RecoveryKey
 from appliance.web.api import Endpoint, read_body, reply
 from appliance.web.auth import current_staff
+from appliance.web.backup_chart import Series, render_growth
 from appliance.web.context import BACKUP
 from appliance.web.schema import OK, Form, Ok, View
-from appliance.web.staff.common import services_of
+from appliance.web.security import request_language
+from appliance.web.staff.common import practice_timezone, services_of
 
 TargetName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 RepositoryUrl = Annotated[str, msgspec.Meta(min_length=1, max_length=500, pattern=r"\S")]
 RecoveryKeyText = Annotated[str, msgspec.Meta(min_length=20, max_length=200)]
+SVG: Final = "image/svg+xml"
 Credentials = Annotated[dict[str, Annotated[str, msgspec.Meta(max_length=2000)]],
                         msgspec.Meta(max_length=10)]
 
@@ -183,6 +186,19 @@ async def _backup_status(request: web.Request) -> web.Response:
         activity=_activity(service.activity), warnings=service.warnings()))
 
 
+async def _growth_chart(request: web.Request) -> web.Response:
+    service = _service(request)
+    state = service.state()
+    series = [Series(name=t.name, url=t.url,
+                     sizes=[(datetime.fromisoformat(at), size)
+                            for at, size in state.get(t.name, {}).get("sizes", [])])
+              for t in service.targets]
+    svg = render_growth(series, tz=practice_timezone(services_of(request)),
+                        lang=request_language(request))
+    return web.Response(text=svg, content_type=SVG, charset="utf-8",
+                        headers={"Cache-Control": "no-store"})
+
+
 def backup_warnings(request: web.Request) -> WarningsView:
     """The dashboard's warnings (also on the live event ``backup``)."""
     return WarningsView(warnings=_service(request).warnings())
@@ -289,6 +305,10 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
     Endpoint(method="GET", path="/api/backup", handler=_backup_status, access="admin",
              summary="Die Datensicherung: Ziele, letzte Läufe und Prüfungen, nächster Lauf",
              response=BackupView),
+    Endpoint(method="GET", path="/api/backup/growth.svg", handler=_growth_chart,
+             access="admin", content_type=SVG, response=str,
+             summary="Die Größe jedes Sicherungsziels über die Zeit als Bild (SVG): eine Linie "
+                     "je Ziel, Daten in der Zeitzone der Praxis"),
     Endpoint(method="GET", path="/api/backup/warnings", handler=_backup_warnings,
              summary="Warnungen der Datensicherung für das Dashboard", response=WarningsView),
     Endpoint(method="POST", path="/api/backup/run", handler=_start("run"), access="admin",

@@ -11,6 +11,7 @@ import * as patients from './patients.js';
 import * as users from './users.js';
 import * as settings from './settings.js';
 import * as uplinks from './uplinks.js';
+import * as backup from './backup.js';
 import * as account from './account.js';
 import * as callView from './call.js';
 
@@ -21,6 +22,7 @@ const ROUTES = {
   benutzer: { view: users, title: 'ui.nav.users', admin: true },
   einstellungen: { view: settings, title: 'ui.nav.settings', admin: true },
   leitungen: { view: uplinks, title: 'ui.uplinks.title', admin: true },
+  datensicherung: { view: backup, title: 'ui.backup.title', admin: true },
   konto: { view: account, title: 'ui.nav.account' },
   call: { view: callView, title: 'ui.call.title' },
 };
@@ -78,12 +80,22 @@ async function boot() {
   });
   if (!status.initialized) {
     showScreen('ui.onboarding.title');
-    renderOnboarding(main, { onDone: enterApp, proposedUrls: status.public_urls || [] });
+    renderOnboarding(main, { onDone: enterApp, onRestored: restored, proposedUrls: status.public_urls || [] });
   } else if (!status.logged_in) {
     showLogin();
   } else {
     await enterApp();
   }
+}
+
+/** A new box restored from a backup: the staff log in as before. */
+async function restored() {
+  try {
+    ctx.status = await api('/api/status');
+  } catch {
+    // the login page works without it
+  }
+  showLogin(t('ui.restore.done'));
 }
 
 function showScreen(titleKey) {

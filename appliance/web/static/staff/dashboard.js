@@ -1,6 +1,6 @@
 // The day's video appointments, grouped by doctor, updated live from /api/events (O4). The
-// list of appointments, the live connection and the warning of a failed internet line are
-// components of their own; this module holds the day shown, loads it and wires them together.
+// list of appointments, the live connection and the warnings of a failed internet line and of
+// the backup are components of their own; this module holds the day shown, loads it and wires them together.
 
 import { api } from '/static/common/api.js';
 import { h } from '/static/common/dom.js';
@@ -9,6 +9,7 @@ import { appointmentList } from './appointment-list.js';
 import { liveEvents } from './live-events.js';
 import { WaitingAlerts } from './alerts.js';
 import { uplinkWarning } from './uplink-warning.js';
+import { backupWarning } from './backup-warning.js';
 import { register } from '/static/call/debug.js';
 
 const TICK_MS = 15000;
@@ -18,6 +19,7 @@ export async function render(root, ctx) {
   let day = ctx.memory.dashboardDay || today;
   const alerts = new WaitingAlerts(ctx);
   const lineWarning = uplinkWarning(ctx);
+  const copyWarning = backupWarning(ctx);
   register('alerts', alerts);
   const appointments = appointmentList({
     ctx, day: () => day, onArrived: (appt, all) => alerts.arrived(appt, all),
@@ -25,11 +27,13 @@ export async function render(root, ctx) {
   const live = liveEvents({
     onAppointment: (appt) => appointments.upsert(appt),
     onRemoved: (id) => appointments.remove(id),
-    onReconnected: () => { load(); loadLines(); }, // catch up on what happened while disconnected
+    onReconnected: () => { load(); loadLines(); loadBackup(); }, // catch up on what happened while disconnected
     // an admin asked to lock the box, or called it off: the banner follows
     onBoxLock: () => ctx.refreshSession().catch(() => {}),
     // an internet line failed or came back: the warning follows
     onUplinks: (lines) => lineWarning.show(lines),
+    // a backup ran (or runs): its warnings follow
+    onBackup: (warnings) => copyWarning.show(warnings),
   });
 
   const heading = h('h1', { tabindex: '-1' }, t('ui.dashboard.title'));
@@ -39,6 +43,7 @@ export async function render(root, ctx) {
 
   root.append(
     lineWarning.element,
+    copyWarning.element,
     h('div', { class: 'view-head' },
       h('div', {}, heading, dayLabel),
       h('a', { class: 'button primary', href: '#/neuer-termin' }, t('ui.nav.new_appointment'))),
@@ -80,13 +85,22 @@ export async function render(root, ctx) {
     }
   }
 
-  await Promise.all([load(), loadLines()]);
+  async function loadBackup() {
+    try {
+      copyWarning.show((await api('/api/backup/warnings')).warnings);
+    } catch {
+      // as above
+    }
+  }
+
+  await Promise.all([load(), loadLines(), loadBackup()]);
   live.connect();
   const ticker = setInterval(() => appointments.tick(), TICK_MS);
 
   return () => {
     appointments.destroy();
     lineWarning.destroy();
+    copyWarning.destroy();
     alerts.close();
     clearInterval(ticker);
     live.close();

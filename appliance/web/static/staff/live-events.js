@@ -1,5 +1,5 @@
 // The staff pages' live connection to /api/events (server-sent events): appointments as they
-// change, the box lock's banner, the internet lines, and a status line that says whether the page is live. A
+// change, the box lock's banner, the internet lines, the backup's warnings, and a status line that says whether the page is live. A
 // stream the box closed is tried again once the session is known to be still there.
 
 import { api } from '/static/common/api.js';
@@ -12,11 +12,12 @@ const RECONNECT_MS = 5000;
  * The connection, opened by connect(). `onAppointment(appt)` and `onRemoved(id)` hear the
  * appointments, `onReconnected()` that the stream is back after a break (time to catch up),
  * `onBoxLock()` that the box's lock changed, `onUplinks(lines)` every change of an internet line
- * (each line now). A page passes only what it follows.
+ * (each line now), `onBackup(warnings)` every step of a backup run (the dashboard's warnings
+ * now). A page passes only what it follows.
  */
 export function liveEvents({
   onAppointment = () => {}, onRemoved = () => {}, onReconnected = () => {}, onBoxLock = () => {},
-  onUplinks = () => {},
+  onUplinks = () => {}, onBackup = () => {},
 } = {}) {
   let source = null;
   let reconnectTimer = null;
@@ -49,6 +50,13 @@ export function liveEvents({
         onUplinks(JSON.parse(event.data).lines);
       } catch {
         // a torn event: the next one, or the page's own load, brings the lines
+      }
+    });
+    source.addEventListener('backup', (event) => {
+      try {
+        onBackup(JSON.parse(event.data).warnings);
+      } catch {
+        // a torn event: the next one, or the page's own load, brings the warnings
       }
     });
     source.addEventListener('error', () => {

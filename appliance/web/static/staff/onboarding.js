@@ -1,4 +1,5 @@
-// The onboarding wizard: practice, patient links, first admin, then the recovery key.
+// The onboarding wizard: practice, patient links, first admin, then the recovery key — or, for
+// a box that replaces another, the practice restored from a backup (onboarding-restore.js).
 
 import { api, setCsrf } from '/static/common/api.js';
 import { h } from '/static/common/dom.js';
@@ -10,12 +11,16 @@ import {
 import {
   parsePublicUrls, practiceFields, practiceRules, practiceValues, publicUrlsField,
 } from './practice-fields.js';
+import { restoreFromBackup } from './onboarding-restore.js';
 
 const STEPS = ['ui.onboarding.step.practice', 'ui.onboarding.step.links',
   'ui.onboarding.step.admin', 'ui.onboarding.step.recovery'];
 
-/** The wizard; `onDone()` runs once the admin has confirmed the recovery sheet. */
-export async function renderOnboarding(root, { onDone, proposedUrls = [] }) {
+/**
+ * The wizard; `onDone()` runs once the admin has confirmed the recovery sheet, `onRestored()`
+ * once the practice is restored from a backup instead.
+ */
+export async function renderOnboarding(root, { onDone, onRestored, proposedUrls = [] }) {
   const stepList = h('ol', { class: 'steps' },
     STEPS.map((key, index) => h('li', { 'data-step': index + 1 },
       h('span', { class: 'step-number', 'aria-hidden': 'true' }, String(index + 1)), t(key))));
@@ -143,11 +148,29 @@ export async function renderOnboarding(root, { onDone, proposedUrls = [] }) {
     if (focus) sections[step - 1].querySelector('.step-title').focus();
   }
 
+  // the other path: this box replaces one whose backup the practice has
+  const newPractice = h('div', {}, stepList, sections);
+  const restore = h('div', { hidden: true });
+  const pathChoice = h('div', { class: 'notice restore-offer' },
+    h('p', {}, t('ui.restore.offer')),
+    h('button', { type: 'button', 'data-test': 'restore-offer', onclick: () => choosePath(true) },
+      t('ui.restore.offer_button')));
+  function choosePath(restoring) {
+    newPractice.hidden = restoring;
+    pathChoice.hidden = restoring;
+    restore.hidden = !restoring;
+    if (restoring && !restore.firstChild) {
+      restore.append(restoreFromBackup({ onRestored, onBack: () => choosePath(false) }));
+    }
+    (restoring ? restore.querySelector('.step-title') : sections[0].querySelector('.step-title')).focus();
+  }
+
   root.append(h('div', { class: 'panel wizard', 'data-test': 'onboarding' },
     h('h1', {}, t('ui.onboarding.title')),
     h('p', { class: 'lead' }, t('ui.onboarding.intro')),
-    stepList,
-    sections));
+    pathChoice,
+    newPractice,
+    restore));
   show(1, false);
   practiceForm.querySelector('input').focus();
 }
