@@ -195,27 +195,29 @@ class BackupService:
         return today + timedelta(days=1) if done or local >= today + timedelta(minutes=2) \
             else today
 
-    def warnings(self) -> list[str]:
-        """What the staff dashboard warns of: no password, a failed run, a copy too old."""
+    def warnings(self) -> list[tuple[str, dict[str, Any]]]:
+        """What the staff dashboard warns of, as (code, parameters) for the message catalogs
+        (``backup.warning.<code>``): no password, a failed run, no copy yet, a copy too old,
+        a failed verification."""
         if not self.targets:
             return []
         if not self.passwords.known:
-            return ["Die Datensicherung kann nicht laufen: Die Box kennt ihr Passwort noch nicht "
-                    "(ein Admin gibt einmal den Wiederherstellungsschlüssel ein)."]
+            return [("no_password", {})]
         now, state, found = self._clock(), self.state(), []
         for target in self.targets:
             entry = state.get(target.name, {})
             success = entry.get("success")
             if "failure" in entry:
-                found.append(f"Die letzte Sicherung auf „{target.name}“ ist fehlgeschlagen.")
+                found.append(("failed", {"target": target.name}))
             elif success is None:
-                found.append(f"Auf „{target.name}“ gibt es noch keine Sicherung.")
+                found.append(("none_yet", {"target": target.name}))
             elif now - datetime.fromisoformat(success["at"]) > STALE_AFTER:
-                hours = int((now - datetime.fromisoformat(success["at"])).total_seconds() // 3600)
-                found.append(f"Die letzte Sicherung auf „{target.name}“ ist {hours} Stunden alt.")
+                age = now - datetime.fromisoformat(success["at"])
+                found.append(("stale", {"target": target.name,
+                                        "hours": int(age.total_seconds() // 3600)}))
             verification = entry.get("verification")
             if verification is not None and not verification.get("ok"):
-                found.append(f"Die Prüfung der Sicherung auf „{target.name}“ fand einen Fehler.")
+                found.append(("verification_failed", {"target": target.name}))
         return found
 
     @property
@@ -281,8 +283,9 @@ class BackupService:
                           + (", ".join(t.name for t in self.targets) or "keines") + ").")
 
     def keep_password(self, key: RecoveryKey) -> None:
-        """The vault's recovery key listener: keep the repositories' password."""
+        """Keep the repositories' password of ``key`` (open dashboards hear of it)."""
         self.passwords.keep(key)
+        self._tell()
 
     @contextlib.asynccontextmanager
     async def _exclusive(self) -> AsyncIterator[None]:

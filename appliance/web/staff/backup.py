@@ -11,6 +11,7 @@ from aiohttp import web
 
 from appliance.backup.service import Activity, BackupError, BackupService
 from appliance.errors import Conflict, InvalidInput
+from appliance.i18n import translate
 from appliance.vault import RecoveryKey
 from appliance.web.api import Endpoint, read_body, reply
 from appliance.web.auth import current_staff
@@ -183,7 +184,7 @@ async def _backup_status(request: web.Request) -> web.Response:
         schedule=None if schedule is None else schedule.strftime("%H:%M"),
         next_run=service.next_run(services_of(request).office.timezone()),
         targets=_target_view(service, service.state()),
-        activity=_activity(service.activity), warnings=service.warnings()))
+        activity=_activity(service.activity), warnings=_warning_texts(request)))
 
 
 async def _growth_chart(request: web.Request) -> web.Response:
@@ -201,7 +202,13 @@ async def _growth_chart(request: web.Request) -> web.Response:
 
 def backup_warnings(request: web.Request) -> WarningsView:
     """The dashboard's warnings (also on the live event ``backup``)."""
-    return WarningsView(warnings=_service(request).warnings())
+    return WarningsView(warnings=_warning_texts(request))
+
+
+def _warning_texts(request: web.Request) -> list[str]:
+    lang = request_language(request)
+    return [translate(f"backup.warning.{code}", lang, **params)
+            for code, params in _service(request).warnings()]
 
 
 async def _backup_warnings(request: web.Request) -> web.Response:
