@@ -4,11 +4,12 @@ Relies on Debian 12's restic 0.14: ``init``, ``backup --json`` (status lines and
 with the snapshot id and the bytes added), ``snapshots --json``, ``stats --json`` (restore size,
 ``--mode raw-data`` for the repository's size), ``forget --prune`` with ``--keep-*``, ``check
 --read-data-subset``, ``restore --target`` and ``unlock`` (removes only stale locks, e.g. of a
-killed run on this host), the backends local, ``sftp:``, ``rest:`` and ``s3:``, and
-``--password-file``. Structured output is read as JSON; restic 0.14 reports a failure only by
-its exit code and a text on stderr, so a failure keeps restic's last stderr line (its own words:
-file names of the backup's staging tree and the repository's location, never a password) and is
-sorted by what that line says (:class:`ResticFailure`).
+killed run on this host), the backends local, ``sftp:``, ``rest:`` (its login only inside the
+URL: :func:`_with_rest_credentials`) and ``s3:``, and ``--password-file``. Structured output is
+read as JSON; restic 0.14 reports a failure only by its exit code and a text on stderr, so a
+failure keeps restic's last stderr line (its own words: file names of the backup's staging tree
+and the repository's location, never a password) and is sorted by what that line says
+(:class:`ResticFailure`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -264,7 +265,8 @@ class Repository:
         self._cache_dir.mkdir(parents=True, exist_ok=True)
         environment = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self._cache_dir),
-            "RESTIC_REPOSITORY": self.url, "RESTIC_PASSWORD_FILE": str(self._password_file),
+            "RESTIC_REPOSITORY": _with_rest_credentials(self.url, self._credentials),
+            "RESTIC_PASSWORD_FILE": str(self._password_file),
             "RESTIC_CACHE_DIR": str(self._cache_dir), "LC_ALL": "C.UTF-8",
             **{k: v for k, v in self._credentials.items() if not k.startswith("SFTP_")},
         }
@@ -312,6 +314,22 @@ class Repository:
 def _kill(process: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError):
         process.kill()
+
+
+def _with_rest_credentials(url: str, credentials: Mapping[str, str]) -> str:
+    """A ``rest:`` URL with ``RESTIC_REST_USERNAME``/``RESTIC_REST_PASSWORD`` of the credentials
+    file put in: restic 0.14 takes a REST server's login only inside the URL (the variables
+    came with 0.16). Only restic's environment sees it (not its command line, which every user
+    of the box can read); restic and Go's HTTP client print such a URL with the password
+    masked."""
+    username = credentials.get("RESTIC_REST_USERNAME", "")
+    password = credentials.get("RESTIC_REST_PASSWORD", "")
+    if not url.startswith("rest:") or not (username or password):
+        return url
+    parts = urlsplit(url[len("rest:"):])
+    login = quote(username, safe="") + (f":{quote(password, safe='')}" if password else "")
+    host = parts.netloc.rpartition("@")[2]
+    return "rest:" + urlunsplit(parts._replace(netloc=f"{login}@{host}"))
 
 
 def _sftp_command(url: str, credentials: Mapping[str, str]) -> str | None:
