@@ -556,8 +556,8 @@ def _backup_targets(value: Any) -> tuple[BackupTarget, ...]:
         name, url = entry["name"], entry["url"]
         if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", name):
             raise ValueError(f"Ziel {number}, name: kurz, aus a-z, 0-9, - und _ (z. B. \"nas\")")
-        if not isinstance(url, str) or not url.strip() or not url.isprintable() or (
-                "@" in url.split(":", 1)[-1].split("/")[0] and url.startswith(("rest:", "s3:"))):
+        if not isinstance(url, str) or not url.strip() or not url.isprintable() \
+                or _login_in_url(url.strip()):
             raise ValueError(f"Ziel {number}, url: ein restic-Repository ohne Zugangsdaten (die "
                              "stehen in credentials_file)")
         try:
@@ -569,6 +569,16 @@ def _backup_targets(value: Any) -> tuple[BackupTarget, ...]:
     if len(set(names)) != len(names):
         raise ValueError("jedes Ziel braucht seinen eigenen Namen")
     return tuple(targets)
+
+
+def _login_in_url(url: str) -> bool:
+    """Whether a ``rest:`` or ``s3:`` URL carries a login (``rest:https://user:pw@host/``),
+    which belongs in the target's credentials file."""
+    if not url.startswith(("rest:", "s3:")):
+        return False
+    location = url.split(":", 1)[1]
+    authority = location.split("://", 1)[1] if "://" in location else location
+    return "@" in authority.split("/", 1)[0]
 
 
 def _schedule(value: Any) -> time | None:

@@ -1,9 +1,15 @@
-"""A target's login stays out of the settings: the REST login from the credentials file into
-restic's URL at run time (issue 13)."""
+"""A target's login stays out of the settings: a login in a target's URL is refused, the REST
+login goes from the credentials file into restic's URL at run time (issue 13)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from appliance.backup.restic import _with_rest_credentials
+from appliance.config import load_settings
+from appliance.errors import ConfigError
 
 
 def test_rest_login_comes_from_the_credentials_file() -> None:
@@ -18,3 +24,15 @@ def test_rest_login_comes_from_the_credentials_file() -> None:
     assert _with_rest_credentials("rest:http://10.0.0.2:8000/",
                                   {"RESTIC_REST_USERNAME": "nur-name"}) == \
         "rest:http://nur-name@10.0.0.2:8000/"
+
+
+@pytest.mark.parametrize("url", ["rest:http://praxis:geheim@nas.lan:8000/",
+                                 "rest:https://praxis@nas.lan/", "s3:http://AK:SK@minio.lan/b",
+                                 "rest:praxis:geheim@nas.lan"])
+def test_a_login_in_a_target_url_is_refused(tmp_path: Path, url: str) -> None:
+    """Issue 13, R9: a REST or S3 target whose URL carries a login is refused when the settings
+    are read (the login belongs in the mode-0600 credentials file), naming the setting."""
+    config = tmp_path / "box.toml"
+    config.write_text(f'[[backup.targets]]\nname = "nas"\nurl = "{url}"\n', "utf-8")
+    with pytest.raises(ConfigError, match="ohne Zugangsdaten"):
+        load_settings(config)
