@@ -166,7 +166,8 @@ class Repository:
     async def exists(self) -> bool:
         """Whether a repository opens at the URL with the password (False: there is none)."""
         try:
-            await self._run(["cat", "config"])
+            # without a lock: a stale exclusive one (a run killed during prune) would refuse it
+            await self._run(["--no-lock", "cat", "config"])
         except ResticFailure as exc:
             if exc.kind is Failure.NO_REPOSITORY:
                 return False
@@ -190,6 +191,9 @@ class Repository:
                                 message.get("during"))
 
         args = ["backup", "--json", "--host", host, *(f"--tag={tag}" for tag in tags), "."]
+        # a run killed during forget or prune leaves an exclusive lock, which restic 0.14's
+        # backup does not see as stale: it would refuse every run until a check removed it
+        await self._run(["unlock"])
         await self._run(args, cwd=directory, on_json=line)
         if "snapshot_id" not in summary:
             raise ResticFailure(Failure.OTHER, "restic gab keine Zusammenfassung aus")
@@ -199,7 +203,7 @@ class Repository:
 
     async def snapshots(self) -> list[Snapshot]:
         """Every snapshot, oldest first."""
-        raw = await self._json(["snapshots", "--json"])
+        raw = await self._json(["--no-lock", "snapshots", "--json"])
         return [Snapshot(id=s["id"], short_id=s.get("short_id", s["id"][:8]), time=s["time"],
                          paths=tuple(s.get("paths") or ()), tags=tuple(s.get("tags") or ()))
                 for s in raw or ()]

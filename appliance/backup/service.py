@@ -413,6 +413,10 @@ class BackupService:
             write_secret(password, repository_password(key))
             repository = self.repository(url, credentials_file, password_file=password)
             try:
+                # the lost box may have died during forget or prune: its exclusive lock would
+                # refuse the restore (stale by now; a key that may only read cannot remove it)
+                with contextlib.suppress(ResticFailure):
+                    await repository.unlock()
                 snapshots = await repository.snapshots()
                 chosen = _choose(snapshots, snapshot_id)
                 await repository.restore(chosen.id, work / "tree", progress=progress)
