@@ -289,7 +289,10 @@ class BackupService:
 
     async def snapshots(self, name: str) -> list[Snapshot]:
         self._need_password()
-        return await self._target_repository(self.target(name)).snapshots()
+        try:
+            return await self._target_repository(self.target(name)).snapshots()
+        except ResticFailure as exc:  # a message for the admin, not a traceback
+            raise BackupError(explain(exc)) from None
 
     # --- the schedule --------------------------------------------------------------------------
 

@@ -359,3 +359,15 @@ def test_stale_exclusive_lock_blocks_neither_backup_nor_restore(tmp_path: Path) 
                        str(box.recovery_key_file))
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert box.records() == before
+
+
+@pytest.mark.skipif(not shutil.which("restic"), reason="needs restic (tests/system-deps)")
+def test_listing_a_target_that_fails_is_a_message(tmp_path: Path) -> None:
+    """Issue 13: ``backup list`` for a target without a repository exits 1 with restic's failure
+    explained in German, not a Python traceback."""
+    box = PracticeBox(tmp_path / "box", [Target("usb", str(tmp_path / "nicht-da"))])
+    box.init()
+    listed = box.cli("backup", "list")
+    assert listed.returncode == 1
+    assert "Traceback" not in listed.stderr
+    assert "kein restic-Repository" in listed.stderr, listed.stderr
