@@ -321,9 +321,12 @@ def _leave_exclusive_lock(box: PracticeBox, repo: Path) -> None:
              "RESTIC_PASSWORD_FILE": str(password), "RESTIC_CACHE_DIR": str(repo.parent / "c")})
     try:
         deadline = time.monotonic() + 30
-        while set((repo / "locks").iterdir()) == before:
+        # written, not only created: a lock file killed half-way is empty, which restic ignores
+        # (and never removes)
+        while not any(path.stat().st_size for path in set((repo / "locks").iterdir()) - before):
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.02)
+        time.sleep(0.2)  # restic now waits for the new password, holding the lock
     finally:
         process.kill()
         process.wait()
