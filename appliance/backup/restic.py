@@ -4,11 +4,12 @@ Relies on Debian 12's restic 0.14: ``init``, ``backup --json`` (status lines and
 with the snapshot id and the bytes added), ``snapshots --json``, ``stats --json`` (restore size,
 ``--mode raw-data`` for the repository's size), ``forget --prune`` with ``--keep-*``, ``check
 --read-data-subset``, ``restore --target`` and ``unlock`` (removes only stale locks, e.g. of a
-killed run on this host), the backends local, ``sftp:``, ``rest:`` and ``s3:``, and
-``--password-file``. Structured output is read as JSON; restic 0.14 reports a failure only by
-its exit code and a text on stderr, so a failure keeps restic's last stderr line (its own words:
-file names of the backup's staging tree and the repository's location, never a password) and is
-sorted by what that line says (:class:`ResticFailure`).
+killed run on this host), the backends local, ``sftp:``, ``rest:`` (its login only inside the
+URL: :func:`_with_rest_credentials`) and ``s3:``, and ``--password-file``. Structured output is
+read as JSON; restic 0.14 reports a failure only by its exit code and a text on stderr, so a
+failure keeps restic's last stderr line (its own words: file names of the backup's staging tree
+and the repository's location, never a password) and is sorted by what that line says
+(:class:`ResticFailure`).
 """
 
 from __future__ import annotations
@@ -53,11 +54,9 @@ class Failure(StrEnum):
 
 
 _MARKERS: Final = (
+    # restic adds "Is there a repository…?" to any failure to open one: a dead network first
     ("wrong password", Failure.WRONG_PASSWORD),
     ("no key found", Failure.WRONG_PASSWORD),
-    ("is there a repository at the following location", Failure.NO_REPOSITORY),
-    ("unable to open config file", Failure.NO_REPOSITORY),
-    ("already locked", Failure.LOCKED),
     ("connection refused", Failure.UNREACHABLE),
     ("no route to host", Failure.UNREACHABLE),
     ("no such host", Failure.UNREACHABLE),
@@ -66,6 +65,9 @@ _MARKERS: Final = (
     ("ssh command exited", Failure.UNREACHABLE),
     ("unable to start the sftp session", Failure.UNREACHABLE),
     ("dial tcp", Failure.UNREACHABLE),
+    ("is there a repository at the following location", Failure.NO_REPOSITORY),
+    ("unable to open config file", Failure.NO_REPOSITORY),
+    ("already locked", Failure.LOCKED),
     ("repository contains errors", Failure.DAMAGED),
     ("ciphertext verification failed", Failure.DAMAGED),
     ("pack", Failure.DAMAGED),
@@ -179,7 +181,9 @@ class Repository:
                                 message.get("during"))
 
         args = ["backup", "--json", "--host", host, *(f"--tag={tag}" for tag in tags), "."]
-        await self._run(args, cwd=directory, on_json=line)
+        # a run killed during forget or prune leaves an exclusive lock, which restic 0.14's
+        # backup does not see as stale: removed when met (one restic run less when all is well)
+        await self._unlocking(args, cwd=directory, on_json=line)
         if "snapshot_id" not in summary:
             raise ResticFailure(Failure.OTHER, "restic gab keine Zusammenfassung aus")
         return BackupSummary(**{key: summary.get(key, 0) for key in (
@@ -188,7 +192,7 @@ class Repository:
 
     async def snapshots(self) -> list[Snapshot]:
         """Every snapshot, oldest first."""
-        raw = await self._json(["snapshots", "--json"])
+        raw = await self._json(["--no-lock", "snapshots", "--json"])
         return [Snapshot(id=s["id"], short_id=s.get("short_id", s["id"][:8]), time=s["time"],
                          paths=tuple(s.get("paths") or ()), tags=tuple(s.get("tags") or ()))
                 for s in raw or ()]
@@ -205,12 +209,12 @@ class Repository:
 
     async def forget(self, *, daily: int, weekly: int, monthly: int) -> None:
         """Forget snapshots beyond the retention, and prune their data."""
-        await self._exclusive(["forget", "--prune", "--keep-daily", str(daily), "--keep-weekly",
+        await self._unlocking(["forget", "--prune", "--keep-daily", str(daily), "--keep-weekly",
                          str(weekly), "--keep-monthly", str(monthly)])
 
     async def check(self, *, read_data_subset: str = "1/20") -> None:
         """Check the repository's structure and read a share of its data."""
-        await self._exclusive(["check", f"--read-data-subset={read_data_subset}"])
+        await self._unlocking(["check", f"--read-data-subset={read_data_subset}"])
 
     async def restore(self, snapshot_id: str, target: Path, *,
                       progress: Progress | None = None) -> None:
@@ -246,16 +250,16 @@ class Repository:
 
     # --- running restic ------------------------------------------------------------------------
 
-    async def _exclusive(self, args: list[str]) -> str:
-        """A command that locks the repository exclusively; a lock left by a killed run (stale:
-        its process is gone) is removed once and the command tried again."""
+    async def _unlocking(self, args: list[str], **options: Any) -> str:
+        """A command that takes a lock: a lock left by a killed run (stale: its process is gone,
+        or older than 30 minutes) is removed when met, and the command tried once more."""
         try:
-            return await self._run(args)
+            return await self._run(args, **options)
         except ResticFailure as exc:
             if exc.kind is not Failure.LOCKED:
                 raise
         await self.unlock()
-        return await self._run(args)
+        return await self._run(args, **options)
 
     async def _json(self, args: list[str]) -> Any:
         found: list[Any] = []
@@ -276,7 +280,7 @@ class Repository:
         self._cache_dir.mkdir(parents=True, exist_ok=True)
         environment = {  # restic gets nothing of the box's own environment but PATH
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self._cache_dir),
-            "RESTIC_REPOSITORY": _with_rest_login(self.url, self._credentials),
+            "RESTIC_REPOSITORY": _with_rest_credentials(self.url, self._credentials),
             "RESTIC_PASSWORD_FILE": str(self._password_file),
             "RESTIC_CACHE_DIR": str(self._cache_dir), "LC_ALL": "C.UTF-8",
             **{k: v for k, v in self._credentials.items()
@@ -328,17 +332,20 @@ def _kill(process: asyncio.subprocess.Process) -> None:
         process.kill()
 
 
-def _with_rest_login(url: str, credentials: Mapping[str, str]) -> str:
-    """A ``rest:`` URL with the credentials file's user and password in it, for restic 0.14
-    (which takes them only in the URL; it masks the password in what it prints). The settings
-    and the state never hold this URL."""
-    user = credentials.get("RESTIC_REST_USERNAME")
-    if not url.startswith("rest:") or not user:
+def _with_rest_credentials(url: str, credentials: Mapping[str, str]) -> str:
+    """A ``rest:`` URL with ``RESTIC_REST_USERNAME``/``RESTIC_REST_PASSWORD`` of the credentials
+    file put in: restic 0.14 takes a REST server's login only inside the URL (the variables
+    came with 0.16). Only restic's environment sees it (not its command line, which every user
+    of the box can read); restic and Go's HTTP client print such a URL with the password
+    masked."""
+    username = credentials.get("RESTIC_REST_USERNAME", "")
+    password = credentials.get("RESTIC_REST_PASSWORD", "")
+    if not url.startswith("rest:") or not (username or password):
         return url
     parts = urlsplit(url[len("rest:"):])
-    login = quote(user, safe="") + ":" + quote(credentials.get("RESTIC_REST_PASSWORD", ""),
-                                               safe="")
-    return "rest:" + urlunsplit(parts._replace(netloc=f"{login}@{parts.netloc}"))
+    login = quote(username, safe="") + (f":{quote(password, safe='')}" if password else "")
+    host = parts.netloc.rpartition("@")[2]
+    return "rest:" + urlunsplit(parts._replace(netloc=f"{login}@{host}"))
 
 
 def _sftp_command(url: str, credentials: Mapping[str, str]) -> str | None:

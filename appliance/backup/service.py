@@ -474,7 +474,10 @@ class BackupService:
 
     async def snapshots(self, name: str) -> list[Snapshot]:
         self._need_password()
-        return await self._target_repository(self.target(name)).snapshots()
+        try:
+            return await self._target_repository(self.target(name)).snapshots()
+        except ResticFailure as exc:  # a message for the admin, not a traceback
+            raise BackupError(explain(exc)) from None
 
     # --- the schedule --------------------------------------------------------------------------
 
@@ -648,6 +651,10 @@ class BackupService:
             repository = self.repository(url, credentials_file, credentials=credentials,
                                          password_file=password)
             try:
+                # the lost box may have died during forget or prune: its exclusive lock would
+                # refuse the restore (stale by now; a key that may only read cannot remove it)
+                with contextlib.suppress(ResticFailure):
+                    await repository.unlock()
                 snapshots = await repository.snapshots()
                 chosen = _choose(snapshots, snapshot_id)
                 await repository.restore(chosen.id, work / "tree", progress=progress)
