@@ -110,6 +110,19 @@ async def recovered(pages: tuple[Any, ...], cut_at: float, timeout_s: float
         await pages[0].wait_for_timeout(200)
 
 
+async def until_more_frames(page: Any, frames: int = SUSTAIN_FRAMES,
+                            timeout_s: float = 15.0) -> None:
+    """Wait until the sampler of ``page`` counted ``frames`` more video frames than now (over
+    all connections: a connection closing in between takes nothing away)."""
+    base = (await page.evaluate(SAMPLES) or [[0, 0]])[-1][1]
+    deadline = time.monotonic() + timeout_s
+    while (now := (await page.evaluate(SAMPLES))[-1][1]) < base + frames:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not {frames} more video frames within {timeout_s} s "
+                                 f"({base} -> {now})")
+        await page.wait_for_timeout(100)
+
+
 def both(times: list[float | None]) -> float | None:
     """Recovered on both sides: the later of the two; None if one side never did."""
     return None if any(t is None for t in times) else max(t for t in times if t is not None)

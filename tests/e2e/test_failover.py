@@ -23,6 +23,7 @@ from appliance.uplinks import LineState
 
 from .failover import (
     PAGE_EVENTS,
+    SAMPLES,
     SELECTED_PATHS,
     bare_call_on_line_a,
     both,
@@ -30,12 +31,15 @@ from .failover import (
     on_line_a,
     paths,
     recovered,
+    recovery_s,
     shown,
     start_sampling,
+    until,
     until_line,
+    until_more_frames,
 )
 from .netlab import LINE_NAMES, CallLab, call_lab, missing_tools
-from .test_call import CONNECTION_IDS, _frames, _until_frames
+from .test_call import CONNECTION_IDS
 from .test_call_namespaces import _browsers, _into_call
 
 pytestmark = [
@@ -101,11 +105,15 @@ async def test_call_moves_to_the_other_line(
         times = await recovered((doctor, visit), cut_at, RECOVERY_DEADLINE_S)
         assert None not in times, f"no video again within {RECOVERY_DEADLINE_S} s: {times}"
         for page in (doctor, visit):  # and it goes on
-            await _until_frames(page, await _frames(page), timeout_s=10)
+            await until_more_frames(page, 20, timeout_s=10)
         line, after = await paths(doctor, visit)
         assert line == "b", describe(after)  # no longer through 203.0.113.1
         state, down_since = await until_line(doctor, lab, DSL, healthy=False)
         assert state is LineState.DOWN
+        # the box tells both pages (the patient's over its socket on line B)
+        pushed = f"() => (window.__sz.call.lineFailoverAt || 0) > {cut_at * 1000}"
+        for page in (doctor, visit):
+            await until(page, pushed, timeout_s=10)
         events = [await page.evaluate(PAGE_EVENTS) for page in (doctor, visit)]
         assert max(cid for cid, _ in await doctor.evaluate(CONNECTION_IDS)) > max(old_ids)
 
@@ -116,8 +124,12 @@ async def test_call_moves_to_the_other_line(
         # a direct path moves once more (the LAN's route goes back to line A): give it the same
         # deadline, then video must go on on both sides
         for page in (doctor, visit):
-            await _until_frames(page, await _frames(page), timeout_s=RECOVERY_DEADLINE_S)
+            await until_more_frames(page, 20, timeout_s=RECOVERY_DEADLINE_S)
         _, back = await paths(doctor, visit)
+        # an interruption around the restore (None: video never stalled on that side; a direct
+        # path breaks one way only: the doctor's packets leave by line A again, the patient's
+        # still come in by line B)
+        again = [recovery_s(await page.evaluate(SAMPLES), restored_at) for page in (doctor, visit)]
         assert not errors, errors
         for context in (*doctor.context.browser.contexts, *visit.context.browser.contexts):
             await context.close()
@@ -148,7 +160,11 @@ async def test_call_moves_to_the_other_line(
               f"push {', '.join(shown(p) for p in push)} s (doctor, patient); line A down in "
               f"the status {shown((down_since or cut_at) - cut_at)} s; path {describe(before)}"
               f" -> {describe(after)} -> after restore (line A "
-              f"{state.value} in the status {back_in_status_s:.1f} s later) {describe(back)}"
+              f"{state.value} in the status {back_in_status_s:.1f} s later; a stall after the "
+              "restore: "
+              + ", ".join(f"{side} " + ("none" if t is None else f"video back at {t:.2f} s")
+                          for side, t in zip(("doctor", "patient"), again, strict=True))
+              + f") {describe(back)}"
               f"\n  {variant}: chromium alone {shown(both(alone))} s (doctor {shown(alone[0])},"
               f" patient {shown(alone[1])}); path {describe(bare_before)} -> "
               f"{describe(bare_after)}")
