@@ -27,6 +27,10 @@ from .netlab import PUBLIC_URL, STAFF_URL, TURN_PORT, CallLab
 LINE_NETWORKS = {"a": ipaddress.ip_network(f"{WAN_PUBLIC}/24", strict=False),
                  "b": ipaddress.ip_network(f"{WAN_PUBLIC_B}/24", strict=False)}
 SAMPLE_MS = 50
+#: how long a call runs on its connection before a cut: longer than the page watchdog's grace
+#: after a connection comes up (``GRACE_MS`` in peer.js, 2 s), in which it judges no silence; a
+#: call cut sooner would measure the grace, not the watchdog
+STABLE_S = 3.0
 #: a stall: no new frame for this long after the cut (the last frames in flight are decoded
 #: within a few tens of milliseconds of it)
 STALL_S = 0.3

@@ -25,6 +25,7 @@ from .failover import (
     PAGE_EVENTS,
     SAMPLES,
     SELECTED_PATHS,
+    STABLE_S,
     bare_call_on_line_a,
     both,
     describe,
@@ -99,7 +100,7 @@ async def test_call_moves_to_the_other_line(
         old_ids = {cid for cid, _ in await doctor.evaluate(CONNECTION_IDS)}
 
         await start_sampling(doctor, visit)
-        await doctor.wait_for_timeout(500)
+        await doctor.wait_for_timeout(STABLE_S * 1000)
         cut_at = time.time()
         lab.cut_line("a")
         times = await recovered((doctor, visit), cut_at, RECOVERY_DEADLINE_S)
@@ -138,7 +139,7 @@ async def test_call_moves_to_the_other_line(
         bare_doctor, bare_patient, bare_before = await bare_call_on_line_a(
             lab, doctor_browser, patient_browser)
         await start_sampling(bare_doctor, bare_patient)
-        await bare_doctor.wait_for_timeout(500)
+        await bare_doctor.wait_for_timeout(STABLE_S * 1000)
         bare_cut_at = time.time()
         lab.cut_line("a")
         try:
