@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -55,6 +56,11 @@ async_api = pytest.importorskip("playwright.async_api")
 RECOVERY_DEADLINE_S = 30.0
 ALONE_DEADLINE_S = 20.0
 DSL, LTE = LINE_NAMES["a"], LINE_NAMES["b"]
+
+#: the hosts the patient's page has a working signaling socket to
+SIGNALING_HOSTS = """() => window.__sz.signaling.links
+  .filter((link) => link.socket && link.ready).map((link) => new URL(link.url).hostname).sort()"""
+
 
 @pytest.fixture(params=["direct", "relay"])
 def two_lines(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CallLab]:
@@ -98,6 +104,9 @@ async def test_call_moves_to_the_other_line(
         if lab.patient_restricted:
             assert before[-1]["local"] == "relay", before  # the patient really relays
         old_ids = {cid for cid, _ in await doctor.evaluate(CONNECTION_IDS)}
+        # the patient's page signals over both lines (public_urls lists both hosts)
+        assert await visit.evaluate(SIGNALING_HOSTS) == sorted(
+            urlsplit(url).hostname for url in lab.public_urls), "one signaling socket per line"
 
         await start_sampling(doctor, visit)
         await doctor.wait_for_timeout(STABLE_S * 1000)
