@@ -13,11 +13,13 @@ and the LAN PCs' default route moved to line B (the practice's failover router).
   until the box's status says line A down and its push reached both pages, restore, wait until
   the status has line A healthy again, then a fresh connection on line A for the next cut (the
   patient's page reloads: it gets both lines' TURN again; the doctor rebuilds until the media
-  crosses line A).
+  crosses line A). Every call runs 3 s on its connection before the cut: the page watchdog
+  judges no silence in a connection's first 2 s (``GRACE_MS``), and a cut inside that grace would
+  measure the grace (measured: up to 0.8 s more), not the watchdog.
 - **chromium alone**: two bare pages with one plain RTCPeerConnection each (same lab, the same
   TURN servers and credentials as the box hands out, the offer and answer with all candidates
   handed over once by the bench, nothing after that): what Chromium does by itself. A fresh
-  call per cut, on line A; 20 s without video again counts as "never".
+  call per cut, on line A, 3 s old at the cut; 20 s without video again counts as "never".
 - **direct**: the patient's network lets everything through (ICE finds the path through the
   practice's NAT); **relay**: the patient may only reach the web port and the TURN port of both
   public addresses (relay only).
@@ -71,6 +73,7 @@ async def _ours(lab: Any, playwright: Any) -> list[dict[str, Any]]:
     from tests.e2e.failover import (
         NEWEST_ID,
         PAGE_EVENTS,
+        STABLE_S,
         both,
         newer_connected,
         on_line_a,
@@ -96,7 +99,7 @@ async def _ours(lab: Any, playwright: Any) -> list[dict[str, Any]]:
                 await page.evaluate("() => { if (window.__szSamples) "
                                     "window.__szSamples.length = 0; }")
             await start_sampling(doctor, visit)
-            await doctor.wait_for_timeout(500)
+            await doctor.wait_for_timeout(STABLE_S * 1000)
             cut_at = time.time()
             lab.cut_line("a")
             try:
@@ -129,7 +132,13 @@ async def _ours(lab: Any, playwright: Any) -> list[dict[str, Any]]:
 
 
 async def _alone(lab: Any, playwright: Any) -> list[dict[str, Any]]:
-    from tests.e2e.failover import bare_call_on_line_a, both, recovered, start_sampling
+    from tests.e2e.failover import (
+        STABLE_S,
+        bare_call_on_line_a,
+        both,
+        recovered,
+        start_sampling,
+    )
     from tests.e2e.test_call_namespaces import _browsers
 
     cuts: list[dict[str, Any]] = []
@@ -138,7 +147,7 @@ async def _alone(lab: Any, playwright: Any) -> list[dict[str, Any]]:
         for _ in range(CUTS):
             doctor, patient, _ = await bare_call_on_line_a(lab, doctor_browser, patient_browser)
             await start_sampling(doctor, patient)
-            await doctor.wait_for_timeout(500)
+            await doctor.wait_for_timeout(STABLE_S * 1000)
             cut_at = time.time()
             lab.cut_line("a")
             try:

@@ -27,6 +27,10 @@ from .netlab import PUBLIC_URL, STAFF_URL, TURN_PORT, CallLab
 LINE_NETWORKS = {"a": ipaddress.ip_network(f"{WAN_PUBLIC}/24", strict=False),
                  "b": ipaddress.ip_network(f"{WAN_PUBLIC_B}/24", strict=False)}
 SAMPLE_MS = 50
+#: how long a call runs on its connection before a cut: longer than the page watchdog's grace
+#: after a connection comes up (``GRACE_MS`` in peer.js, 2 s), in which it judges no silence; a
+#: call cut sooner would measure the grace, not the watchdog
+STABLE_S = 3.0
 #: a stall: no new frame for this long after the cut (the last frames in flight are decoded
 #: within a few tens of milliseconds of it)
 STALL_S = 0.3
@@ -108,6 +112,19 @@ async def recovered(pages: tuple[Any, ...], cut_at: float, timeout_s: float
         if all(t is not None for t in times) or time.time() > cut_at + timeout_s + SUSTAIN_S:
             return times
         await pages[0].wait_for_timeout(200)
+
+
+async def until_more_frames(page: Any, frames: int = SUSTAIN_FRAMES,
+                            timeout_s: float = 15.0) -> None:
+    """Wait until the sampler of ``page`` counted ``frames`` more video frames than now (over
+    all connections: a connection closing in between takes nothing away)."""
+    base = (await page.evaluate(SAMPLES) or [[0, 0]])[-1][1]
+    deadline = time.monotonic() + timeout_s
+    while (now := (await page.evaluate(SAMPLES))[-1][1]) < base + frames:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not {frames} more video frames within {timeout_s} s "
+                                 f"({base} -> {now})")
+        await page.wait_for_timeout(100)
 
 
 def both(times: list[float | None]) -> float | None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -23,19 +24,24 @@ from appliance.uplinks import LineState
 
 from .failover import (
     PAGE_EVENTS,
+    SAMPLES,
     SELECTED_PATHS,
+    STABLE_S,
     bare_call_on_line_a,
     both,
     describe,
     on_line_a,
     paths,
     recovered,
+    recovery_s,
     shown,
     start_sampling,
+    until,
     until_line,
+    until_more_frames,
 )
 from .netlab import LINE_NAMES, CallLab, call_lab, missing_tools
-from .test_call import CONNECTION_IDS, _frames, _until_frames
+from .test_call import CONNECTION_IDS
 from .test_call_namespaces import _browsers, _into_call
 
 pytestmark = [
@@ -50,6 +56,11 @@ async_api = pytest.importorskip("playwright.async_api")
 RECOVERY_DEADLINE_S = 30.0
 ALONE_DEADLINE_S = 20.0
 DSL, LTE = LINE_NAMES["a"], LINE_NAMES["b"]
+
+#: the hosts the patient's page has a working signaling socket to
+SIGNALING_HOSTS = """() => window.__sz.signaling.links
+  .filter((link) => link.socket && link.ready).map((link) => new URL(link.url).hostname).sort()"""
+
 
 @pytest.fixture(params=["direct", "relay"])
 def two_lines(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CallLab]:
@@ -93,19 +104,26 @@ async def test_call_moves_to_the_other_line(
         if lab.patient_restricted:
             assert before[-1]["local"] == "relay", before  # the patient really relays
         old_ids = {cid for cid, _ in await doctor.evaluate(CONNECTION_IDS)}
+        # the patient's page signals over both lines (public_urls lists both hosts)
+        assert await visit.evaluate(SIGNALING_HOSTS) == sorted(
+            urlsplit(url).hostname for url in lab.public_urls), "one signaling socket per line"
 
         await start_sampling(doctor, visit)
-        await doctor.wait_for_timeout(500)
+        await doctor.wait_for_timeout(STABLE_S * 1000)
         cut_at = time.time()
         lab.cut_line("a")
         times = await recovered((doctor, visit), cut_at, RECOVERY_DEADLINE_S)
         assert None not in times, f"no video again within {RECOVERY_DEADLINE_S} s: {times}"
         for page in (doctor, visit):  # and it goes on
-            await _until_frames(page, await _frames(page), timeout_s=10)
+            await until_more_frames(page, 20, timeout_s=10)
         line, after = await paths(doctor, visit)
         assert line == "b", describe(after)  # no longer through 203.0.113.1
         state, down_since = await until_line(doctor, lab, DSL, healthy=False)
         assert state is LineState.DOWN
+        # the box tells both pages (the patient's over its socket on line B)
+        pushed = f"() => (window.__sz.call.lineFailoverAt || 0) > {cut_at * 1000}"
+        for page in (doctor, visit):
+            await until(page, pushed, timeout_s=10)
         events = [await page.evaluate(PAGE_EVENTS) for page in (doctor, visit)]
         assert max(cid for cid, _ in await doctor.evaluate(CONNECTION_IDS)) > max(old_ids)
 
@@ -116,8 +134,12 @@ async def test_call_moves_to_the_other_line(
         # a direct path moves once more (the LAN's route goes back to line A): give it the same
         # deadline, then video must go on on both sides
         for page in (doctor, visit):
-            await _until_frames(page, await _frames(page), timeout_s=RECOVERY_DEADLINE_S)
+            await until_more_frames(page, 20, timeout_s=RECOVERY_DEADLINE_S)
         _, back = await paths(doctor, visit)
+        # an interruption around the restore (None: video never stalled on that side; a direct
+        # path breaks one way only: the doctor's packets leave by line A again, the patient's
+        # still come in by line B)
+        again = [recovery_s(await page.evaluate(SAMPLES), restored_at) for page in (doctor, visit)]
         assert not errors, errors
         for context in (*doctor.context.browser.contexts, *visit.context.browser.contexts):
             await context.close()
@@ -126,7 +148,7 @@ async def test_call_moves_to_the_other_line(
         bare_doctor, bare_patient, bare_before = await bare_call_on_line_a(
             lab, doctor_browser, patient_browser)
         await start_sampling(bare_doctor, bare_patient)
-        await bare_doctor.wait_for_timeout(500)
+        await bare_doctor.wait_for_timeout(STABLE_S * 1000)
         bare_cut_at = time.time()
         lab.cut_line("a")
         try:
@@ -148,7 +170,11 @@ async def test_call_moves_to_the_other_line(
               f"push {', '.join(shown(p) for p in push)} s (doctor, patient); line A down in "
               f"the status {shown((down_since or cut_at) - cut_at)} s; path {describe(before)}"
               f" -> {describe(after)} -> after restore (line A "
-              f"{state.value} in the status {back_in_status_s:.1f} s later) {describe(back)}"
+              f"{state.value} in the status {back_in_status_s:.1f} s later; a stall after the "
+              "restore: "
+              + ", ".join(f"{side} " + ("none" if t is None else f"video back at {t:.2f} s")
+                          for side, t in zip(("doctor", "patient"), again, strict=True))
+              + f") {describe(back)}"
               f"\n  {variant}: chromium alone {shown(both(alone))} s (doctor {shown(alone[0])},"
               f" patient {shown(alone[1])}); path {describe(bare_before)} -> "
               f"{describe(bare_after)}")
