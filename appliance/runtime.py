@@ -123,13 +123,17 @@ def build_box(settings: Settings, services: PracticeServices | None = None, *,
 def _follow_lines(uplinks: UplinkMonitor, relay: TurnRelay, hub: SignalingHub,
                   events: EventHub) -> None:
     """When a line changes: patients get TURN only on healthy lines; a dead line moves the
-    calls (the hub's push); open staff pages hear of it (the dashboard's warning)."""
+    calls (the hub's push), a line back is offered to them again without moving them; open
+    staff pages hear of it (the dashboard's warning)."""
 
     def changed(line: LineStatus, before: LineState) -> None:
         relay.mark_healthy(uplinks.healthy_hosts())
         if line.state is LineState.DOWN:
             told = hub.push_line_failover()
             _LOGGER.info("line %s down: %d participants told to reconnect", line.name, told)
+        elif before is LineState.DOWN:
+            # back: running calls stay where they are, but a later rebuild may use it again
+            hub.push_ice_servers()
         events.publish({"type": "uplinks"})
 
     uplinks.add_listener(changed)

@@ -12,7 +12,8 @@ A line's state has hysteresis, so one lost packet flaps nothing:
 - ``unknown`` until the first answer (a line never reached is not a dead line: patients keep it);
 - ``down`` after :data:`DOWN_AFTER` misses in a row (a miss is followed by quick confirmation
   probes, so a dead line is down within :func:`down_within_s`);
-- ``up`` again after :data:`UP_AFTER` answers in a row;
+- ``up`` again after :data:`UP_AFTER` answers in a row (the outage's misses leave the loss
+  window then);
 - ``degraded`` while, over the last :data:`WINDOW` probes, :data:`DEGRADED_LOSS` or more are lost
   or the median round trip reaches :data:`DEGRADED_RTT_MS`; ``up`` again only below half of both.
 
@@ -258,7 +259,11 @@ class LineWatch:
                 return LineState.DOWN
             return state
         if state is LineState.DOWN:
-            return self._quality(LineState.UP) if self.answers >= UP_AFTER else state
+            if self.answers < UP_AFTER:
+                return state
+            # back: the outage's misses say nothing about the line now
+            self._window = deque(list(self._window)[-self.answers:], maxlen=WINDOW)
+            return self._quality(LineState.UP)
         return self._quality(state if state is not LineState.UNKNOWN else LineState.UP)
 
     def _quality(self, state: LineState) -> LineState:

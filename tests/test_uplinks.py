@@ -73,9 +73,8 @@ def test_misses_in_a_row_take_a_line_down_and_answers_bring_it_back() -> None:
     assert _feed(watch, [ANSWER] * (UP_AFTER - 1) + [MISS] + [ANSWER] * (UP_AFTER - 1)) == []
     assert watch.state is LineState.DOWN
     changes = _feed(watch, [ANSWER])
-    # back, but the misses are still in the window: degraded until they age out
-    assert changes == [LineState.DEGRADED]
-    assert _feed(watch, [ANSWER] * 30) == [LineState.UP]
+    # back, and the outage's misses no longer count against it
+    assert changes == [LineState.UP] and watch.loss == 0.0
 
 
 def test_a_flapping_line_does_not_flap_the_state() -> None:

@@ -301,14 +301,28 @@ class SignalingHub:
         participants. The box cannot see which line a call's media takes (it never passes the
         box), so every such call is told; a page whose media still flows stays where it is."""
         told = 0
-        for room in self._rooms.values():
-            admitted = [p for p in room.participants.values() if p.admitted]
-            if room.ended or all(p.member.role == DOCTOR for p in admitted):
-                continue
-            for participant in admitted:
-                self._send_admitted(participant, self._ice_servers(room.id, participant.member))
+        for room in self._calls_outside():
+            self.push_ice_servers(room)
             told += self._restart_all(room, UPLINK_RESTART)
         return told
+
+    def push_ice_servers(self, room: _Room | None = None) -> int:
+        """Fresh ICE servers (``admitted``) for every admitted page of ``room``, or of every
+        call with someone on the internet (a line came back: the next rebuild may use it);
+        nothing is restarted. Returns how many participants."""
+        told = 0
+        for each in [room] if room is not None else self._calls_outside():
+            for participant in each.participants.values():
+                if participant.admitted:
+                    self._send_admitted(participant,
+                                        self._ice_servers(each.id, participant.member))
+                    told += 1
+        return told
+
+    def _calls_outside(self) -> list[_Room]:
+        """Running calls with an admitted patient or guest."""
+        return [room for room in self._rooms.values() if not room.ended and any(
+            p.admitted and p.member.role != DOCTOR for p in room.participants.values())]
 
     def close_all(self) -> None:
         """Close every socket and forget every room (shutdown)."""

@@ -421,6 +421,10 @@ def test_line_failover_reaches_every_call_with_someone_outside(clock: FakeClock,
         assert sock.last("admitted")["ice_servers"][0]["urls"].endswith(role)
         assert sock.last("restart")["reason"] == "uplink"
     assert not waiting.of("restart") and not alone.of("restart")
+    # the line is back: the calls hear of the servers again, and nothing restarts
+    restarts = len(psock.of("restart"))
+    assert hub.push_ice_servers() == 2
+    assert psock.frames[-1]["type"] == "admitted" and len(psock.of("restart")) == restarts
     doctor.send("restart")
     assert psock.last("restart")["reason"] == "doctor"
     doctor.send("end")

@@ -9,7 +9,15 @@
 import { snapshot, quality } from './stats.js';
 
 const WATCH_MS = 250;
-const SILENCE_MS = 1000;
+/**
+ * No inbound packet for this long on a connection that carries the remote's sound or picture:
+ * the path died (bench/RESULTS.md, failover_bench: 500 ms recovers in ~1.1 s, 1000 ms in
+ * ~1.6 s; tests/e2e/test_call.py shows no needless rebuild at 500). With camera and
+ * microphone both off only the data channel's heartbeat arrives, which a phone's background tab
+ * may slow to once a second: then a longer silence is needed before calling the path dead.
+ */
+const SILENCE_MS = 500;
+const QUIET_SILENCE_MS = 2500;
 const GRACE_MS = 2000;
 const RETRY_MS = 8000;
 const QUALITY_MS = 1000;
@@ -52,6 +60,8 @@ export class Peer extends EventTarget {
     this.lastTroubleSent = 0;
     this.closed = false;
     this.lastQuality = null;
+    /** counts the ICE servers the hub gave; a connection remembers the count it was built with */
+    this.iceVersion = 0;
     this.watchTimer = setInterval(() => this.watch(), WATCH_MS);
     this.onMediaChange = (event) => this.replaceTracks(event.detail.kind);
     this.onMediaState = () => this.sendFlags();
@@ -141,6 +151,14 @@ export class Peer extends EventTarget {
    */
   async recoverIfStalled(reason) {
     const conn = this.current;
+    if (this.pending && this.pending.iceVersion !== this.iceVersion && this.leader) {
+      // a new connection is being built with servers of a line that just died: build it again
+      // with the servers the box just gave (setConfiguration does not make it gather anew)
+      this.pending.close();
+      this.pending = null;
+      this.recover(reason);
+      return;
+    }
     if (this.closed || !conn || !conn.everConnected || this.pending) {
       if (conn && !conn.everConnected) this.recover(reason);
       return;
@@ -221,7 +239,7 @@ export class Peer extends EventTarget {
         conn.troubled = false;
         if (!this.pending) this.setState('connected');
       }
-    } else if (now - conn.activeAt > SILENCE_MS && now - conn.connectedAt > GRACE_MS) {
+    } else if (now - conn.activeAt > this.silenceMs() && now - conn.connectedAt > GRACE_MS) {
       conn.troubled = true;
       this.recover('silence');
     }
@@ -236,6 +254,12 @@ export class Peer extends EventTarget {
       this.lastQuality = { ...q, bytes: this.bytes };
       this.dispatchEvent(new CustomEvent('quality', { detail: this.lastQuality }));
     }
+  }
+
+  /** How long a silence means a dead path: short while the remote sends sound or picture. */
+  silenceMs() {
+    const flags = this.remoteFlags;
+    return flags.mic || flags.camera || flags.screen ? SILENCE_MS : QUIET_SILENCE_MS;
   }
 
   /** Bytes sent and received with this participant so far, over every connection. */
@@ -302,6 +326,7 @@ export class Peer extends EventTarget {
   setIceServers(iceServers, icePolicy = this.icePolicy) {
     this.iceServers = iceServers;
     this.icePolicy = icePolicy;
+    this.iceVersion += 1;
     for (const conn of this.connections) {
       try {
         conn.pc.setConfiguration({
@@ -335,6 +360,7 @@ class Connection {
     this.peer = peer;
     this.id = id;
     this.createdAt = Date.now();
+    this.iceVersion = peer.iceVersion;
     this.polite = !peer.leader;
     this.makingOffer = false;
     this.ignoreOffer = false;
