@@ -42,7 +42,7 @@ from .failover import (
 )
 from .netlab import LINE_NAMES, CallLab, call_lab, missing_tools
 from .test_call import CONNECTION_IDS
-from .test_call_namespaces import _browsers, _into_call
+from .test_call_namespaces import _browsers, _into_call, expect
 
 pytestmark = [
     pytest.mark.e2e,
@@ -124,6 +124,9 @@ async def test_call_moves_to_the_other_line(
         pushed = f"() => (window.__sz.call.lineFailoverAt || 0) > {cut_at * 1000}"
         for page in (doctor, visit):
             await until(page, pushed, timeout_s=10)
+            # and each page says what happened, in plain words
+            await expect(page.get_by_test_id("call-status")).to_contain_text(
+                "über die andere Internetleitung der Praxis")
         events = [await page.evaluate(PAGE_EVENTS) for page in (doctor, visit)]
         assert max(cid for cid, _ in await doctor.evaluate(CONNECTION_IDS)) > max(old_ids)
 

@@ -11,6 +11,8 @@ const QUALITY_HINT = {
   good: 'ui.call.quality_good_hint', ok: 'ui.call.quality_ok_hint', poor: 'ui.call.quality_poor_hint',
 };
 const TICK_MS = 1000;
+/** How long "… über die andere Leitung" stays after the box said a line died. */
+const LINE_NOTE_MS = 20000;
 
 function locale() {
   return currentLanguage() === 'en' ? 'en-GB' : 'de-DE';
@@ -46,7 +48,9 @@ export function callStatus({ call, isDoctor, onState }) {
       text = t('ui.call.connecting');
     } else {
       const list = peers.map((p) => p.remote.name).filter(Boolean).join(', ');
-      text = t('ui.call.connected_with', { names: list });
+      // the box said a line died: say for a while that the call goes on over the other one
+      text = t(call.lineFailedRecently(LINE_NOTE_MS) ? 'ui.call.connected_other_line'
+        : 'ui.call.connected_with', { names: list });
     }
     // tick() asks every second: rewriting the same words would make screen readers repeat them
     if (status.textContent !== text) status.textContent = text;
