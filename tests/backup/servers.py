@@ -28,6 +28,7 @@ from appliance.config import load_settings
 from appliance.practice.models import Role
 from appliance.runtime import build_services
 from appliance.vault import KdfParams, Vault
+from tests.rtc.turn_fixtures import remove_stale_namespaces, run_in
 
 BOX_ADDRESS, SERVER_ADDRESS = "10.99.0.1", "10.99.0.2"
 START_TIMEOUT_S = 20.0
@@ -41,24 +42,6 @@ STAFF = {  # username: (display name, roles, LANR, password)
 }
 _NETNS_PREFIX = "szbackup"
 _RUNS = itertools.count()
-
-
-def run_in(netns: str | None, *command: str, stdin: str | None = None,
-           timeout: float = 60) -> str:
-    """Run ``command`` (in ``netns``); its output, or an error with what it printed."""
-    full = ["ip", "netns", "exec", netns, *command] if netns else list(command)
-    result = subprocess.run(full, input=stdin, capture_output=True, text=True, timeout=timeout)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(full)}: {result.stderr.strip()}")
-    return result.stdout
-
-
-def _remove_stale_namespaces() -> None:
-    """Namespaces an earlier, killed test run of ours left behind (their pid is gone)."""
-    for path in Path("/run/netns").glob(f"{_NETNS_PREFIX}*-*"):
-        pid = path.name[len(_NETNS_PREFIX):].partition("-")[0]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            subprocess.run(["ip", "netns", "del", path.name], capture_output=True, timeout=30)
 
 
 @dataclass(frozen=True)
@@ -78,7 +61,7 @@ class Link:
 @contextmanager
 def box_and_server() -> Iterator[Link]:
     """Two namespaces joined by a veth pair; removed afterwards, also on failure."""
-    _remove_stale_namespaces()
+    remove_stale_namespaces(_NETNS_PREFIX)
     run = next(_RUNS)
     link = Link(box=f"{_NETNS_PREFIX}{os.getpid()}-{run}-box",
                 server=f"{_NETNS_PREFIX}{os.getpid()}-{run}-srv")

@@ -325,19 +325,22 @@ table inet filter {{
 ROUTER_NFT = router_nft(WAN_PUBLIC, BOX)
 
 
-def run_in(netns: str | None, *command: str, stdin: str | None = None) -> str:
+def run_in(netns: str | None, *command: str, stdin: str | None = None,
+           timeout: float = 30) -> str:
     """Run ``command`` (in ``netns``); its output, or an error with what it printed."""
     full = ["ip", "netns", "exec", netns, *command] if netns else list(command)
-    result = subprocess.run(full, input=stdin, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(full, input=stdin, capture_output=True, text=True,
+                            timeout=timeout)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(full)}: {result.stderr.strip()}")
     return result.stdout
 
 
-def _remove_stale_namespaces() -> None:
-    """Namespaces an earlier, killed test run of ours left behind (their pid is gone)."""
-    for path in Path("/run/netns").glob(f"{_NETNS_PREFIX}*-*"):
-        pid = path.name[len(_NETNS_PREFIX):].partition("-")[0]
+def remove_stale_namespaces(prefix: str = "szturn") -> None:
+    """Namespaces named ``<prefix><pid>-…`` that an earlier, killed test run left behind (their
+    pid is gone)."""
+    for path in Path("/run/netns").glob(f"{prefix}*-*"):
+        pid = path.name[len(prefix):].partition("-")[0]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
             subprocess.run(["ip", "netns", "del", path.name], capture_output=True, timeout=30)
 
@@ -352,7 +355,7 @@ def practice_lan(*, lines: int = 1, ipv6: bool = False) -> Iterator[dict[str, st
     FritzBox does by default. The internet also has ``INTERNET_HOST``, no peer of any call.
     Yields the namespace name of each host. Everything is removed afterwards, also on failure.
     """
-    _remove_stale_namespaces()
+    remove_stale_namespaces(_NETNS_PREFIX)
     run = next(_RUNS)
     hosts = ["inet", "router", "box", "doctor", "other"] + (["router_b"] if lines > 1 else [])
     names = {host: f"{_NETNS_PREFIX}{os.getpid()}-{run}-{host}" for host in hosts}
